@@ -1,0 +1,40 @@
+"""The contract every log-format parser meets.
+
+Two kinds of log exist. *Line* logs (stdout captures, JSONL, CSV) only grow:
+the tailer hands each complete line, once, to a stateful ``LineParser``.
+*Document* logs (one JSON object, rewritten whole) are parsed from scratch on
+every change; a half-written document parses to ``None`` ("not ready") so the
+caller keeps the last good result. Parsers do no I/O and never raise on bad
+input: a line they do not understand is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from trainwatch.records import Record
+
+
+class LineParser(Protocol):
+    """Stateful parser of an append-only log, fed one line at a time.
+
+    ``line`` has its trailing ``\\n`` / ``\\r\\n`` removed; it may still hold
+    inner ``\\r`` (progress bars) and ANSI escapes.
+    """
+
+    def feed(self, line: str) -> Sequence[Record]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ParserSpec:
+    """One format: how to recognise it and how to parse it."""
+
+    format: str
+    kind: Literal["lines", "document"]
+    #: ``sniff(head, filename)``: does this look like ours? ``head`` is the
+    #: first few KB of the file, decoded leniently.
+    sniff: Callable[[str, str], bool]
+    new_line_parser: Callable[[], LineParser] | None = None
+    parse_document: Callable[[bytes], Sequence[Record] | None] | None = None

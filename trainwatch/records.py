@@ -1,0 +1,102 @@
+"""Typed records that parsers produce and the aggregator consumes.
+
+Every parser turns bytes into a stream of these frozen dataclasses; nothing
+downstream ever sees a format's own field names. ``None`` always means "the
+log does not say", never zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+TokensScope = Literal["gpu", "total"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """Run metadata. A log may emit several; later non-``None`` fields win.
+
+    ``grad_accum`` is the *global* accumulation count where the format makes it
+    so (nanoGPT-lineage configs); ``grad_accum_per_gpu`` is set only when the
+    log states a per-GPU count explicitly.
+    """
+
+    run_id: str | None = None
+    name: str | None = None
+    architecture: str | None = None
+    config: Mapping[str, object] | None = None
+    world_size: int | None = None
+    params: int | None = None
+    gpu: str | None = None
+    dtype: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    target: int | None = None
+    eval_interval: int | None = None
+    eval_at_start: bool | None = None
+    log_interval: int | None = None
+    batch_size: int | None = None
+    grad_accum: int | None = None
+    grad_accum_per_gpu: int | None = None
+    block_size: int | None = None
+    tokens_per_iter: int | None = None
+    n_layer: int | None = None
+    n_head: int | None = None
+    n_embd: int | None = None
+    mfu_peak_tflops: float | None = None
+    tokens_per_sec_scope: TokensScope | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Iteration:
+    """One logged optimizer step.
+
+    ``time_ms`` is the wall time of this one iteration (not of the logging
+    interval); ``wall_time`` is when the line was written, where the format
+    timestamps its lines.
+    """
+
+    iter: int
+    loss: float | None = None
+    time_ms: float | None = None
+    mfu_pct: float | None = None
+    tokens_per_sec: float | None = None
+    lr: float | None = None
+    grad_norm: float | None = None
+    tokens_seen: int | None = None
+    wall_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Eval:
+    """An evaluation pass at iteration ``iter``."""
+
+    iter: int
+    val_loss: float | None = None
+    train_loss: float | None = None
+    wall_time: datetime | None = None
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A checkpoint written at iteration ``iter`` (``None`` if not stated)."""
+
+    iter: int | None = None
+    path: str | None = None
+    wall_time: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a run ended, as its log says: a clean finish or a failure."""
+
+    kind: Literal["finished", "failed"]
+    message: str = ""
+    wall_time: datetime | None = None
+
+
+Record = RunInfo | Iteration | Eval | Checkpoint | Outcome
