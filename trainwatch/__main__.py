@@ -1,0 +1,5 @@
+"""``python -m trainwatch`` runs the console script."""
+
+from trainwatch.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,209 @@
+"""Records in, per-run figures out: the state half of METRICS.md.
+
+``RunAggregator`` accumulates one run's records incrementally and cheaply
+(running sums, bounded series); ``stats(now)`` derives the figures
+(``trainwatch.metrics``). Pure Python: no I/O, no UI, and the clock is a
+parameter, so every figure is reproducible in tests.
+
+Restarts: when a logged iteration's number is not above the previous one, the
+run was resumed from an earlier checkpoint. Entries at or after the resume
+point are superseded by the new segment, so they leave every sum: nothing is
+counted twice.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import fields, replace
+from datetime import datetime
+from statistics import median
+
+from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.series import Series
+from trainwatch.stats import RunStats
+
+#: A logged time above this many rolling medians is an eval pass (METRICS.md).
+OUTLIER_FACTOR = 5.0
+OUTLIER_MS = 100_000.0
+
+_NAN = math.nan
+_RUNINFO_FIELDS = tuple(f.name for f in fields(RunInfo))
+
+
+class RunAggregator:
+    """One run's accumulated state. Feed records with ``add``."""
+
+    def __init__(
+        self,
+        target_override: int | None = None,
+        tokens_per_iter_override: int | None = None,
+        params_override: int | None = None,
+        gpu_override: str | None = None,
+    ) -> None:
+        self.target_override = target_override
+        self.tokens_per_iter_override = tokens_per_iter_override
+        self.info = RunInfo(params=params_override, gpu=gpu_override)
+        self._pinned = {"params": params_override, "gpu": gpu_override}
+        # Per logged iteration of the current timeline (restarts truncate).
+        self.iters: array[int] = array("q")
+        self.times: array[float] = array("d")  # ms, NaN = not logged
+        self.mfus: array[float] = array("d")  # %, NaN = not logged / sentinel
+        self.walls: array[float] = array("d")  # epoch s, NaN = no timestamp
+        self.tps: array[float] = array("d")  # logged tokens/s, NaN = none
+        self.seen: array[float] = array("d")  # cumulative tokens, NaN = none
+        self.is_eval = bytearray()
+        self.is_warmup = bytearray()
+        self.segments = 0
+        self.eval_marks: dict[int, Eval] = {}
+        self.checkpoints: list[Checkpoint] = []
+        self.outcome: Outcome | None = None
+        self.last_loss: float | None = None
+        self.observed: list[datetime] = []  # file update times seen by the watcher
+        self._recent: deque[float] = deque(maxlen=16)  # for the outlier rule
+        self._new_series()
+        self._reset_sums()
+
+    # ------------------------------------------------------------------ input
+
+    def add(self, record: Record) -> None:
+        """Take one record into account."""
+        if isinstance(record, Iteration):
+            self._add_iteration(record)
+        elif isinstance(record, RunInfo):
+            self._merge_info(record)
+        elif isinstance(record, Eval):
+            self.eval_marks[record.iter] = record
+            if record.val_loss is not None:
+                self.val_series.append(record.iter, record.val_loss)
+        elif isinstance(record, Checkpoint):
+            self.checkpoints.append(record)
+        elif isinstance(record, Outcome):
+            self.outcome = record
+
+    def add_all(self, records: Iterable[Record]) -> None:
+        """``add`` each record in order."""
+        for record in records:
+            self.add(record)
+
+    def observe(self, at: datetime) -> None:
+        """The log changed at ``at`` (file mtime): wall-clock evidence."""
+        if not self.observed or at > self.observed[-1]:
+            self.observed.append(at)
+            del self.observed[:-64]
+
+    def stats(self, now: datetime | None = None) -> RunStats:
+        """The run's figures as of ``now`` (default: the current local time)."""
+        from trainwatch.metrics import derive  # metrics imports this module's types
+
+        return derive(self, now or datetime.now())
+
+    # --------------------------------------------------------------- internals
+
+    def _merge_info(self, new: RunInfo) -> None:
+        changes = {
+            name: value
+            for name in _RUNINFO_FIELDS
+            if (value := getattr(new, name)) is not None and self._pinned.get(name) is None
+        }
+        if changes:
+            self.info = replace(self.info, **changes)
+
+    def _add_iteration(self, it: Iteration) -> None:
+        if self.iters and it.iter <= self.iters[-1]:
+            self._rewind(it.iter)
+        self.segments = max(self.segments, 1)
+        first_of_segment = len(self.iters) == self._segment_start
+        time_ms = it.time_ms if it.time_ms is not None and it.time_ms >= 0 else _NAN
+        evaluated = self._classify_eval(it.iter, time_ms, first_of_segment)
+        mfu = it.mfu_pct if it.mfu_pct is not None and it.mfu_pct > 0 and math.isfinite(it.mfu_pct) else _NAN
+        wall = it.wall_time.timestamp() if it.wall_time is not None else _NAN
+        self.iters.append(it.iter)
+        self.times.append(time_ms)
+        self.mfus.append(mfu)
+        self.walls.append(wall)
+        self.tps.append(it.tokens_per_sec if it.tokens_per_sec is not None else _NAN)
+        self.seen.append(float(it.tokens_seen) if it.tokens_seen is not None else _NAN)
+        self.is_eval.append(evaluated)
+        self.is_warmup.append(first_of_segment)
+        self._account(len(self.iters) - 1, +1)
+        if it.loss is not None:
+            self.last_loss = it.loss
+            self.loss_series.append(it.iter, it.loss)
+        if not math.isnan(time_ms) and not evaluated:
+            self.time_series.append(it.iter, time_ms / 1000)
+            if not first_of_segment:
+                self._recent.append(time_ms)
+        if not math.isnan(mfu):
+            self.mfu_series.append(it.iter, mfu)
+        if not math.isnan(wall):
+            self.wall_series.append(it.iter, wall)
+        if it.tokens_per_sec is not None:
+            self.tps_series.append(it.iter, it.tokens_per_sec)
+
+    def _classify_eval(self, step: int, time_ms: float, warmup: bool) -> bool:
+        """Does this iteration's logged time include an evaluation pass?"""
+        if step in self.eval_marks:
+            return True
+        interval = self.info.eval_interval
+        if interval:
+            return step % interval == 0 and (step > 0 or bool(self.info.eval_at_start))
+        if math.isnan(time_ms) or warmup:
+            return False
+        if time_ms > OUTLIER_MS:
+            return True
+        return len(self._recent) >= 5 and time_ms > OUTLIER_FACTOR * median(self._recent)
+
+    def _rewind(self, step: int) -> None:
+        """A restart from ``step``: drop the superseded tail of the timeline."""
+        keep = len(self.iters)
+        while keep and self.iters[keep - 1] >= step:
+            keep -= 1
+        for index in range(keep, len(self.iters)):
+            self._account(index, -1)
+        for column in (self.iters, self.times, self.mfus, self.walls, self.tps, self.seen):
+            del column[keep:]
+        del self.is_eval[keep:]
+        del self.is_warmup[keep:]
+        self.eval_marks = {k: v for k, v in self.eval_marks.items() if k < step}
+        self.checkpoints = [c for c in self.checkpoints if c.iter is None or c.iter < step]
+        for series in (self.loss_series, self.val_series, self.time_series, self.mfu_series):
+            series.truncate_from(step)
+        for series in (self.tps_series, self.wall_series):
+            series.truncate_from(step)
+        self._recent.clear()
+        self._segment_start = keep
+        self.segments += 1
+        self.outcome = None  # a resumed run is running again
+
+    def _account(self, index: int, sign: int) -> None:
+        """Add (+1) or remove (-1) one logged iteration from the running sums."""
+        time_ms, mfu = self.times[index], self.mfus[index]
+        if self.is_eval[index]:
+            self.n_eval += sign
+            if not math.isnan(time_ms) and not self.is_warmup[index]:
+                self.eval_ms += sign * time_ms
+                self.n_eval_timed += sign
+            return
+        self.n_train += sign
+        if not math.isnan(time_ms):
+            self.train_ms += sign * time_ms
+            self.n_train_timed += sign
+        if not math.isnan(mfu):
+            self.mfu_sum += sign * mfu
+            self.n_mfu += sign
+
+    def _reset_sums(self) -> None:
+        self.n_train = self.n_train_timed = self.n_eval = self.n_eval_timed = self.n_mfu = 0
+        self.train_ms = self.eval_ms = self.mfu_sum = 0.0
+        self._segment_start = 0
+
+    def _new_series(self) -> None:
+        self.loss_series = Series()
+        self.val_series = Series()
+        self.time_series = Series()
+        self.mfu_series = Series()
+        self.tps_series = Series()
+        self.wall_series = Series()

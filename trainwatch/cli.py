@@ -1,0 +1,236 @@
+"""The ``trainwatch`` command: the live app, ``snapshot`` and ``demo``.
+
+Every failure a user can cause (a bad flag, a missing path, an unreadable
+file, a config typo) ends as one line on stderr and an exit status from
+shared/design/SNAPSHOT.md: 0 with at least one run, 1 when no run was found,
+2 for bad arguments. Never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from trainwatch import __version__
+
+if TYPE_CHECKING:
+    from trainwatch.names import Names
+    from trainwatch.snapshot import Snapshot
+    from trainwatch.source import LogSource
+
+EXIT_OK, EXIT_NO_RUNS, EXIT_USAGE = 0, 1, 2
+SUBCOMMANDS = ("watch", "snapshot", "demo")
+
+
+class UsageError(Exception):
+    """Bad arguments: reported on one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports errors on one line instead of a usage dump."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if not args_in or (args_in[0] not in SUBCOMMANDS and args_in[0] not in ("-h", "--help", "--version")):
+        args_in.insert(0, "watch")  # `trainwatch [PATH...]` opens the app
+    try:
+        args = build_parser().parse_args(args_in)
+        return int(args.run(args))
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `trainwatch snapshot | head`
+        sys.stderr.close()
+        return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="trainwatch", description="Live terminal monitor for LLM training runs.")
+    parser.add_argument("--version", action="version", version=f"trainwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    watch = sub.add_parser("watch", help="open the live monitor (the default)")
+    watch.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH")
+    _run_options(watch)
+    watch.add_argument(
+        "--poll",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="poll files every SECONDS instead of filesystem events (NFS, Lustre, sshfs)",
+    )
+    watch.add_argument("--bell", action="store_true", help="ring the terminal bell on alerts")
+    watch.add_argument("--export-dir", type=Path, metavar="DIR", help="where the export key writes")
+    watch.set_defaults(run=_cmd_watch)
+
+    snap = sub.add_parser("snapshot", help="print one row per run and exit")
+    snap.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    snap.add_argument("--format", "-f", choices=("table", "md", "csv", "json", "html"), default="table")
+    snap.add_argument("--now", type=_moment, metavar="ISO", help="evaluate ETA/stall as of this time")
+    snap.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (atomically)")
+    _run_options(snap)
+    snap.set_defaults(run=_cmd_snapshot)
+
+    demo = sub.add_parser("demo", help="simulate four training runs and watch them")
+    demo.add_argument("--speed", type=_positive_float, default=60.0, help="simulated seconds per second")
+    demo.add_argument("--dir", type=Path, metavar="DIR", help="write the demo runs here (default: a temp dir)")
+    demo.add_argument("--headless", action="store_true", help="only write the runs; do not open the app")
+    demo.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", type=_positive_int, metavar="N", help="iterations to count progress to")
+    parser.add_argument("--tokens-per-iter", type=_positive_int, metavar="N", help="override tokens/iteration")
+    parser.add_argument("--params", type=_positive_int, metavar="N", help="parameter count, for derived MFU")
+    parser.add_argument("--gpu", metavar="NAME", help="GPU model, for derived MFU (e.g. H100)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run names")
+
+
+# ------------------------------------------------------------------ commands
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from trainwatch import export
+    from trainwatch.snapshot import build
+
+    names = _names(args.config)
+    sources, problems = _load(args)
+    for problem in problems:
+        _warn(problem)
+    snapshot = build(sources, names, args.now or datetime.now())
+    if not snapshot.rows:
+        where = ", ".join(str(p) for p in args.paths)
+        return _fail(f"no training runs found under {where}", EXIT_NO_RUNS)
+    if args.format == "table":
+        text = _table_text(snapshot, to_terminal=args.output is None)
+    else:
+        text = export.render(snapshot, args.format)
+        if args.format != "json":
+            for path, reason in snapshot.unrecognised:
+                _warn(f"unrecognised: {path} ({reason})")
+    if args.output is None:
+        if text:
+            sys.stdout.write(text)
+        return EXIT_OK
+    try:
+        export.write_atomic(args.output, text)
+    except OSError as exc:
+        return _fail(f"cannot write {args.output}: {exc.strerror or exc}", EXIT_USAGE)
+    return EXIT_OK
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from trainwatch.source import RunOptions
+    from trainwatch.tui.app import run_app
+
+    names = _names(args.config)
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        return _fail(f"no such file or directory: {missing[0]}", EXIT_NO_RUNS)
+    options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
+    return run_app(args.paths, options, names, poll=args.poll, bell=args.bell, export_dir=args.export_dir)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from trainwatch.demo import run_demo
+
+    return run_demo(folder=args.dir, speed=args.speed, headless=args.headless, duration=args.duration)
+
+
+# ------------------------------------------------------------------- helpers
+
+
+def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
+    from trainwatch.source import LogSource, RunOptions, SourceError, discover
+
+    options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
+    files, problems = discover(list(args.paths))
+    sources = []
+    for path in files:
+        source = LogSource(path, options)
+        try:
+            source.refresh()
+        except SourceError as exc:
+            problems.append(str(exc))
+            continue
+        sources.append(source)
+    return sources, problems
+
+
+def _names(config: Path | None) -> Names:
+    from trainwatch.names import ConfigError, load_names
+
+    try:
+        return load_names(config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _table_text(snapshot: Snapshot, to_terminal: bool) -> str:
+    from rich.console import Console
+
+    from trainwatch.export import rich_table
+
+    if to_terminal:
+        console = Console(highlight=False)
+        width = console.width if console.is_terminal else 200
+        console = Console(highlight=False, width=width)
+        console.print(rich_table(snapshot, width), soft_wrap=not console.is_terminal)
+        return ""
+    console = Console(record=True, width=200, file=io.StringIO(), color_system=None, highlight=False)
+    console.print(rich_table(snapshot))
+    return console.export_text()
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace(",", "").replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+    return value
+
+
+def _moment(text: str) -> datetime:
+    """An ISO time; with a zone it is converted to local time (logs are local)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an ISO time like 2025-11-14T06:38:59, got {text!r}") from None
+    return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"trainwatch: {message}\n")
+
+
+def _fail(message: str, status: int) -> int:
+    _warn(message)
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,236 @@
+"""Snapshots as files and terminal output: table, md, csv, json, html.
+
+json is the stable contract (``trainwatch.snapshot``). md, csv and html go
+through pandas, imported only when asked for (it costs ~0.3 s). Exports are
+written atomically (temp file + rename in the destination folder), and text
+from logs is escaped for the target: HTML-escaped, spreadsheet formulas
+defused in CSV, markdown pipes escaped.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import orjson
+
+from trainwatch import fmt
+from trainwatch.snapshot import RunRow, Snapshot, run_record, snapshot_record
+
+if TYPE_CHECKING:
+    import pandas
+
+FORMATS = ("table", "md", "csv", "json", "html")
+FILE_FORMATS = ("md", "csv", "json", "html")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def render(snapshot: Snapshot, kind: str) -> str:
+    """The snapshot as text of the given format (not ``table``)."""
+    if kind == "json":
+        return orjson.dumps(snapshot_record(snapshot), option=orjson.OPT_INDENT_2).decode() + "\n"
+    if kind == "csv":
+        frame = _frame([_defuse_csv(run_record(row)) for row in snapshot.rows])
+        return str(frame.to_csv(index=False))
+    if kind == "md":
+        return _human_frame(snapshot).to_markdown(index=False) + _footnotes(snapshot, "md")
+    if kind == "html":
+        table = _human_frame(snapshot).to_html(index=False, escape=True, border=0)
+        return _HTML.format(table=table, notes=_footnotes(snapshot, "html"))
+    raise ValueError(f"unknown format {kind!r}")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so readers never see a partial file."""
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export(snapshot: Snapshot, folder: Path, kinds: tuple[str, ...] = ("md", "csv", "json")) -> list[Path]:
+    """Write the snapshot into ``folder`` in each format; the paths written."""
+    stamp = snapshot.generated_at.strftime("%Y%m%d-%H%M%S")
+    written = []
+    for kind in kinds:
+        target = folder / f"trainwatch-{stamp}.{kind}"
+        write_atomic(target, render(snapshot, kind))
+        written.append(target)
+    return written
+
+
+def rich_table(snapshot: Snapshot, width: int = 200) -> Any:
+    """A Rich renderable of the snapshot, fitted to ``width`` columns.
+
+    Columns are dropped by priority (UI.md) rather than cut mid-number.
+    """
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    now = snapshot.generated_at
+    cells = [_table_cells(row, now) for row in snapshot.rows]
+    keep, name_width = _fit_columns(cells, width)
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for index in keep:
+        title, justify, _ = _TABLE_COLUMNS[index]
+        table.add_column(
+            title,
+            justify=justify,
+            no_wrap=True,
+            overflow="ellipsis",
+            max_width=name_width if index == 0 else None,
+        )
+    for row_cells in cells:
+        table.add_row(*(Text(row_cells[i]) for i in keep))
+    if not snapshot.unrecognised and not any(r.stats.warnings for r in snapshot.rows):
+        return table
+    from rich.console import Group
+
+    notes = [Text(f"⚑ {row.name}: {w}", style="yellow") for row in snapshot.rows for w in row.stats.warnings]
+    notes += [Text(f"unrecognised: {p} ({escape(r)})", style="dim") for p, r in snapshot.unrecognised]
+    return Group(table, Text(""), *notes)
+
+
+STATUS_MARK = {"running": "●", "stalled": "◐", "finished": "✓", "diverged": "✗", "failed": "✗"}
+# (title, justify, priority): lower priority numbers survive narrow terminals.
+_TABLE_COLUMNS: tuple[tuple[str, Literal["left", "right"], int], ...] = (
+    ("Run", "left", 0),
+    ("Status", "left", 0),
+    ("Iter", "right", 0),
+    ("Loss", "right", 1),
+    ("s/iter", "right", 4),
+    ("Tok/h", "right", 2),
+    ("MFU", "right", 2),
+    ("Train time", "right", 5),
+    ("ETA", "right", 3),
+    ("Finish", "right", 4),
+)
+
+
+def _table_cells(row: RunRow, now: Any) -> list[str]:
+    s = row.stats
+    flag = " ⚑" if s.warnings else ""
+    return [
+        safe_text(row.name),
+        STATUS_MARK[s.status] + " " + s.status,
+        f"{fmt.count(s.iter)}/{fmt.count(s.target)}",
+        fmt.number(s.loss, 3),
+        fmt.number(s.mean_iter_s, 2),
+        fmt.si(s.tokens_per_hour),
+        fmt.pct(s.mfu_mean_pct, 2) + flag,
+        fmt.duration(s.train_time_logged_s),
+        fmt.duration(s.eta_s) if s.status != "finished" else "done",
+        fmt.clock(s.finish_at, now),
+    ]
+
+
+def _fit_columns(cells: list[list[str]], width: int) -> tuple[list[int], int]:
+    """Columns that fit, least important dropped first, and the name width."""
+    widths = [max([len(title), *(len(r[i]) for r in cells)]) for i, (title, _, _) in enumerate(_TABLE_COLUMNS)]
+    keep = list(range(len(_TABLE_COLUMNS)))
+    if sum(w + 2 for w in widths) <= width:
+        return keep, widths[0]
+    widths[0] = min(widths[0], 24)  # long names are ellipsised, not allowed to push numbers out
+    for priority in (5, 4, 3, 2, 1):
+        if sum(widths[i] + 2 for i in keep) <= width:
+            break
+        keep = [i for i in keep if _TABLE_COLUMNS[i][2] < priority]
+    return keep, widths[0]
+
+
+def safe_text(text: str) -> str:
+    """Log text with terminal control sequences removed."""
+    return _CONTROL.sub("", text)
+
+
+def _human_frame(snapshot: Snapshot) -> pandas.DataFrame:
+    """The seed table's columns, then ours, formatted for people."""
+    now = snapshot.generated_at
+    rows = [_human_row(row, now) for row in snapshot.rows]
+    return _frame(rows)
+
+
+def _human_row(row: RunRow, now: Any) -> dict[str, str]:
+    s = row.stats
+    flag = " ⚑" if s.warnings else ""
+    return {
+        "Model": _md_cell(row.name),
+        "Batch Size (per GPU)": fmt.count(s.batch_size),
+        "Gradient Accumulation": fmt.count(s.grad_accum),
+        "GPUs": fmt.count(s.world_size),
+        "Effective Batch Size": fmt.count(s.effective_batch),
+        "Tokens per Iteration": fmt.count(s.tokens_per_iter),
+        "Training Time": f"{fmt.duration(s.train_time_logged_s)} ({s.logged_iters - s.eval_iters} iters)",
+        "Status": s.status,
+        "Iter": f"{fmt.count(s.iter)}/{fmt.count(s.target)}",
+        "Loss": fmt.number(s.loss, 4),
+        "s/iter": fmt.number(s.mean_iter_s, 2),
+        "Tokens/hour": fmt.si(s.tokens_per_hour),
+        "MFU": fmt.pct(s.mfu_mean_pct, 2) + flag,
+        "MFU (dense peak)": fmt.pct(s.mfu_dense_pct, 1),
+        "Wall clock": fmt.duration(s.wall_elapsed_s),
+        "ETA": fmt.duration(s.eta_s) if s.status != "finished" else "done",
+        "Finish": fmt.clock(s.finish_at, now),
+    }
+
+
+def _footnotes(snapshot: Snapshot, kind: str) -> str:
+    notes = [f"{row.name}: {w}" for row in snapshot.rows for w in row.stats.warnings]
+    if not notes:
+        return "\n" if kind == "md" else ""
+    if kind == "html":
+        import html
+
+        items = "".join(f"<li>⚑ {html.escape(safe_text(n))}</li>" for n in notes)
+        return f"<ul class='notes'>{items}</ul>"
+    return "\n\n" + "\n".join(f"- ⚑ {_md_cell(n)}" for n in notes) + "\n"
+
+
+def _md_cell(text: str) -> str:
+    return safe_text(text).replace("|", "\\|")
+
+
+def _defuse_csv(record: dict[str, Any]) -> dict[str, Any]:
+    """Spreadsheets run cells starting with = + - @ as formulas: quote them."""
+    out = {}
+    for key, value in record.items():
+        if isinstance(value, list):
+            value = " | ".join(value)
+        if isinstance(value, str):
+            value = safe_text(value)
+            if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                value = "'" + value
+        out[key] = value
+    return out
+
+
+def _frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:
+    import pandas
+
+    return pandas.DataFrame(rows)
+
+
+_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>trainwatch snapshot</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:right}}
+td:first-child,th:first-child{{text-align:left}}</style></head>
+<body><h1>trainwatch snapshot</h1>
+{table}
+{notes}
+</body></html>
+"""
+
+
+__all__ = ["FILE_FORMATS", "FORMATS", "export", "render", "rich_table", "write_atomic"]

@@ -1,0 +1,86 @@
+"""Human formatting of figures, shared by the terminal table, md/html exports
+and the app: ``1h 33m``, ``50.2M``, ``27.62%``, a local clock time."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+DASH = "—"
+
+
+def duration(seconds: float | None) -> str:
+    """``45s``, ``12m 05s``, ``1h 33m``, ``2d 03h``."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    s = round(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    minutes, sec = divmod(s, 60)
+    if minutes < 60:
+        return f"{minutes}m {sec:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def si(value: float | None, digits: int = 1) -> str:
+    """``950``, ``12.3k``, ``50.2M``, ``1.3B``."""
+    if value is None or not math.isfinite(value):
+        return DASH
+    for threshold, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= threshold:
+            return f"{value / threshold:.{digits}f}{suffix}"
+    return f"{value:.0f}"
+
+
+def count(value: int | float | None) -> str:
+    """Thousands separators: ``393,216``."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return DASH
+    return f"{value:,.0f}"
+
+
+def pct(value: float | None, digits: int = 1) -> str:
+    if value is None or not math.isfinite(value):
+        return DASH
+    return f"{value:.{digits}f}%"
+
+
+def number(value: float | None, digits: int = 2) -> str:
+    if value is None:
+        return DASH
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.{digits}f}"
+
+
+def clock(moment: datetime | None, now: datetime) -> str:
+    """``14:34`` today, ``Nov 14 14:34`` another day."""
+    if moment is None:
+        return DASH
+    if moment.date() == now.date():
+        return moment.strftime("%H:%M")
+    if moment.year == now.year:
+        return moment.strftime("%b %d %H:%M")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def sparkline(values: tuple[float, ...], width: int = 8) -> str:
+    """A tiny bar chart of the last ``width`` buckets (NaN shown as ×)."""
+    bars = "▁▂▃▄▅▆▇█"
+    if not values:
+        return ""
+    step = max(1, math.ceil(len(values) / width))
+    buckets = [values[i : i + step] for i in range(0, len(values), step)][-width:]
+    means = [sum(b) / len(b) for b in buckets]
+    finite = [m for m in means if math.isfinite(m)]
+    if not finite:
+        return "×" * len(means)
+    low, high = min(finite), max(finite)
+    span = high - low or 1.0
+    return "".join(bars[min(7, int((m - low) / span * 7.999))] if math.isfinite(m) else "×" for m in means)

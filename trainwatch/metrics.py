@@ -1,0 +1,462 @@
+"""Derive the figures of shared/design/METRICS.md from a run's accumulated state.
+
+Everything here is a pure function of a ``RunAggregator`` and ``now``. Each
+figure records where it came from (``provenance``) and every caveat becomes a
+plain-sentence warning, which the UI marks with ⚑.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from datetime import datetime, timedelta
+from statistics import median
+from typing import TYPE_CHECKING, Literal
+
+from trainwatch import gpus
+from trainwatch.stats import RunStats, Status
+
+if TYPE_CHECKING:
+    from trainwatch.aggregate import RunAggregator
+
+DEFAULT_TARGET = 2000
+#: Config and evidence may disagree this much before we say so.
+TOKENS_TOLERANCE = 0.05
+#: A logged peak this close to twice the dense peak is the sparsity figure.
+SPARSE_RATIO = 2.0
+MIN_STALL_S = 60.0
+#: How many recent logged steps define "the current rate". Each logged time
+#: is one sampled step, so the window must be long enough to average noise.
+RATE_WINDOW = 100
+
+
+def derive(agg: RunAggregator, now: datetime) -> RunStats:
+    """The run's ``RunStats`` as of ``now``."""
+    info = agg.info
+    warnings: list[str] = []
+    provenance: list[tuple[str, str]] = []
+
+    done = _iterations_done(agg)
+    target_source: Literal["override", "log", "default"]
+    if agg.target_override is not None:
+        target, target_source = agg.target_override, "override"
+    elif info.target:
+        target, target_source = info.target, "log"
+    else:
+        target, target_source = DEFAULT_TARGET, "default"
+    provenance.append(("target", f"{target:,} ({_TARGET_WHY[target_source]})"))
+
+    train_time_s = agg.train_ms / 1000 if agg.n_train_timed else None
+    mean_iter_s = train_time_s / agg.n_train_timed if train_time_s is not None else None
+    rate_s, rate_source = _rate(agg)
+    if mean_iter_s is None and rate_s is not None:
+        mean_iter_s = rate_s  # formats without per-step times: wall-clock rate
+
+    tokens, source = _tokens_per_iter(agg, warnings, provenance)
+    tokens_per_hour = tokens * 3600 / mean_iter_s if tokens and mean_iter_s else None
+    tokens_per_sec = tokens_per_hour / 3600 if tokens_per_hour is not None else None
+    logged_tps = _last_finite(agg.tps)
+
+    mfu_mean = agg.mfu_sum / agg.n_mfu if agg.n_mfu else None
+    mfu_now = _last_finite(agg.mfus)
+    mfu_derived = False
+    dense = gpus.dense_peak_tflops(info.gpu, info.dtype)
+    mfu_dense = _mfu_against_dense(agg, mfu_mean, dense, warnings, provenance)
+    if mfu_mean is None and tokens_per_sec:
+        mfu_mean = mfu_now = _derived_mfu(agg, tokens_per_sec, dense, provenance)
+        mfu_derived = mfu_mean is not None
+        mfu_dense = mfu_mean if mfu_derived else mfu_dense
+    if mfu_mean is not None and mfu_mean > 100:
+        warnings.append(f"MFU {mfu_mean:,.1f} % is impossible: the log's FLOP count must be wrong")
+
+    started = info.start_time
+    ended = info.end_time or (agg.outcome.wall_time if agg.outcome else None)
+    anchor = _last_progress_at(agg, rate_s)
+    last_update = max((t for t in (anchor, *agg.observed[-1:]) if t is not None), default=None)
+    status = _status(agg, done, target, now, last_update, rate_s, ended)
+    if status == "finished" and ended is not None:
+        last_update = ended  # a copied log's mtime says nothing about the run
+    wall_elapsed = _wall_elapsed(agg, started, ended, now, status)
+    eta = _eta(agg, done, target, rate_s, anchor, now, status)
+    finish_at: datetime | None
+    if status == "finished":
+        eta, finish_at = 0.0, ended or last_update
+    else:
+        finish_at = now + timedelta(seconds=eta) if eta is not None else None
+    if agg.segments > 1:
+        provenance.append(("segments", f"{agg.segments} (iterations went back: resumed or restarted)"))
+
+    block = info.block_size
+    return RunStats(
+        status=status,
+        iter=done,
+        target=target,
+        target_source=target_source,
+        progress_pct=min(100.0, 100.0 * done / target) if done is not None and target > 0 else None,
+        loss=agg.last_loss,
+        val_loss=_last_val(agg),
+        logged_iters=len(agg.iters),
+        eval_iters=agg.n_eval,
+        eval_at=tuple(agg.iters[i] for i in range(len(agg.iters)) if agg.is_eval[i]),
+        segments=agg.segments,
+        batch_size=info.batch_size,
+        grad_accum=info.grad_accum,
+        world_size=info.world_size,
+        block_size=block,
+        effective_batch=tokens / block if tokens and block else None,
+        tokens_per_iter=tokens,
+        tokens_per_iter_source=source,
+        train_time_logged_s=train_time_s,
+        mean_iter_s=mean_iter_s,
+        tokens_per_hour=tokens_per_hour,
+        tokens_per_sec=tokens_per_sec,
+        tokens_per_sec_logged=logged_tps,
+        tokens_per_sec_logged_scope=info.tokens_per_sec_scope if logged_tps is not None else None,
+        mfu_mean_pct=mfu_mean,
+        mfu_now_pct=mfu_now,
+        mfu_derived=mfu_derived,
+        mfu_dense_pct=mfu_dense,
+        mfu_logged_peak_tflops=info.mfu_peak_tflops,
+        dense_peak_tflops=dense,
+        run_id=info.run_id,
+        log_name=info.name,
+        architecture=info.architecture,
+        params=info.params,
+        gpu=info.gpu,
+        dtype=info.dtype,
+        n_layer=info.n_layer,
+        n_head=info.n_head,
+        n_embd=info.n_embd,
+        started_at=started,
+        ended_at=ended,
+        last_update_at=last_update,
+        wall_elapsed_s=wall_elapsed,
+        eta_s=eta,
+        finish_at=finish_at,
+        rate_s=rate_s,
+        rate_source=rate_source,
+        warnings=tuple(warnings),
+        provenance=tuple(provenance),
+        events=_events(agg),
+        loss_series=agg.loss_series.points(),
+        val_series=agg.val_series.points(),
+        time_series=agg.time_series.points(),
+        mfu_series=agg.mfu_series.points(),
+        tps_series=agg.tps_series.points(),
+        wall_series=agg.wall_series.points(),
+    )
+
+
+_TARGET_WHY = {"override": "--target", "log": "from the log", "default": "default; the log does not say"}
+
+
+def _iterations_done(agg: RunAggregator) -> int | None:
+    """Largest iteration of the current timeline, evals included."""
+    last = agg.iters[-1] if agg.iters else None
+    marks = [k for k in agg.eval_marks if last is None or k > last]
+    return max([*marks, *([last] if last is not None else [])], default=None)
+
+
+# -------------------------------------------------------------- throughput
+
+
+def _tokens_per_iter(
+    agg: RunAggregator, warnings: list[str], provenance: list[tuple[str, str]]
+) -> tuple[int | None, Literal["evidence", "config", "override"] | None]:
+    """Tokens one optimizer step consumes, all GPUs together (METRICS.md)."""
+    info = agg.info
+    config, config_why = _config_tokens(agg)
+    evidence, evidence_why = _evidence_tokens(agg)
+    if agg.tokens_per_iter_override:
+        provenance.append(("tokens/iter", f"{agg.tokens_per_iter_override:,}: --tokens-per-iter"))
+        return agg.tokens_per_iter_override, "override"
+    if evidence is None:
+        if config is not None:
+            provenance.append(("tokens/iter", f"{config:,}: {config_why}"))
+        return config, "config" if config is not None else None
+    if info.block_size:  # whole sequences: the rate only approximates it
+        evidence = round(evidence / info.block_size) * info.block_size
+    why = f"{evidence:,}: {evidence_why}"
+    if config is not None and abs(config - evidence) > TOKENS_TOLERANCE * evidence:
+        warnings.append(
+            f"tokens/iter from the log's throughput is {evidence:,}, but the config says {config:,} "
+            f"({config_why}); using the log's evidence"
+        )
+    elif config is not None:
+        why += f"; config agrees: {config_why}"
+    literal = _literal_per_gpu_reading(agg)
+    if literal is not None and literal != evidence:
+        why += f"; read as per-GPU accumulation (× {info.world_size} GPUs) the config would say {literal:,}"
+    provenance.append(("tokens/iter", why))
+    return int(evidence), "evidence"
+
+
+def _config_tokens(agg: RunAggregator) -> tuple[int | None, str]:
+    info = agg.info
+    if info.tokens_per_iter:
+        return info.tokens_per_iter, "stated by the log"
+    if not (info.batch_size and info.block_size):
+        return None, ""
+    if info.grad_accum_per_gpu and info.world_size:
+        accum = info.grad_accum_per_gpu * info.world_size
+        how = f"{info.grad_accum_per_gpu} per GPU × {info.world_size} GPUs"
+    elif info.grad_accum:
+        accum, how = info.grad_accum, "global accumulation"
+    else:
+        return None, ""
+    tokens = info.batch_size * accum * info.block_size
+    return tokens, f"{info.batch_size} × {accum} × {info.block_size} ({how})"
+
+
+def _literal_per_gpu_reading(agg: RunAggregator) -> int | None:
+    """What the seed's analysis computed: accumulation × world size again."""
+    info = agg.info
+    if info.grad_accum_per_gpu or not (info.grad_accum and info.world_size and info.world_size > 1):
+        return None
+    if not (info.batch_size and info.block_size):
+        return None
+    return info.batch_size * info.grad_accum * info.world_size * info.block_size
+
+
+def _evidence_tokens(agg: RunAggregator) -> tuple[float | None, str]:
+    """Tokens per step as the log's own counters and rates show them."""
+    seen = [(agg.iters[i], agg.seen[i]) for i in range(len(agg.iters)) if not math.isnan(agg.seen[i])]
+    if len(seen) >= 2 and seen[-1][0] > seen[0][0] and seen[-1][1] > seen[0][1]:
+        per = (seen[-1][1] - seen[0][1]) / (seen[-1][0] - seen[0][0])
+        return per, "logged cumulative tokens ÷ iterations"
+    scope = agg.info.tokens_per_sec_scope
+    gpus_n = agg.info.world_size if scope == "gpu" else 1
+    if scope is None or not gpus_n:
+        return None, ""
+    samples = [
+        agg.tps[i] * agg.times[i] / 1000 * gpus_n
+        for i in range(max(0, len(agg.iters) - 2 * RATE_WINDOW), len(agg.iters))
+        if not (agg.is_eval[i] or agg.is_warmup[i] or math.isnan(agg.tps[i]) or math.isnan(agg.times[i]))
+    ]
+    if not samples:
+        return None, ""
+    per_gpu = f"per-GPU tok/s × time × {gpus_n} GPUs" if scope == "gpu" else "logged tok/s × time"
+    return median(samples), f"logged {per_gpu}"
+
+
+# ---------------------------------------------------------------------- MFU
+
+
+def _mfu_against_dense(
+    agg: RunAggregator,
+    mfu_mean: float | None,
+    dense: float | None,
+    warnings: list[str],
+    provenance: list[tuple[str, str]],
+) -> float | None:
+    """The logged MFU re-expressed against the GPU's dense peak (audit)."""
+    logged_peak = agg.info.mfu_peak_tflops
+    if mfu_mean is None or dense is None:
+        return None
+    if logged_peak is None:
+        provenance.append(("MFU", "as logged; the log does not say which peak it divided by"))
+        return None
+    against_dense = mfu_mean * logged_peak / dense
+    gpu = (gpus.lookup(agg.info.gpu) or gpus.GpuPeak(agg.info.gpu or "GPU", dense)).name
+    if abs(logged_peak - dense) / dense < 0.02:
+        provenance.append(("MFU", f"as logged, against {dense:g} TFLOPS, the dense peak of {gpu}"))
+        return against_dense
+    kind = "sparse peak" if abs(logged_peak / dense - SPARSE_RATIO) < 0.05 else "not the dense peak"
+    warnings.append(
+        f"MFU logged against {logged_peak:g} TFLOPS ({kind} of {gpu}); "
+        f"against the dense {dense:g} TFLOPS it is {against_dense:.1f} %"
+    )
+    provenance.append(("MFU", f"logged ÷ {logged_peak:g} TFLOPS; dense peak of {gpu} is {dense:g}"))
+    return against_dense
+
+
+def _derived_mfu(
+    agg: RunAggregator, tokens_per_sec: float, dense: float | None, provenance: list[tuple[str, str]]
+) -> float | None:
+    info = agg.info
+    if not (info.params and dense):
+        return None
+    head_dim = info.n_embd // info.n_head if info.n_embd and info.n_head else None
+    per_token = gpus.flops_per_token(info.params, info.n_layer, info.n_head, head_dim, info.block_size)
+    n_gpus = info.world_size or 1
+    mfu = 100 * per_token * tokens_per_sec / (dense * 1e12 * n_gpus)
+    provenance.append(
+        (
+            "MFU",
+            f"derived: {per_token / 1e9:.2f} GFLOP/token × {tokens_per_sec:,.0f} tok/s ÷ "
+            f"({n_gpus} × {dense:g} TFLOPS dense)",
+        )
+    )
+    return mfu
+
+
+# --------------------------------------------------------------------- time
+
+
+def _rate(agg: RunAggregator) -> tuple[float | None, str | None]:
+    """Seconds per iteration now: wall clock where the log has it."""
+    walls: list[tuple[int, float]] = []
+    for i in range(len(agg.iters) - 1, -1, -1):
+        if not math.isnan(agg.walls[i]):
+            walls.append((agg.iters[i], agg.walls[i]))
+        if len(walls) > RATE_WINDOW or (agg.is_warmup[i] and walls):
+            break
+    walls.reverse()
+    if len(walls) >= 2:
+        steps, seconds = 0, 0.0
+        eval_points = set(agg.eval_marks)
+        for (i0, w0), (i1, w1) in itertools.pairwise(walls):
+            if i1 > i0 and w1 >= w0 and not any(i0 < e <= i1 for e in eval_points):
+                steps, seconds = steps + i1 - i0, seconds + w1 - w0
+        if steps:
+            return seconds / steps, "wall clock"
+    recent = [
+        agg.times[i] / 1000
+        for i in range(max(0, len(agg.iters) - 2 * RATE_WINDOW), len(agg.iters))
+        if not (agg.is_eval[i] or agg.is_warmup[i] or math.isnan(agg.times[i]))
+    ][-RATE_WINDOW:]
+    if recent:
+        return sum(recent) / len(recent), "logged iteration times"
+    if len(agg.observed) >= 2 and len(agg.iters) >= 2 and agg.iters[-1] > agg.iters[0]:
+        span = (agg.observed[-1] - agg.observed[0]).total_seconds()
+        return span / (agg.iters[-1] - agg.iters[0]), "file update times"
+    return None, None
+
+
+def _last_progress_at(agg: RunAggregator, rate_s: float | None) -> datetime | None:
+    """When the last logged iteration completed, as well as the log tells.
+
+    A timestamped line says it directly. Otherwise, for a single-segment run
+    with a start time, replay the timeline: each logged time stands for the
+    iterations since the previous logged one (logging is sampled), and an
+    eval iteration's time is its own plus ordinary steps for the rest.
+    """
+    if agg.iters and not math.isnan(agg.walls[-1]):
+        return datetime.fromtimestamp(agg.walls[-1])
+    start = agg.info.start_time
+    if start is None or agg.segments != 1 or not agg.n_train_timed or rate_s is None:
+        return agg.observed[-1] if agg.observed else None
+    work_s, previous = 0.0, None
+    for i in range(len(agg.iters)):
+        time_s = agg.times[i] / 1000 if not math.isnan(agg.times[i]) else rate_s
+        gap = 1 if previous is None else agg.iters[i] - previous
+        work_s += time_s + (gap - 1) * rate_s if agg.is_eval[i] else time_s * gap
+        previous = agg.iters[i]
+    return start + timedelta(seconds=work_s)
+
+
+def _eval_overhead_s(agg: RunAggregator, rate_s: float) -> float:
+    """Observed cost of one eval (+checkpoint) pass beyond an ordinary step."""
+    if not agg.n_eval_timed:
+        return 0.0
+    return max(0.0, agg.eval_ms / 1000 / agg.n_eval_timed - rate_s)
+
+
+def _evals_due(agg: RunAggregator, done: int, target: int) -> int:
+    interval = agg.info.eval_interval
+    if not interval:
+        seen = sorted(agg.eval_marks)
+        interval = seen[-1] - seen[-2] if len(seen) >= 2 else 0
+    if interval <= 0:
+        return 0
+    return max(0, target // interval - done // interval)
+
+
+def _eta(
+    agg: RunAggregator,
+    done: int | None,
+    target: int,
+    rate_s: float | None,
+    anchor: datetime | None,
+    now: datetime,
+    status: Status,
+) -> float | None:
+    """Seconds until ``iter == target`` (METRICS.md: ETA)."""
+    if status in ("stalled", "diverged", "failed") or done is None or rate_s is None:
+        return None
+    remaining = max(0, target - done)
+    work = remaining * rate_s + _evals_due(agg, done, target) * _eval_overhead_s(agg, rate_s)
+    if anchor is None:
+        return work
+    # Count down between log writes, but never past the next expected write:
+    # a slower step must not make the ETA reach zero early.
+    step_gap = (agg.iters[-1] - agg.iters[-2]) if len(agg.iters) >= 2 else 1
+    since = min((now - anchor).total_seconds(), step_gap * rate_s)
+    return max(0.0, work - since)
+
+
+def _status(
+    agg: RunAggregator,
+    done: int | None,
+    target: int,
+    now: datetime,
+    last_update: datetime | None,
+    rate_s: float | None,
+    ended: datetime | None,
+) -> Status:
+    """METRICS.md: status. Divergence outranks the failure it usually causes."""
+    if agg.last_loss is not None and not math.isfinite(agg.last_loss):
+        return "diverged"
+    if agg.outcome is not None and agg.outcome.kind == "failed":
+        return "failed"
+    if (
+        (agg.outcome is not None and agg.outcome.kind == "finished")
+        or agg.info.end_time
+        or (done is not None and done >= target)
+    ):
+        return "finished"
+    if last_update is not None and (now - last_update).total_seconds() > _stall_after_s(agg, rate_s):
+        return "stalled"
+    return "running"
+
+
+def _stall_after_s(agg: RunAggregator, rate_s: float | None) -> float:
+    """max(3 × the usual gap between log updates, 60 s)."""
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(agg.observed)]
+    usual = median(gaps) if gaps else 0.0
+    if rate_s is not None and len(agg.iters) >= 2:
+        usual = max(usual, (agg.iters[-1] - agg.iters[-2]) * rate_s)
+    return max(3 * usual, MIN_STALL_S)
+
+
+def _wall_elapsed(
+    agg: RunAggregator, started: datetime | None, ended: datetime | None, now: datetime, status: Status
+) -> float | None:
+    stop = ended or (now if status in ("running", "stalled") else None)
+    if started is not None:
+        stop = stop or now
+        return max(0.0, (stop - started).total_seconds())
+    walls = [w for w in agg.walls if not math.isnan(w)]
+    if len(walls) >= 2:
+        return walls[-1] - walls[0]
+    if len(agg.observed) >= 2:
+        return (agg.observed[-1] - agg.observed[0]).total_seconds()
+    return None
+
+
+def _last_val(agg: RunAggregator) -> float | None:
+    for step in sorted(agg.eval_marks, reverse=True):
+        if agg.eval_marks[step].val_loss is not None:
+            return agg.eval_marks[step].val_loss
+    return None
+
+
+def _last_finite(values: object) -> float | None:
+    seq = values  # array('d')
+    for value in reversed(seq):  # type: ignore[call-overload]
+        if not math.isnan(value):
+            return float(value)
+    return None
+
+
+def _events(agg: RunAggregator) -> tuple[str, ...]:
+    events = [
+        f"eval @ {step:,}: val {ev.val_loss:.4f}" if ev.val_loss is not None else f"eval @ {step:,}"
+        for step, ev in sorted(agg.eval_marks.items())
+    ]
+    events += [f"checkpoint @ {c.iter:,}" for c in agg.checkpoints if c.iter is not None]
+    if agg.segments > 1:
+        events.append(f"{agg.segments - 1} restart(s): earlier iterations superseded")
+    if agg.outcome is not None:
+        events.append(f"{agg.outcome.kind}: {agg.outcome.message}" if agg.outcome.message else agg.outcome.kind)
+    return tuple(events)

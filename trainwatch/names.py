@@ -1,0 +1,76 @@
+"""Display names for runs: the user's TOML config first, then the log.
+
+The config maps a run to a name the way the seed's ``MODEL_INFO`` did::
+
+    [runs.run_20251113_225009]
+    name = "Qwen3 1.8B Optimal"
+
+A key matches a run's id (as its log states it), its file name or its file
+stem. The config is ``--config FILE``, else ``$TRAINWATCH_CONFIG``, else
+``./trainwatch.toml``, else ``~/.config/trainwatch/config.toml``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    """The config file is unreadable or malformed (one-line message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Names:
+    """Run names from the config, keyed by run id, file name or stem."""
+
+    by_key: Mapping[str, str] = field(default_factory=dict)
+    source: Path | None = None
+
+    def lookup(self, run_id: str | None, path: Path) -> str | None:
+        for key in (run_id, path.name, path.stem):
+            if key and key in self.by_key:
+                return self.by_key[key]
+        return None
+
+
+def config_path(explicit: Path | None) -> Path | None:
+    """The config file in effect, or ``None`` where there is none."""
+    if explicit is not None:
+        return explicit
+    candidates = [
+        os.environ.get("TRAINWATCH_CONFIG"),
+        "trainwatch.toml",
+        os.path.expanduser("~/.config/trainwatch/config.toml"),
+    ]
+    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+
+
+def load_names(explicit: Path | None = None) -> Names:
+    """Read run names from the config in effect (none: an empty mapping)."""
+    path = config_path(explicit)
+    if path is None:
+        return Names()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    runs = data.get("runs", {})
+    if not isinstance(runs, dict):
+        raise ConfigError(f"config {path}: [runs] must be a table")
+    names = {
+        str(key): value["name"]
+        for key, value in runs.items()
+        if isinstance(value, dict) and isinstance(value.get("name"), str)
+    }
+    return Names(names, path)
+
+
+def display_name(names: Names, run_id: str | None, log_name: str | None, path: Path) -> str:
+    """The name a person sees: config, else the log's own, else the file."""
+    return names.lookup(run_id, path) or log_name or path.stem

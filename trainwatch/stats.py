@@ -1,0 +1,83 @@
+"""The frozen per-run figures that the aggregator hands to the UI and exports.
+
+Field names mirror the snapshot JSON contract (shared/design/SNAPSHOT.md);
+``None`` means unknown. Series are bounded, downsampled ``(xs, ys)`` pairs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Status = Literal["running", "stalled", "finished", "diverged", "failed"]
+Points = tuple[tuple[float, ...], tuple[float, ...]]
+EMPTY: Points = ((), ())
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    """Everything trainwatch shows about one run at one moment."""
+
+    status: Status
+    iter: int | None
+    target: int
+    target_source: Literal["override", "log", "default"]
+    progress_pct: float | None
+    loss: float | None
+    val_loss: float | None
+    logged_iters: int
+    eval_iters: int
+    eval_at: tuple[int, ...]
+    segments: int
+    # Batch and throughput.
+    batch_size: int | None
+    grad_accum: int | None
+    world_size: int | None
+    block_size: int | None
+    effective_batch: float | None
+    tokens_per_iter: int | None
+    tokens_per_iter_source: Literal["evidence", "config", "override"] | None
+    train_time_logged_s: float | None
+    mean_iter_s: float | None
+    tokens_per_hour: float | None
+    tokens_per_sec: float | None
+    tokens_per_sec_logged: float | None
+    tokens_per_sec_logged_scope: str | None
+    # Utilisation.
+    mfu_mean_pct: float | None
+    mfu_now_pct: float | None
+    mfu_derived: bool
+    mfu_dense_pct: float | None
+    mfu_logged_peak_tflops: float | None
+    dense_peak_tflops: float | None
+    # Model and hardware.
+    run_id: str | None
+    log_name: str | None
+    architecture: str | None
+    params: int | None
+    gpu: str | None
+    dtype: str | None
+    n_layer: int | None
+    n_head: int | None
+    n_embd: int | None
+    # Time.
+    started_at: datetime | None
+    ended_at: datetime | None
+    last_update_at: datetime | None
+    wall_elapsed_s: float | None
+    eta_s: float | None
+    finish_at: datetime | None
+    rate_s: float | None
+    rate_source: str | None
+    # Caveats (the UI's ⚑) and where each number came from.
+    warnings: tuple[str, ...] = ()
+    provenance: tuple[tuple[str, str], ...] = ()
+    events: tuple[str, ...] = ()
+    # Bounded series over iterations, for sparklines and plots.
+    loss_series: Points = EMPTY
+    val_series: Points = EMPTY
+    time_series: Points = EMPTY
+    mfu_series: Points = EMPTY
+    tps_series: Points = EMPTY
+    wall_series: Points = field(default=EMPTY)
