@@ -107,12 +107,14 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
 
     names = _names(args.config)
     sources, problems = _load(args)
-    for problem in problems:
-        _warn(problem)
     snapshot = build(sources, names, args.now or datetime.now())
     if not snapshot.rows:
+        # One line: the reason if there is exactly one, else the summary.
         where = ", ".join(str(p) for p in args.paths)
-        return _fail(f"no training runs found under {where}", EXIT_NO_RUNS)
+        reason = problems[0] if len(problems) == 1 else f"no training runs found under {where}"
+        return _fail(reason, EXIT_NO_RUNS)
+    for problem in problems:
+        _warn(problem)
     if args.format == "table":
         text = _table_text(snapshot, to_terminal=args.output is None)
     else:

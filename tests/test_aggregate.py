@@ -1,0 +1,145 @@
+"""The aggregator on hand-made records: incremental, restarts, rules of METRICS.md."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from trainwatch.aggregate import RunAggregator
+from trainwatch.parsers import llm_tii_json
+from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
+
+NOW = datetime(2025, 11, 14, 12, 0)
+
+
+def stats_dict(agg: RunAggregator) -> dict:
+    return asdict(agg.stats(now=NOW))
+
+
+@pytest.mark.parametrize("run", ["run_20251113_225009.json", "run_20251031_174932.json"])
+def test_one_at_a_time_equals_all_at_once(corpus: Path, run: str) -> None:
+    records = llm_tii_json.parse_document((corpus / "llm_tii_json" / run).read_bytes())
+    assert records
+
+    at_once = RunAggregator()
+    at_once.add_all(records)
+
+    streamed = RunAggregator()
+    for index, record in enumerate(records):
+        streamed.add(record)
+        if index % 7 == 0:
+            streamed.stats(now=NOW)  # deriving mid-way must not disturb the state
+    assert stats_dict(streamed) == stats_dict(at_once)
+
+
+def _run(times: list[tuple[int, float]], info: RunInfo | None = None) -> RunAggregator:
+    agg = RunAggregator()
+    if info:
+        agg.add(info)
+    for step, ms in times:
+        agg.add(Iteration(iter=step, loss=1.0, time_ms=ms))
+    return agg
+
+
+def test_restart_supersedes_without_double_counting() -> None:
+    # 0..40 logged, then resumed from a checkpoint at 20: 20, 30, 40 run again.
+    records: list[Record] = [Iteration(iter=i, loss=5.0 - i / 100, time_ms=100.0) for i in range(0, 50, 10)]
+    records += [Iteration(iter=i, loss=4.0, time_ms=200.0) for i in range(20, 60, 10)]
+    agg = RunAggregator()
+    agg.add_all(records)
+    stats = agg.stats(now=NOW)
+    assert stats.segments == 2
+    assert stats.iter == 50
+    # kept: 0, 10 (100 ms each) then 20, 30, 40, 50 (200 ms each)
+    assert stats.logged_iters == 6
+    assert stats.train_time_logged_s == pytest.approx((2 * 100 + 4 * 200) / 1000)
+
+
+def test_eval_rule_without_interval_uses_outliers() -> None:
+    times = [(i, 1000.0) for i in range(1, 12)] + [(12, 9000.0), (13, 1000.0)]
+    agg = _run(times)
+    assert agg.stats(now=NOW).eval_at == (12,)
+
+
+def test_eval_rule_with_interval_and_no_eval_at_start() -> None:
+    agg = _run([(i, 1000.0) for i in range(0, 31, 5)], RunInfo(eval_interval=10, eval_at_start=False))
+    assert agg.stats(now=NOW).eval_at == (10, 20, 30)
+
+
+def test_nan_loss_is_diverged_and_outranks_failure() -> None:
+    agg = _run([(1, 10.0), (2, 10.0)])
+    agg.add(Iteration(iter=3, loss=math.nan, time_ms=10.0))
+    agg.add(Outcome("failed", "killed"))
+    assert agg.stats(now=NOW).status == "diverged"
+
+
+def test_target_precedence() -> None:
+    agg = _run([(1, 10.0)])
+    assert (agg.stats(now=NOW).target, agg.stats(now=NOW).target_source) == (2000, "default")
+    agg.add(RunInfo(target=500))
+    assert agg.stats(now=NOW).target == 500
+    agg.target_override = 300
+    assert (agg.stats(now=NOW).target, agg.stats(now=NOW).target_source) == (300, "override")
+
+
+def test_tokens_evidence_disagreeing_with_config_warns() -> None:
+    info = RunInfo(
+        batch_size=4, grad_accum=8, block_size=1024, world_size=2, tokens_per_sec_scope="gpu"
+    )  # config: 4×8×1024 = 32,768
+    agg = RunAggregator()
+    agg.add(info)
+    for i in range(1, 20):  # evidence: 8,192 tok/s per GPU × 4 s × 2 GPUs = 65,536
+        agg.add(Iteration(iter=i, time_ms=4000.0, tokens_per_sec=8192.0))
+    stats = agg.stats(now=NOW)
+    assert stats.tokens_per_iter == 65_536
+    assert stats.tokens_per_iter_source == "evidence"
+    assert any("config says 32,768" in w for w in stats.warnings)
+
+
+def test_per_gpu_accumulation_is_multiplied_by_world_size() -> None:
+    agg = RunAggregator()
+    agg.add(RunInfo(batch_size=4, grad_accum_per_gpu=8, block_size=1024, world_size=4))
+    agg.add(Iteration(iter=1, time_ms=1000.0))
+    assert agg.stats(now=NOW).tokens_per_iter == 4 * 8 * 4 * 1024
+
+
+def test_derived_mfu_from_params_and_gpu() -> None:
+    # 124M params, no attention term known: 6 × 124e6 = 744 MFLOP/token.
+    # 100k tok/s on one A100 (312 TFLOPS dense bf16): 744e6 × 1e5 / 312e12 = 23.85 %
+    agg = RunAggregator(params_override=124_000_000, gpu_override="NVIDIA A100-SXM4-40GB")
+    agg.add(RunInfo(tokens_per_iter=100_000, dtype="bfloat16", world_size=1))
+    for i in range(1, 5):
+        agg.add(Iteration(iter=i, time_ms=1000.0))
+    stats = agg.stats(now=NOW)
+    assert stats.mfu_derived
+    assert stats.mfu_mean_pct == pytest.approx(23.846, abs=0.01)
+
+
+def test_impossible_mfu_is_flagged() -> None:
+    agg = RunAggregator()
+    for i in range(1, 4):
+        agg.add(Iteration(iter=i, time_ms=100.0, mfu_pct=15224.37))
+    assert any("impossible" in w for w in agg.stats(now=NOW).warnings)
+
+
+def test_wall_clock_rate_and_eta_from_timestamps() -> None:
+    start = datetime(2025, 1, 1, 0, 0)
+    agg = RunAggregator()
+    agg.add(RunInfo(target=100))
+    for i in range(0, 51, 10):  # 10 iterations every 20 s: 2 s per iteration
+        agg.add(Iteration(iter=i, wall_time=start + timedelta(seconds=2 * i)))
+    stats = agg.stats(now=start + timedelta(seconds=100))
+    assert stats.rate_source == "wall clock"
+    assert stats.rate_s == pytest.approx(2.0)
+    assert stats.eta_s == pytest.approx(100.0)  # 50 iterations left × 2 s
+
+
+def test_eval_marks_count_as_progress() -> None:
+    agg = _run([(i, 100.0) for i in range(0, 100, 10)])
+    agg.add(Eval(iter=100, val_loss=2.5))
+    stats = agg.stats(now=NOW)
+    assert stats.iter == 100 and stats.val_loss == 2.5
