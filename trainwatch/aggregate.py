@@ -30,6 +30,8 @@ OUTLIER_FACTOR = 5.0
 OUTLIER_MS = 100_000.0
 
 _NAN = math.nan
+#: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
+MAX_ITER = 2**31 - 1
 _RUNINFO_FIELDS = tuple(f.name for f in fields(RunInfo))
 
 
@@ -47,15 +49,25 @@ class RunAggregator:
         self.tokens_per_iter_override = tokens_per_iter_override
         self.info = RunInfo(params=params_override, gpu=gpu_override)
         self._pinned = {"params": params_override, "gpu": gpu_override}
-        # Per logged iteration of the current timeline (restarts truncate).
-        self.iters: array[int] = array("q")
-        self.times: array[float] = array("d")  # ms, NaN = not logged
-        self.mfus: array[float] = array("d")  # %, NaN = not logged / sentinel
-        self.walls: array[float] = array("d")  # epoch s, NaN = no timestamp
-        self.tps: array[float] = array("d")  # logged tokens/s, NaN = none
-        self.seen: array[float] = array("d")  # cumulative tokens, NaN = none
+        # Per logged iteration of the current timeline (restarts truncate it).
+        # Compact columns: a million logged steps cost ~17 MB. Sums are kept
+        # in float64 from the exact inputs; the float32 copies serve rate
+        # windows and the subtraction of superseded entries after a restart.
+        self.iters: array[int] = array("i")
+        self.times: array[float] = array("f")  # ms, NaN = not logged
+        self.mfus: array[float] = array("f")  # %, NaN = not logged / sentinel
+        self.tps: array[float] | None = None  # logged tokens/s; created on first use
+        self.walls: array[float] | None = None  # epoch s of timestamped lines; likewise
         self.is_eval = bytearray()
         self.is_warmup = bytearray()
+        self.eval_at: list[int] = []
+        self.wall_first: float | None = None
+        # Newest logged values, kept as scalars so deriving stats never scans.
+        self.last_mfu: float | None = None
+        self.last_tps: float | None = None
+        self.last_wall: float | None = None
+        self.seen_first: tuple[int, int] | None = None  # (iter, cumulative tokens)
+        self.seen_last: tuple[int, int] | None = None
         self.segments = 0
         self.eval_marks: dict[int, Eval] = {}
         self.checkpoints: list[Checkpoint] = []
@@ -112,23 +124,36 @@ class RunAggregator:
             self.info = replace(self.info, **changes)
 
     def _add_iteration(self, it: Iteration) -> None:
+        if not 0 <= it.iter <= MAX_ITER:
+            return  # no real run gets here; a corrupt line must not break the columns
         if self.iters and it.iter <= self.iters[-1]:
             self._rewind(it.iter)
         self.segments = max(self.segments, 1)
         first_of_segment = len(self.iters) == self._segment_start
-        time_ms = it.time_ms if it.time_ms is not None and it.time_ms >= 0 else _NAN
+        time_ms = it.time_ms if it.time_ms is not None and it.time_ms >= 0 and math.isfinite(it.time_ms) else _NAN
         evaluated = self._classify_eval(it.iter, time_ms, first_of_segment)
         mfu = it.mfu_pct if it.mfu_pct is not None and it.mfu_pct > 0 and math.isfinite(it.mfu_pct) else _NAN
-        wall = it.wall_time.timestamp() if it.wall_time is not None else _NAN
         self.iters.append(it.iter)
         self.times.append(time_ms)
         self.mfus.append(mfu)
-        self.walls.append(wall)
-        self.tps.append(it.tokens_per_sec if it.tokens_per_sec is not None else _NAN)
-        self.seen.append(float(it.tokens_seen) if it.tokens_seen is not None else _NAN)
+        self._append_optional("tps", it.tokens_per_sec)
+        wall = it.wall_time.timestamp() if it.wall_time is not None else None
+        self._append_optional("walls", wall)
+        if wall is not None:
+            self.wall_first = self.wall_first if self.wall_first is not None else wall
+            self.last_wall = wall
+        if not math.isnan(mfu):
+            self.last_mfu = mfu
+        if it.tokens_per_sec is not None:
+            self.last_tps = it.tokens_per_sec
+        if it.tokens_seen is not None and it.tokens_seen >= 0:
+            self.seen_last = (it.iter, it.tokens_seen)
+            self.seen_first = self.seen_first or self.seen_last
         self.is_eval.append(evaluated)
         self.is_warmup.append(first_of_segment)
-        self._account(len(self.iters) - 1, +1)
+        if evaluated:
+            self.eval_at.append(it.iter)
+        self._account(len(self.iters) - 1, +1, time_ms, mfu)
         if it.loss is not None:
             self.last_loss = it.loss
             self.loss_series.append(it.iter, it.loss)
@@ -138,10 +163,20 @@ class RunAggregator:
                 self._recent.append(time_ms)
         if not math.isnan(mfu):
             self.mfu_series.append(it.iter, mfu)
-        if not math.isnan(wall):
+        if wall is not None:
             self.wall_series.append(it.iter, wall)
         if it.tokens_per_sec is not None:
             self.tps_series.append(it.iter, it.tokens_per_sec)
+
+    def _append_optional(self, column: str, value: float | None) -> None:
+        """Append to a column that exists only once some entry has a value."""
+        values: array[float] | None = getattr(self, column)
+        if values is None:
+            if value is None:
+                return
+            values = array("d", [_NAN]) * (len(self.iters) - 1)
+            setattr(self, column, values)
+        values.append(_NAN if value is None else value)
 
     def _classify_eval(self, step: int, time_ms: float, warmup: bool) -> bool:
         """Does this iteration's logged time include an evaluation pass?"""
@@ -162,13 +197,23 @@ class RunAggregator:
         while keep and self.iters[keep - 1] >= step:
             keep -= 1
         for index in range(keep, len(self.iters)):
-            self._account(index, -1)
-        for column in (self.iters, self.times, self.mfus, self.walls, self.tps, self.seen):
-            del column[keep:]
+            self._account(index, -1, self.times[index], self.mfus[index])
+        for column in (self.iters, self.times, self.mfus, self.tps, self.walls):
+            if column is not None:
+                del column[keep:]
         del self.is_eval[keep:]
         del self.is_warmup[keep:]
+        self.eval_at = [k for k in self.eval_at if k < step]
         self.eval_marks = {k: v for k, v in self.eval_marks.items() if k < step}
         self.checkpoints = [c for c in self.checkpoints if c.iter is None or c.iter < step]
+        if self.seen_first is not None and self.seen_first[0] >= step:
+            self.seen_first = None
+        if self.seen_last is not None and self.seen_last[0] >= step:
+            self.seen_last = self.seen_first
+        self.wall_first = next((w for w in self.walls or () if not math.isnan(w)), None)
+        self.last_wall = _newest(self.walls)
+        self.last_mfu = _newest(self.mfus)
+        self.last_tps = _newest(self.tps)
         for series in (self.loss_series, self.val_series, self.time_series, self.mfu_series):
             series.truncate_from(step)
         for series in (self.tps_series, self.wall_series):
@@ -178,26 +223,42 @@ class RunAggregator:
         self.segments += 1
         self.outcome = None  # a resumed run is running again
 
-    def _account(self, index: int, sign: int) -> None:
-        """Add (+1) or remove (-1) one logged iteration from the running sums."""
-        time_ms, mfu = self.times[index], self.mfus[index]
+    def _account(self, index: int, sign: int, time_ms: float, mfu: float) -> None:
+        """Add (+1) or remove (-1) one logged iteration from the running sums.
+
+        Besides METRICS.md's sums this keeps the replay of the timeline
+        (``metrics._last_progress_at``): each logged time stands for the steps
+        since the previous logged one; an eval step's time covers itself only,
+        and steps without a logged time are costed at the current rate.
+        """
+        gap = 1 if self.is_warmup[index] else self.iters[index] - self.iters[index - 1]
+        timed = not math.isnan(time_ms)
         if self.is_eval[index]:
             self.n_eval += sign
-            if not math.isnan(time_ms) and not self.is_warmup[index]:
-                self.eval_ms += sign * time_ms
-                self.n_eval_timed += sign
+            if timed:
+                self.replay_s += sign * time_ms / 1000
+                self.replay_untimed_steps += sign * (gap - 1)
+                if not self.is_warmup[index]:
+                    self.eval_ms += sign * time_ms
+                    self.n_eval_timed += sign
+            else:
+                self.replay_untimed_steps += sign * gap
             return
         self.n_train += sign
-        if not math.isnan(time_ms):
+        if timed:
             self.train_ms += sign * time_ms
             self.n_train_timed += sign
+            self.replay_s += sign * time_ms / 1000 * gap
+        else:
+            self.replay_untimed_steps += sign * gap
         if not math.isnan(mfu):
             self.mfu_sum += sign * mfu
             self.n_mfu += sign
 
     def _reset_sums(self) -> None:
         self.n_train = self.n_train_timed = self.n_eval = self.n_eval_timed = self.n_mfu = 0
-        self.train_ms = self.eval_ms = self.mfu_sum = 0.0
+        self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
+        self.replay_untimed_steps = 0
         self._segment_start = 0
 
     def _new_series(self) -> None:
@@ -207,3 +268,12 @@ class RunAggregator:
         self.mfu_series = Series()
         self.tps_series = Series()
         self.wall_series = Series()
+
+
+def _newest(values: array[float] | None) -> float | None:
+    """The newest non-NaN entry of a column (used only after a restart)."""
+    for index in range(len(values or ()) - 1, -1, -1):
+        value = values[index]  # type: ignore[index]
+        if not math.isnan(value):
+            return float(value)
+    return None

@@ -55,10 +55,10 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
     tokens, source = _tokens_per_iter(agg, warnings, provenance)
     tokens_per_hour = tokens * 3600 / mean_iter_s if tokens and mean_iter_s else None
     tokens_per_sec = tokens_per_hour / 3600 if tokens_per_hour is not None else None
-    logged_tps = _last_finite(agg.tps)
+    logged_tps = agg.last_tps
 
     mfu_mean = agg.mfu_sum / agg.n_mfu if agg.n_mfu else None
-    mfu_now = _last_finite(agg.mfus)
+    mfu_now = agg.last_mfu
     mfu_derived = False
     dense = gpus.dense_peak_tflops(info.gpu, info.dtype)
     mfu_dense = _mfu_against_dense(agg, mfu_mean, dense, warnings, provenance)
@@ -97,7 +97,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
         val_loss=_last_val(agg),
         logged_iters=len(agg.iters),
         eval_iters=agg.n_eval,
-        eval_at=tuple(agg.iters[i] for i in range(len(agg.iters)) if agg.is_eval[i]),
+        eval_at=tuple(agg.eval_at),
         segments=agg.segments,
         batch_size=info.batch_size,
         grad_accum=info.grad_accum,
@@ -220,18 +220,19 @@ def _literal_per_gpu_reading(agg: RunAggregator) -> int | None:
 
 def _evidence_tokens(agg: RunAggregator) -> tuple[float | None, str]:
     """Tokens per step as the log's own counters and rates show them."""
-    seen = [(agg.iters[i], agg.seen[i]) for i in range(len(agg.iters)) if not math.isnan(agg.seen[i])]
-    if len(seen) >= 2 and seen[-1][0] > seen[0][0] and seen[-1][1] > seen[0][1]:
-        per = (seen[-1][1] - seen[0][1]) / (seen[-1][0] - seen[0][0])
+    first, last = agg.seen_first, agg.seen_last
+    if first is not None and last is not None and last[0] > first[0] and last[1] > first[1]:
+        per = (last[1] - first[1]) / (last[0] - first[0])
         return per, "logged cumulative tokens ÷ iterations"
     scope = agg.info.tokens_per_sec_scope
     gpus_n = agg.info.world_size if scope == "gpu" else 1
-    if scope is None or not gpus_n:
+    tps = agg.tps
+    if scope is None or not gpus_n or tps is None:
         return None, ""
     samples = [
-        agg.tps[i] * agg.times[i] / 1000 * gpus_n
+        tps[i] * agg.times[i] / 1000 * gpus_n
         for i in range(max(0, len(agg.iters) - 2 * RATE_WINDOW), len(agg.iters))
-        if not (agg.is_eval[i] or agg.is_warmup[i] or math.isnan(agg.tps[i]) or math.isnan(agg.times[i]))
+        if not (agg.is_eval[i] or agg.is_warmup[i] or math.isnan(tps[i]) or math.isnan(agg.times[i]))
     ]
     if not samples:
         return None, ""
@@ -296,9 +297,9 @@ def _derived_mfu(
 def _rate(agg: RunAggregator) -> tuple[float | None, str | None]:
     """Seconds per iteration now: wall clock where the log has it."""
     walls: list[tuple[int, float]] = []
-    for i in range(len(agg.iters) - 1, -1, -1):
-        if not math.isnan(agg.walls[i]):
-            walls.append((agg.iters[i], agg.walls[i]))
+    for i in range(len(agg.iters) - 1, -1, -1) if agg.walls is not None else ():
+        if not math.isnan(agg.walls[i]):  # type: ignore[index]
+            walls.append((agg.iters[i], agg.walls[i]))  # type: ignore[index]
         if len(walls) > RATE_WINDOW or (agg.is_warmup[i] and walls):
             break
     walls.reverse()
@@ -331,18 +332,12 @@ def _last_progress_at(agg: RunAggregator, rate_s: float | None) -> datetime | No
     iterations since the previous logged one (logging is sampled), and an
     eval iteration's time is its own plus ordinary steps for the rest.
     """
-    if agg.iters and not math.isnan(agg.walls[-1]):
-        return datetime.fromtimestamp(agg.walls[-1])
+    if agg.iters and agg.walls is not None and not math.isnan(agg.walls[-1]):
+        return datetime.fromtimestamp(agg.walls[-1])  # the newest line is timestamped
     start = agg.info.start_time
     if start is None or agg.segments != 1 or not agg.n_train_timed or rate_s is None:
         return agg.observed[-1] if agg.observed else None
-    work_s, previous = 0.0, None
-    for i in range(len(agg.iters)):
-        time_s = agg.times[i] / 1000 if not math.isnan(agg.times[i]) else rate_s
-        gap = 1 if previous is None else agg.iters[i] - previous
-        work_s += time_s + (gap - 1) * rate_s if agg.is_eval[i] else time_s * gap
-        previous = agg.iters[i]
-    return start + timedelta(seconds=work_s)
+    return start + timedelta(seconds=agg.replay_s + agg.replay_untimed_steps * rate_s)
 
 
 def _eval_overhead_s(agg: RunAggregator, rate_s: float) -> float:
@@ -426,9 +421,8 @@ def _wall_elapsed(
     if started is not None:
         stop = stop or now
         return max(0.0, (stop - started).total_seconds())
-    walls = [w for w in agg.walls if not math.isnan(w)]
-    if len(walls) >= 2:
-        return walls[-1] - walls[0]
+    if agg.wall_first is not None and agg.last_wall is not None and agg.last_wall > agg.wall_first:
+        return agg.last_wall - agg.wall_first
     if len(agg.observed) >= 2:
         return (agg.observed[-1] - agg.observed[0]).total_seconds()
     return None
@@ -438,14 +432,6 @@ def _last_val(agg: RunAggregator) -> float | None:
     for step in sorted(agg.eval_marks, reverse=True):
         if agg.eval_marks[step].val_loss is not None:
             return agg.eval_marks[step].val_loss
-    return None
-
-
-def _last_finite(values: object) -> float | None:
-    seq = values  # array('d')
-    for value in reversed(seq):  # type: ignore[call-overload]
-        if not math.isnan(value):
-            return float(value)
     return None
 
 
