@@ -1,0 +1,78 @@
+"""Exports: atomic writes, and log text escaped for each target format."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from trainwatch import export
+from trainwatch.aggregate import RunAggregator
+from trainwatch.records import Iteration, RunInfo
+from trainwatch.snapshot import RunRow, Snapshot
+
+NOW = datetime(2025, 11, 14, 12, 0)
+HOSTILE = '=HYPERLINK("http://x")<script>alert(1)</script>[bold]|\x1b]8;;http://evil\x07x\x1b[31m'
+
+
+def snapshot_with_name(name: str) -> Snapshot:
+    agg = RunAggregator()
+    agg.add(RunInfo(name=name, target=100))
+    for i in range(0, 50, 10):
+        agg.add(Iteration(iter=i, loss=2.0, time_ms=1000.0))
+    return Snapshot(NOW, (RunRow(name, "/runs/a.log", "nanogpt_stdout", agg.stats(now=NOW)),))
+
+
+def test_csv_defuses_formulas_and_strips_escapes() -> None:
+    text = export.render(snapshot_with_name(HOSTILE), "csv")
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["run"].startswith("'=HYPERLINK")
+    assert "\x1b" not in text and "\x07" not in text
+
+
+def test_html_escapes_markup() -> None:
+    text = export.render(snapshot_with_name(HOSTILE), "html")
+    assert "<script>" not in text and "&lt;script&gt;" in text
+    assert "\x1b" not in text
+
+
+def test_markdown_escapes_pipes() -> None:
+    text = export.render(snapshot_with_name("a|b"), "md")
+    assert "a\\|b" in text
+
+
+def test_json_keeps_the_name_but_is_valid() -> None:
+    data = json.loads(export.render(snapshot_with_name(HOSTILE), "json"))
+    assert data["runs"][0]["run"] == HOSTILE  # JSON escapes; consumers see the true name
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    export.write_atomic(target, "new")
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "out.json"
+    target.write_text("old")
+
+    def full_disk(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export.os, "replace", full_disk)
+    with pytest.raises(OSError):
+        export.write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_export_writes_three_formats(tmp_path: Path) -> None:
+    paths = export.export(snapshot_with_name("run"), tmp_path)
+    assert sorted(p.suffix for p in paths) == [".csv", ".json", ".md"]
+    assert all(p.parent == tmp_path and p.stat().st_size > 0 for p in paths)
