@@ -13,6 +13,7 @@ counted twice.
 
 from __future__ import annotations
 
+import copy
 import math
 from array import array
 from collections import deque
@@ -27,7 +28,6 @@ from trainwatch.stats import RunStats
 
 #: A logged time above this many rolling medians is an eval pass (METRICS.md).
 OUTLIER_FACTOR = 5.0
-OUTLIER_MS = 100_000.0
 
 _NAN = math.nan
 #: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
@@ -75,6 +75,7 @@ class RunAggregator:
         self.last_loss: float | None = None
         self.observed: list[datetime] = []  # file update times seen by the watcher
         self._recent: deque[float] = deque(maxlen=16)  # for the outlier rule
+        self._eval_pending = False  # an eval ran since the last logged iteration
         self._new_series()
         self._reset_sums()
 
@@ -87,6 +88,8 @@ class RunAggregator:
         elif isinstance(record, RunInfo):
             self._merge_info(record)
         elif isinstance(record, Eval):
+            if self.info.eval_timing == "next" and self.iters and record.iter >= self.iters[-1]:
+                self._eval_pending = True
             self.eval_marks[record.iter] = record
             if record.val_loss is not None:
                 self.val_series.append(record.iter, record.val_loss)
@@ -96,9 +99,29 @@ class RunAggregator:
             self.outcome = record
 
     def add_all(self, records: Iterable[Record]) -> None:
-        """``add`` each record in order."""
+        """``add`` each record in order (runs of iterations take the bulk path)."""
+        batch: list[Iteration] = []
         for record in records:
+            if record.__class__ is Iteration:
+                batch.append(record)
+                continue
+            if batch:
+                self._add_iterations(batch)
+                batch = []
             self.add(record)
+        if batch:
+            self._add_iterations(batch)
+
+    def copy(self) -> RunAggregator:
+        """An independent copy: a document's stable part is kept, its tail re-applied to copies."""
+        clone = object.__new__(RunAggregator)
+        for name, value in vars(self).items():
+            if isinstance(value, Series):
+                value = value.copy()
+            elif isinstance(value, array | bytearray | list | dict | deque):
+                value = copy.copy(value)  # elements are immutable (numbers, records, datetimes)
+            setattr(clone, name, value)
+        return clone
 
     def observe(self, at: datetime) -> None:
         """The log changed at ``at`` (file mtime): wall-clock evidence."""
@@ -124,49 +147,102 @@ class RunAggregator:
             self.info = replace(self.info, **changes)
 
     def _add_iteration(self, it: Iteration) -> None:
-        if not 0 <= it.iter <= MAX_ITER:
-            return  # no real run gets here; a corrupt line must not break the columns
-        if self.iters and it.iter <= self.iters[-1]:
-            self._rewind(it.iter)
-        self.segments = max(self.segments, 1)
-        first_of_segment = len(self.iters) == self._segment_start
-        time_ms = it.time_ms if it.time_ms is not None and it.time_ms >= 0 and math.isfinite(it.time_ms) else _NAN
-        evaluated = self._classify_eval(it.iter, time_ms, first_of_segment)
-        mfu = it.mfu_pct if it.mfu_pct is not None and it.mfu_pct > 0 and math.isfinite(it.mfu_pct) else _NAN
-        self.iters.append(it.iter)
-        self.times.append(time_ms)
-        self.mfus.append(mfu)
-        self._append_optional("tps", it.tokens_per_sec)
-        wall = it.wall_time.timestamp() if it.wall_time is not None else None
-        self._append_optional("walls", wall)
-        if wall is not None:
-            self.wall_first = self.wall_first if self.wall_first is not None else wall
-            self.last_wall = wall
-        if not math.isnan(mfu):
-            self.last_mfu = mfu
-        if it.tokens_per_sec is not None:
-            self.last_tps = it.tokens_per_sec
-        if it.tokens_seen is not None and it.tokens_seen >= 0:
-            self.seen_last = (it.iter, it.tokens_seen)
-            self.seen_first = self.seen_first or self.seen_last
-        self.is_eval.append(evaluated)
-        self.is_warmup.append(first_of_segment)
-        if evaluated:
-            self.eval_at.append(it.iter)
-        self._account(len(self.iters) - 1, +1, time_ms, mfu)
-        if it.loss is not None:
-            self.last_loss = it.loss
-            self.loss_series.append(it.iter, it.loss)
-        if not math.isnan(time_ms) and not evaluated:
-            self.time_series.append(it.iter, time_ms / 1000)
-            if not first_of_segment:
-                self._recent.append(time_ms)
-        if not math.isnan(mfu):
-            self.mfu_series.append(it.iter, mfu)
-        if wall is not None:
-            self.wall_series.append(it.iter, wall)
-        if it.tokens_per_sec is not None:
-            self.tps_series.append(it.iter, it.tokens_per_sec)
+        self._add_iterations((it,))
+
+    def _add_iterations(self, batch: Iterable[Iteration]) -> None:
+        """Take logged iterations into account: the hot path, kept flat.
+
+        Per iteration this is what METRICS.md needs and nothing more: the
+        columns, the running sums (``_account`` inlined, same operations in
+        the same order, so the figures are bit-identical), the outlier rule
+        and the bounded series. A restart goes through ``_rewind``.
+        """
+        info = self.info
+        interval, at_start = info.eval_interval, bool(info.eval_at_start)
+        by_interval = bool(interval) and info.eval_timing in (None, "same")
+        iters, times, mfus, is_eval, is_warmup = self.iters, self.times, self.mfus, self.is_eval, self.is_warmup
+        recent = self._recent
+        loss_add, time_add, mfu_add = self.loss_series.append, self.time_series.append, self.mfu_series.append
+        isfinite = math.isfinite
+        for it in batch:
+            step = it.iter
+            if not 0 <= step <= MAX_ITER:
+                continue  # no real run gets here; a corrupt line must not break the columns
+            n = len(iters)
+            if n and step <= iters[-1]:
+                self._rewind(step)
+                n = len(iters)
+            if not self.segments:
+                self.segments = 1
+            first = n == self._segment_start
+            t = it.time_ms
+            time_ms = t if t is not None and t >= 0 and isfinite(t) else _NAN
+            timed = time_ms == time_ms
+            if by_interval:  # _classify_eval's common case, inlined
+                evaluated = step in self.eval_marks or (step % interval == 0 and (step > 0 or at_start))  # type: ignore[operator]
+            else:
+                evaluated = self._classify_eval(step, time_ms, first)
+            m = it.mfu_pct
+            mfu = m if m is not None and m > 0 and isfinite(m) else _NAN
+            iters.append(step)
+            times.append(time_ms)
+            mfus.append(mfu)
+            tps = it.tokens_per_sec
+            if tps is not None or self.tps is not None:
+                self._append_optional("tps", tps)
+            wall = it.wall_time.timestamp() if it.wall_time is not None else None
+            if wall is not None or self.walls is not None:
+                self._append_optional("walls", wall)
+            if wall is not None:
+                if self.wall_first is None:
+                    self.wall_first = wall
+                self.last_wall = wall
+            if mfu == mfu:
+                self.last_mfu = mfu
+            if tps is not None:
+                self.last_tps = tps
+            if it.tokens_seen is not None and it.tokens_seen >= 0:
+                self.seen_last = (step, it.tokens_seen)
+                self.seen_first = self.seen_first or self.seen_last
+            is_eval.append(evaluated)
+            is_warmup.append(first)
+            # _account(n, +1, time_ms, mfu), inlined.
+            gap = 1 if first else step - iters[n - 1]
+            if evaluated:
+                self.eval_at.append(step)
+                self.n_eval += 1
+                if timed:
+                    self.replay_s += time_ms / 1000
+                    self.replay_untimed_steps += gap - 1
+                    if not first:
+                        self.eval_ms += time_ms
+                        self.n_eval_timed += 1
+                else:
+                    self.replay_untimed_steps += gap
+            else:
+                self.n_train += 1
+                if timed:
+                    self.train_ms += time_ms
+                    self.n_train_timed += 1
+                    self.replay_s += time_ms / 1000 * gap
+                else:
+                    self.replay_untimed_steps += gap
+                if mfu == mfu:
+                    self.mfu_sum += mfu
+                    self.n_mfu += 1
+            if it.loss is not None:
+                self.last_loss = it.loss
+                loss_add(step, it.loss)
+            if timed and not evaluated:
+                time_add(step, time_ms / 1000)
+                if not first:
+                    recent.append(time_ms)
+            if mfu == mfu:
+                mfu_add(step, mfu)
+            if wall is not None:
+                self.wall_series.append(step, wall)
+            if tps is not None:
+                self.tps_series.append(step, tps)
 
     def _append_optional(self, column: str, value: float | None) -> None:
         """Append to a column that exists only once some entry has a value."""
@@ -180,6 +256,12 @@ class RunAggregator:
 
     def _classify_eval(self, step: int, time_ms: float, warmup: bool) -> bool:
         """Does this iteration's logged time include an evaluation pass?"""
+        timing = self.info.eval_timing
+        if timing == "excluded":
+            return False
+        if timing == "next":
+            pending, self._eval_pending = self._eval_pending, False
+            return pending
         if step in self.eval_marks:
             return True
         interval = self.info.eval_interval
@@ -187,9 +269,10 @@ class RunAggregator:
             return step % interval == 0 and (step > 0 or bool(self.info.eval_at_start))
         if math.isnan(time_ms) or warmup:
             return False
-        if time_ms > OUTLIER_MS:
-            return True
-        return len(self._recent) >= 5 and time_ms > OUTLIER_FACTOR * median(self._recent)
+        # METRICS.md also calls any step over 100 s an eval; that would make
+        # every step of a run at 400 s a step an "eval". Only the relative
+        # rule is sound, once a few ordinary steps give it a median.
+        return len(self._recent) >= 3 and time_ms > OUTLIER_FACTOR * median(self._recent)
 
     def _rewind(self, step: int) -> None:
         """A restart from ``step``: drop the superseded tail of the timeline."""
@@ -219,9 +302,12 @@ class RunAggregator:
         for series in (self.tps_series, self.wall_series):
             series.truncate_from(step)
         self._recent.clear()
+        self._eval_pending = False
         self._segment_start = keep
         self.segments += 1
         self.outcome = None  # a resumed run is running again
+        if self.info.end_time is not None:
+            self.info = replace(self.info, end_time=None)
 
     def _account(self, index: int, sign: int, time_ms: float, mfu: float) -> None:
         """Add (+1) or remove (-1) one logged iteration from the running sums.

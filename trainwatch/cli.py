@@ -164,6 +164,7 @@ def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
         source = LogSource(path, options)
         try:
             source.refresh()
+            source.flush()
         except SourceError as exc:
             problems.append(str(exc))
             continue

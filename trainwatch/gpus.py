@@ -17,8 +17,9 @@ class GpuPeak:
     """Datasheet peaks of one accelerator, in TFLOP/s per device."""
 
     name: str
-    bf16: float
+    bf16: float  # BF16 (or FP16 where the chip has no BF16) tensor peak
     tf32: float | None = None
+    has_bf16: bool = True
 
 
 # Matched by substring against the logged GPU name, most specific first
@@ -44,10 +45,11 @@ _PEAKS: tuple[tuple[str, GpuPeak], ...] = (
     ("L40S", GpuPeak("L40S", 362.1, 183.0)),
     ("L40", GpuPeak("L40", 181.0, 90.5)),
     ("L4", GpuPeak("L4", 121.0, 60.0)),
+    ("5090", GpuPeak("RTX 5090", 209.5, 104.8)),
     ("4090", GpuPeak("RTX 4090", 165.2, 82.6)),
     ("3090", GpuPeak("RTX 3090", 71.0, 35.6)),
-    ("V100", GpuPeak("V100", 125.0, None)),
-    ("T4", GpuPeak("T4", 65.0, None)),
+    ("V100", GpuPeak("V100", 125.0, None, has_bf16=False)),
+    ("T4", GpuPeak("T4", 65.0, None, has_bf16=False)),
     ("MI300X", GpuPeak("MI300X", 1307.4, 653.7)),
     ("MI250X", GpuPeak("MI250X", 383.0, 95.7)),
     ("MI250", GpuPeak("MI250", 362.1, 90.5)),
@@ -71,7 +73,10 @@ def dense_peak_tflops(gpu_name: str | None, dtype: str | None) -> float | None:
     if peak is None:
         return None
     kind = (dtype or "bf16").lower()
-    if any(k in kind for k in ("bf16", "bfloat16", "fp16", "float16", "half")):
+    if "bf16" in kind or "bfloat16" in kind:
+        # Pre-Ampere chips run bf16 without tensor cores: no meaningful peak.
+        return peak.bf16 if peak.has_bf16 else None
+    if any(k in kind for k in ("fp16", "float16", "half")):
         return peak.bf16
     if any(k in kind for k in ("tf32", "fp32", "float32")):
         return peak.tf32

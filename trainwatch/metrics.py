@@ -51,6 +51,10 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
     rate_s, rate_source = _rate(agg)
     if mean_iter_s is None and rate_s is not None:
         mean_iter_s = rate_s  # formats without per-step times: wall-clock rate
+    if mean_iter_s is None and info.runtime_s and done:
+        mean_iter_s = rate_s = info.runtime_s / done  # only the total is logged
+        rate_source = "logged total runtime"
+        provenance.append(("s/iter", f"logged total runtime {info.runtime_s:,.0f} s ÷ {done:,} iterations"))
 
     tokens, source = _tokens_per_iter(agg, warnings, provenance)
     tokens_per_hour = tokens * 3600 / mean_iter_s if tokens and mean_iter_s else None
@@ -73,7 +77,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
     ended = info.end_time or (agg.outcome.wall_time if agg.outcome else None)
     anchor = _last_progress_at(agg, rate_s)
     last_update = max((t for t in (anchor, *agg.observed[-1:]) if t is not None), default=None)
-    status = _status(agg, done, target, now, last_update, rate_s, ended)
+    status = _status(agg, done, target, target_source, now, last_update, rate_s, ended)
     if status == "finished" and ended is not None:
         last_update = ended  # a copied log's mtime says nothing about the run
     wall_elapsed = _wall_elapsed(agg, started, ended, now, status)
@@ -174,16 +178,20 @@ def _tokens_per_iter(
         if config is not None:
             provenance.append(("tokens/iter", f"{config:,}: {config_why}"))
         return config, "config" if config is not None else None
-    if info.block_size:  # whole sequences: the rate only approximates it
-        evidence = round(evidence / info.block_size) * info.block_size
-    why = f"{evidence:,}: {evidence_why}"
-    if config is not None and abs(config - evidence) > TOKENS_TOLERANCE * evidence:
-        warnings.append(
-            f"tokens/iter from the log's throughput is {evidence:,}, but the config says {config:,} "
-            f"({config_why}); using the log's evidence"
-        )
-    elif config is not None:
-        why += f"; config agrees: {config_why}"
+    if config is not None and abs(config - evidence) <= TOKENS_TOLERANCE * evidence:
+        # The evidence confirms the config, whose figure is exact (a rate
+        # averaged over steps lands a fraction of a percent off).
+        why = f"{config:,}: {config_why}, confirmed by the {evidence_why}"
+        evidence = config
+    else:
+        if info.block_size:  # whole sequences: the rate only approximates it
+            evidence = round(evidence / info.block_size) * info.block_size
+        why = f"{evidence:,}: {evidence_why}"
+        if config is not None:
+            warnings.append(
+                f"tokens/iter from the log's throughput is {evidence:,.0f}, but the config says {config:,} "
+                f"({config_why}); using the log's evidence"
+            )
     literal = _literal_per_gpu_reading(agg)
     if literal is not None and literal != evidence:
         why += f"; read as per-GPU accumulation (× {info.world_size} GPUs) the config would say {literal:,}"
@@ -384,21 +392,24 @@ def _status(
     agg: RunAggregator,
     done: int | None,
     target: int,
+    target_source: str,
     now: datetime,
     last_update: datetime | None,
     rate_s: float | None,
     ended: datetime | None,
 ) -> Status:
-    """METRICS.md: status. Divergence outranks the failure it usually causes."""
+    """METRICS.md: status.
+
+    Divergence outranks the failure it usually causes; a run that reached
+    its stated target and crashed afterwards (a teardown error) finished.
+    Reaching the default target proves nothing: only a stated one counts.
+    """
     if agg.last_loss is not None and not math.isfinite(agg.last_loss):
         return "diverged"
-    if agg.outcome is not None and agg.outcome.kind == "failed":
+    reached = done is not None and done >= target and target_source != "default"
+    if agg.outcome is not None and agg.outcome.kind == "failed" and not reached:
         return "failed"
-    if (
-        (agg.outcome is not None and agg.outcome.kind == "finished")
-        or agg.info.end_time
-        or (done is not None and done >= target)
-    ):
+    if (agg.outcome is not None and agg.outcome.kind == "finished") or agg.info.end_time or reached:
         return "finished"
     if last_update is not None and (now - last_update).total_seconds() > _stall_after_s(agg, rate_s):
         return "stalled"

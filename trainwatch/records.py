@@ -13,6 +13,11 @@ from datetime import datetime
 from typing import Literal
 
 TokensScope = Literal["gpu", "total"]
+#: Where a format's per-step timer puts the cost of an evaluation pass: in the
+#: step logged at the eval's iteration (nanoGPT, the seed logs), in the next
+#: logged step (Megatron evaluates after logging step i), or nowhere (llm.c
+#: times only the training step).
+EvalTiming = Literal["same", "next", "excluded"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,10 @@ class RunInfo:
     n_embd: int | None = None
     mfu_peak_tflops: float | None = None
     tokens_per_sec_scope: TokensScope | None = None
+    #: Wall seconds the whole training took, where the log states it
+    #: (HF's ``train_runtime``): a rate for logs without per-step times.
+    runtime_s: float | None = None
+    eval_timing: EvalTiming | None = None
 
 
 @dataclass(frozen=True, slots=True)

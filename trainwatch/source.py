@@ -25,6 +25,8 @@ from trainwatch.parsers.base import LineParser, ParserSpec
 
 #: Read at most this much per system call while catching up on a big log.
 CHUNK = 4 << 20
+#: Metadata sidecars are small; a huge file by that name is not one.
+SIDECAR_MAX = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,16 @@ class LogSource:
             self.agg.observe(datetime.fromtimestamp(stat.st_mtime))
         return changed
 
+    def flush(self) -> bool:
+        """No more input is due now (end of a snapshot, or the log went quiet):
+        take the records a line parser still holds back. ``True`` if any."""
+        flush = getattr(self._line_parser, "flush", None)
+        if flush is None:
+            return False
+        records = flush()
+        self.agg.add_all(records)
+        return bool(records)
+
     # --------------------------------------------------------------- internals
 
     def _new_aggregator(self) -> RunAggregator:
@@ -103,18 +115,36 @@ class LogSource:
 
     def _detect(self, handle: object) -> bool:
         head = handle.read(parsers.SNIFF_BYTES)  # type: ignore[attr-defined]
-        handle.seek(0)  # type: ignore[attr-defined]
         if b"\0" in head[:1024]:
+            handle.seek(0)  # type: ignore[attr-defined]
             self.problem = "binary file"
             return False
         self.spec = parsers.detect(head, self.path.name)
+        if self.spec is None and len(head) == parsers.SNIFF_BYTES:
+            head += handle.read(parsers.SNIFF_BYTES_MORE - len(head))  # type: ignore[attr-defined]
+            self.spec = parsers.detect(head, self.path.name)
+        handle.seek(0)  # type: ignore[attr-defined]
         if self.spec is None:
             self.problem = "unrecognised format" if head.strip() else "empty"
             return False
-        if self.spec.kind == "lines" and self.spec.new_line_parser is not None:
-            self._line_parser = self.spec.new_line_parser()
+        if self.spec.kind == "lines":
+            self._line_parser = self._make_line_parser(self.spec)
         self.problem = None
         return True
+
+    def _make_line_parser(self, spec: ParserSpec) -> LineParser:
+        """The spec's line parser, given its sidecar's text if one is beside the log."""
+        if spec.sidecar_names is not None and spec.new_line_parser_with_sidecar is not None:
+            for name in spec.sidecar_names(self.path.name):
+                sidecar = self.path.with_name(name)
+                try:
+                    if sidecar.is_file() and sidecar.stat().st_size <= SIDECAR_MAX:
+                        text = sidecar.read_text(encoding="utf-8", errors="replace")
+                        return spec.new_line_parser_with_sidecar(text)
+                except OSError:
+                    continue  # unreadable metadata: parse the log without it
+        assert spec.new_line_parser is not None
+        return spec.new_line_parser()
 
     def _refresh_document(self, handle: object, stat: os.stat_result) -> bool:
         assert self.spec is not None and self.spec.parse_document is not None
@@ -181,7 +211,8 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
         else:
             problems.append(f"no such file or directory: {root}")
     # The same file named twice (or through two roots) is one run.
-    unique = {path.resolve(): path for path in reversed(found)}
+    # realpath, not Path.resolve: that raises on a symlink loop (``loop -> loop``).
+    unique = {os.path.realpath(path): path for path in reversed(found)}
     return list(reversed(unique.values())), problems
 
 

@@ -6,19 +6,45 @@ formats come before generic ones (generic JSONL last).
 
 from __future__ import annotations
 
-from trainwatch.parsers import llm_tii_json
+from trainwatch.parsers import (
+    buildnanogpt,
+    hf_trainer_state,
+    jsonl_metrics,
+    lightning_csv,
+    llamafactory,
+    llm_tii_json,
+    llmc,
+    megatron,
+    nanogpt_stdout,
+    torchtitan,
+)
 from trainwatch.parsers.base import LineParser, ParserSpec
 
 #: Every known format, most specific first.
-PARSERS: tuple[ParserSpec, ...] = (llm_tii_json.SPEC,)
+PARSERS: tuple[ParserSpec, ...] = (
+    llm_tii_json.SPEC,
+    hf_trainer_state.SPEC,
+    llamafactory.SPEC,
+    lightning_csv.SPEC,
+    megatron.SPEC,
+    llmc.SPEC,
+    llmc.MAIN_LOG_SPEC,
+    nanogpt_stdout.SPEC,
+    torchtitan.SPEC,
+    buildnanogpt.SPEC,
+    # Generic JSONL last: it would accept most JSON-lines logs.
+    jsonl_metrics.SPEC,
+)
 
-#: How much of a file ``sniff`` sees.
+#: How much of a file ``sniff`` sees; logs with a long preamble of their
+#: own prints get a second look at ``SNIFF_BYTES_MORE``.
 SNIFF_BYTES = 16384
+SNIFF_BYTES_MORE = 262144
 
 
 def detect(head: bytes, filename: str) -> ParserSpec | None:
     """The parser for a file whose first bytes are ``head``, or ``None``."""
-    text = head[:SNIFF_BYTES].decode("utf-8", "replace")
+    text = head.decode("utf-8", "replace")
     for spec in PARSERS:
         if spec.sniff(text, filename):
             return spec
@@ -30,4 +56,4 @@ def by_format(name: str) -> ParserSpec | None:
     return next((spec for spec in PARSERS if spec.format == name), None)
 
 
-__all__ = ["PARSERS", "SNIFF_BYTES", "LineParser", "ParserSpec", "by_format", "detect"]
+__all__ = ["PARSERS", "SNIFF_BYTES", "SNIFF_BYTES_MORE", "LineParser", "ParserSpec", "by_format", "detect"]

@@ -27,6 +27,14 @@ class LineParser(Protocol):
     def feed(self, line: str) -> Sequence[Record]: ...
 
 
+class FlushingLineParser(LineParser, Protocol):
+    """A line parser that holds records back until a later line completes
+    them (an MFU line after its iteration line, a val loss waiting for its
+    HellaSwag result). ``flush`` hands them over when no more input is due."""
+
+    def flush(self) -> Sequence[Record]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ParserSpec:
     """One format: how to recognise it and how to parse it."""
@@ -38,3 +46,8 @@ class ParserSpec:
     sniff: Callable[[str, str], bool]
     new_line_parser: Callable[[], LineParser] | None = None
     parse_document: Callable[[bytes], Sequence[Record] | None] | None = None
+    #: Metadata files beside the log (Lightning's ``hparams.yaml``): for a log
+    #: file name, the sidecar names to look for, most specific first.
+    sidecar_names: Callable[[str], list[str]] | None = None
+    #: The line parser, given the text of the sidecar that was found.
+    new_line_parser_with_sidecar: Callable[[str], LineParser] | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import datetime
 
 # CSI sequences (colours, cursor moves), OSC sequences (titles, hyperlinks)
 # and lone two-byte escapes: everything a terminal would swallow.
@@ -53,3 +54,34 @@ def to_float(text: str) -> float | None:
 def finite(value: float | None) -> float | None:
     """``value`` if it is a finite number, else ``None``."""
     return value if value is not None and math.isfinite(value) else None
+
+
+# ``slurmstepd: error: *** JOB 11672255 ON g084 CANCELLED AT 2024-10-10T02:20:29
+# DUE TO TIME LIMIT ***`` (also ``STEP 123.0``; no "DUE TO" for a plain scancel).
+_SLURM_CANCEL = re.compile(r"\*\*\* (?:JOB|STEP) \S+ ON \S+ CANCELLED AT (\S+)(?: DUE TO ([A-Z ]+?))? *\*\*\*")
+_SLURM_REASONS = {
+    "TIME LIMIT": "killed by SLURM time limit",
+    "PREEMPTION": "preempted by SLURM",
+    "NODE FAILURE": "killed by SLURM: node failure",
+}
+
+
+def slurm_kill(text: str) -> tuple[str, datetime | None] | None:
+    """The reason and time if ``text`` holds a slurmstepd kill notice, else ``None``.
+
+    slurmstepd writes unbuffered into the job's stdout file, so its notice often
+    lands in the middle of a half-flushed line: search, do not anchor.
+    """
+    if "slurmstepd" not in text:
+        return None
+    if (m := _SLURM_CANCEL.search(text)) is not None:
+        reason = m.group(2)
+        message = _SLURM_REASONS.get(reason or "", f"cancelled by SLURM ({reason.lower()})" if reason else "")
+        try:
+            when: datetime | None = datetime.fromisoformat(m.group(1))
+        except ValueError:
+            when = None
+        return message or "cancelled by SLURM (scancel)", when
+    if "oom_kill" in text or "oom-kill" in text:
+        return "killed by the out-of-memory killer (SLURM)", None
+    return None

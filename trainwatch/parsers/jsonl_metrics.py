@@ -1,0 +1,243 @@
+"""Generic JSON-lines metrics: one object per line with a step and a loss.
+
+Many training scripts log ``{"step": 120, "loss": 3.21, "lr": 6e-4, ...}`` a
+line at a time (hand-written loops, ``jsonlines`` callbacks, wandb-style
+``train/loss`` keys). No format is fixed, so a role -> candidate-keys mapping
+says where to look: ``DEFAULT_KEYS`` covers the common spellings, and
+``make_spec`` builds a parser for another mapping (the CLI's
+``--keys iter=global_step,loss=train/loss``, see ``parse_keys``). A key may be
+a dotted path into nested objects (``train.loss``) when no flat key matches.
+
+A line with a step and a loss is an iteration; with a val loss, an eval (both
+when it has both). Several lines for one step (train metrics, then eval, then
+system stats) give one iteration: a repeated step is not a restart. The rate's
+scope (per GPU or total) is unknown here, so it is left unset; ``mfu`` is read
+as percent (nanoGPT logs ``mfu*100``) -- remap with ``--keys`` otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.jsonvalues import as_int, as_num, as_time, loads
+from trainwatch.records import Eval, Iteration, Record, RunInfo
+
+FORMAT = "jsonl_metrics"
+
+#: Role -> keys to try, first match wins.
+DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
+    "iter": ("step", "iter", "iteration", "global_step", "train/step", "_step"),
+    "loss": ("loss", "train_loss", "train/loss", "lm_loss", "train/lm_loss", "train_loss_step"),
+    "time_ms": ("time_ms", "dt_ms", "step_time_ms", "iter_time_ms", "elapsed_ms", "train/step_time_ms"),
+    "time_s": ("step_time", "iter_time", "dt", "time_s", "step_time_s", "perf/step_time", "train/step_time"),
+    "tokens_per_sec": (
+        "tokens_per_sec",
+        "tokens_per_second",
+        "tok_per_sec",
+        "tok/s",
+        "tps",
+        "perf/tokens_per_sec",
+        "train/tokens_per_sec",
+    ),
+    "mfu_pct": ("mfu", "mfu_pct", "mfu_percent", "perf/mfu", "train/mfu"),
+    "lr": ("lr", "learning_rate", "train/lr", "train/learning_rate"),
+    "grad_norm": ("grad_norm", "norm", "gradient_norm", "train/grad_norm"),
+    "tokens_seen": ("tokens_seen", "num_tokens", "total_tokens", "consumed_tokens", "train/tokens"),
+    "val_loss": ("val_loss", "eval_loss", "val/loss", "eval/loss", "validation_loss", "valid_loss"),
+    "wall_time": ("timestamp", "time", "datetime", "wall_time", "_timestamp"),
+    "target": ("max_steps", "total_steps", "max_iters", "num_steps", "total_iters"),
+}
+
+#: How many lines of the head ``sniff`` looks at.
+_SNIFF_LINES = 20
+
+
+def parse_keys(text: str) -> dict[str, tuple[str, ...]]:
+    """``"iter=global_step,loss=train/loss|loss"`` as a mapping for ``make_spec``.
+
+    ``|`` separates alternatives for one role. Raises ``ValueError`` for an
+    unknown role or a malformed item (this is user input, not log input).
+    """
+    mapping: dict[str, tuple[str, ...]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        role, sep, keys = item.partition("=")
+        role = role.strip()
+        if not sep or not keys.strip():
+            raise ValueError(f"expected role=key, got {item!r}")
+        if role not in DEFAULT_KEYS:
+            raise ValueError(f"unknown role {role!r}; known: {', '.join(DEFAULT_KEYS)}")
+        mapping[role] = tuple(k.strip() for k in keys.split("|") if k.strip())
+    return mapping
+
+
+def resolve_keys(mapping: Mapping[str, str | Sequence[str]] | None = None) -> dict[str, tuple[str, ...]]:
+    """``DEFAULT_KEYS`` with the roles in ``mapping`` replaced.
+
+    Raises ``ValueError`` for a role that does not exist.
+    """
+    keys = dict(DEFAULT_KEYS)
+    for role, value in (mapping or {}).items():
+        if role not in DEFAULT_KEYS:
+            raise ValueError(f"unknown role {role!r}; known: {', '.join(DEFAULT_KEYS)}")
+        keys[role] = (value,) if isinstance(value, str) else tuple(value)
+    return keys
+
+
+def _lookup(obj: Mapping[str, Any], candidates: tuple[str, ...]) -> object:
+    for key in candidates:
+        if key in obj:
+            value = obj[key]
+            if value is not None:
+                return value
+    for key in candidates:
+        if "." in key:
+            node: object = obj
+            for part in key.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            if node is not None:
+                return node
+    return None
+
+
+#: The (role, key) pairs an object of one key set can fill, best key first
+#: per role; a key is flat, or a dotted key's parts.
+_Plan = tuple[tuple[str, str | tuple[str, ...]], ...]
+#: Distinct key sets remembered per file (a log has a handful).
+_MAX_PLANS = 64
+
+
+def _plan(obj: Mapping[str, Any], keys: Mapping[str, tuple[str, ...]]) -> _Plan:
+    present = obj.keys()
+    plan: list[tuple[str, str | tuple[str, ...]]] = []
+    for role, candidates in keys.items():
+        for key in candidates:
+            if key in present:
+                plan.append((role, key))
+            elif "." in key and key.split(".", 1)[0] in present:
+                plan.append((role, tuple(key.split("."))))
+    return tuple(plan)
+
+
+def _values(obj: Mapping[str, Any], plan: _Plan) -> dict[str, object]:
+    """Role -> the first non-null value among its keys."""
+    values: dict[str, object] = {}
+    for role, key in plan:
+        if role in values:
+            continue
+        if type(key) is str:
+            value = obj[key]
+        else:
+            value = obj
+            for part in key:
+                value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            values[role] = value
+    return values
+
+
+class JsonlMetricsParser:
+    """Stateful parser of one JSONL metrics file."""
+
+    def __init__(self, keys: Mapping[str, tuple[str, ...]] | None = None) -> None:
+        self.keys = dict(keys) if keys is not None else dict(DEFAULT_KEYS)
+        self._last_iter: int | None = None
+        self._target: int | None = None
+        # Resolving roles is the costly part of a line, and a log writes the
+        # same few key sets over and over: resolve once per key set.
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    def feed(self, line: str) -> list[Record]:
+        """Records of one line; ``[]`` unless it is an object with a step."""
+        if not line.startswith("{"):
+            line = line.strip().lstrip("\ufeff")
+            if not line.startswith("{"):
+                return []
+        obj = loads(line)
+        if type(obj) is not dict:
+            return []
+        signature = tuple(obj)
+        plan = self._plans.get(signature)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[signature] = _plan(obj, self.keys)
+        values = _values(obj, plan)
+        get = values.get
+        step = as_int(get("iter"))
+        if step is None or step < 0:
+            return []
+        records: list[Record] = []
+        if "target" in values:
+            target = as_int(values["target"])
+            if target is not None and target > 0 and target != self._target:
+                self._target = target
+                records.append(RunInfo(target=target))
+        wall = as_time(values["wall_time"]) if "wall_time" in values else None
+        val = as_num(get("val_loss"), keep_nan=True)
+        if val is not None:
+            # Before the iteration: a step that evaluated spent that time too.
+            records.append(Eval(iter=step, val_loss=val, wall_time=wall))
+        loss = as_num(get("loss"), keep_nan=True)
+        if loss is None or step == self._last_iter:
+            return records
+        self._last_iter = step
+        time_ms = as_num(get("time_ms"))
+        if time_ms is None and (seconds := as_num(get("time_s"))) is not None:
+            time_ms = seconds * 1000.0
+        tps = as_num(get("tokens_per_sec"))
+        tokens = as_int(get("tokens_seen"))
+        records.append(
+            Iteration(
+                iter=step,
+                loss=loss,
+                time_ms=time_ms if time_ms is not None and time_ms >= 0 else None,
+                mfu_pct=as_num(get("mfu_pct")),
+                tokens_per_sec=tps if tps is not None and tps >= 0 else None,
+                lr=as_num(get("lr")),
+                grad_norm=as_num(get("grad_norm"), keep_nan=True),
+                tokens_seen=tokens if tokens is not None and tokens >= 0 else None,
+                wall_time=wall,
+            )
+        )
+        return records
+
+
+def make_sniff(keys: Mapping[str, tuple[str, ...]]) -> Callable[[str, str], bool]:
+    """A ``sniff`` for ``keys``: JSONL whose objects have a step and a (val) loss."""
+
+    def sniff(head: str, filename: str) -> bool:
+        lines = [ln.strip() for ln in head.lstrip("\ufeff").split("\n")[:-1]]  # the last may be cut
+        lines = [ln for ln in lines if ln][:_SNIFF_LINES]
+        if not lines or not all(ln.startswith("{") for ln in lines):
+            return False
+        for ln in lines:
+            obj = loads(ln)
+            if not isinstance(obj, dict):
+                return False
+            if as_int(_lookup(obj, keys["iter"])) is not None and (
+                _lookup(obj, keys["loss"]) is not None or _lookup(obj, keys["val_loss"]) is not None
+            ):
+                return True
+        return False
+
+    return sniff
+
+
+def make_spec(mapping: Mapping[str, str | Sequence[str]] | None = None) -> ParserSpec:
+    """A ``ParserSpec`` for JSONL with the roles in ``mapping`` remapped.
+
+    ``make_spec({"iter": "global_step", "loss": ("train/loss", "loss")})``.
+    Raises ``ValueError`` for an unknown role.
+    """
+    keys = resolve_keys(mapping)
+    return ParserSpec(
+        format=FORMAT,
+        kind="lines",
+        sniff=make_sniff(keys),
+        new_line_parser=lambda: JsonlMetricsParser(keys),
+    )
+
+
+SPEC = make_spec()

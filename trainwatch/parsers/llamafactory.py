@@ -1,0 +1,162 @@
+"""LLaMA-Factory's ``trainer_log.jsonl`` (its ``LogCallback``).
+
+One JSON object per line, appended at every Trainer ``on_log`` (and every 5
+prediction steps in predict-only runs). Always ``current_steps``,
+``total_steps``, ``percentage``, ``elapsed_time`` and ``remaining_time``, the
+times being ``str(timedelta)``: ``H:MM:SS`` or ``N day(s), H:MM:SS``, whole
+seconds since ``on_train_begin``. Then, depending on the version:
+
+* ``loss``, ``learning_rate`` (older) or ``lr`` (newer), ``epoch``;
+* ``eval_loss`` / ``predict_loss`` / ``reward``, explicitly ``null`` in older
+  versions and dropped when ``None`` in newer ones;
+* ``throughput`` (tokens/s since the start, a string in some versions) and
+  ``total_tokens``, both from ``num_input_tokens_seen``, i.e. over all
+  processes; ``0`` when the run does not count tokens.
+
+Which Trainer log a line copies shows in its keys: a train log has ``loss``, an
+eval log ``eval_loss``, and the summary logged when ``train()`` returns has
+neither (LLaMA-Factory copies ``loss`` from the last log entry, which then is
+the summary). Predict-only runs write progress lines with no metrics at all.
+
+There are no timestamps. ``Iteration.time_ms`` is derived from the elapsed
+time: (elapsed now - elapsed at the previous line) / steps in between, the
+mean over the logging interval, at one-second resolution.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.jsonvalues import as_int, as_num, loads
+from trainwatch.parsers.text import to_float
+from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
+
+FORMAT = "llamafactory_jsonl"
+
+
+def sniff(head: str, filename: str) -> bool:
+    """JSONL whose first object has LLaMA-Factory's progress keys."""
+    first = head.lstrip("\ufeff \t\r\n").split("\n", 1)[0]
+    return first.startswith("{") and '"current_steps"' in first and '"total_steps"' in first
+
+
+def parse_duration(text: object) -> float | None:
+    """Seconds in a ``str(timedelta)``: ``"0:03:29"``, ``"4 days, 7:18:24"``."""
+    if not isinstance(text, str):
+        return None
+    days = 0
+    # Split by hand: a regex per line costs more than the rest of the line.
+    if "," in text:
+        head, _, text = text.partition(",")
+        count, _, unit = head.strip().partition(" ")
+        if unit not in ("day", "days") or not count.isdigit():
+            return None
+        days = int(count)
+    parts = text.strip().split(":")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[1]) != 2 or len(parts[2]) != 2:
+        return None
+    return (days * 24 + int(parts[0])) * 3600.0 + int(parts[1]) * 60 + int(parts[2])
+
+
+class LlamaFactoryParser:
+    """Stateful parser of one ``trainer_log.jsonl``."""
+
+    def __init__(self) -> None:
+        self._target: int | None = None
+        self._last_iter: int | None = None
+        # Step and elapsed seconds at the previous line, for the interval time.
+        self._prev: tuple[int, float] | None = None
+        self._trained = False
+        self._finished = False
+
+    def feed(self, line: str) -> list[Record]:
+        """Records of one line; ``[]`` for anything that is not a log object."""
+        if not line.startswith("{"):
+            line = line.strip().lstrip("\ufeff")
+            if not line.startswith("{"):
+                return []
+        obj = loads(line)  # a cut-off line is invalid JSON: skipped
+        if type(obj) is not dict:
+            return []
+        step = as_int(obj.get("current_steps"))
+        if step is None or step < 0:
+            return []
+        records: list[Record] = []
+        total = obj.get("total_steps")
+        if total != self._target and (total := as_int(total)) is not None and total > 0:
+            self._target = total
+            records.append(RunInfo(target=total, tokens_per_sec_scope="total"))
+
+        elapsed = parse_duration(obj.get("elapsed_time"))
+        loss = as_num(obj.get("loss"), keep_nan=True)
+        if loss is None:
+            eval_loss = as_num(obj.get("eval_loss"), keep_nan=True)
+            if eval_loss is not None or obj.get("predict_loss") is not None:
+                if eval_loss is not None:
+                    records.append(Eval(iter=step, val_loss=eval_loss))
+                # The eval ran after this step's train log: its duration
+                # belongs to no iteration, so the next interval starts after it.
+                self._advance(step, elapsed)
+                return records
+            if self._trained and "epoch" in obj:
+                # The train() summary (no loss after train logs): training
+                # ended, at total_steps or earlier (early stopping, abort).
+                if not self._finished:
+                    self._finished = True
+                    records.extend(self._iteration(step, obj, None, elapsed))
+                    records.append(Outcome("finished", f"training ended at step {step} of {self._target}"))
+                return records
+        else:
+            self._trained = True
+        records.extend(self._iteration(step, obj, loss, elapsed))
+        return records
+
+    def _iteration(self, step: int, obj: dict[str, Any], loss: float | None, elapsed: float | None) -> list[Record]:
+        last = self._last_iter
+        if last is not None and step == last:
+            return []  # the summary repeats the last train step: not a restart
+        if last is not None and step < last:
+            # A resumed run appended to the same file: LLaMA-Factory restarts
+            # its clock, so no interval spans the resume.
+            self._prev = None
+            self._finished = False
+        time_ms = self._interval_ms(step, elapsed)
+        self._advance(step, elapsed)
+        self._last_iter = step
+        tokens = as_int(obj.get("total_tokens"))
+        rate = obj.get("throughput")
+        tps = to_float(rate) if isinstance(rate, str) else as_num(rate)
+        lr = as_num(obj.get("learning_rate"))
+        return [
+            Iteration(
+                iter=step,
+                loss=loss,
+                time_ms=time_ms,
+                tokens_per_sec=tps if tps is not None and tps > 0 else None,
+                lr=lr if lr is not None else as_num(obj.get("lr")),
+                tokens_seen=tokens if tokens is not None and tokens > 0 else None,
+            )
+        ]
+
+    def _interval_ms(self, step: int, elapsed: float | None) -> float | None:
+        if self._prev is None or elapsed is None:
+            return None
+        prev_step, prev_elapsed = self._prev
+        if step <= prev_step or elapsed <= prev_elapsed:
+            # Zero seconds over a fast interval is a rounding artefact, not a
+            # time: a 0 ms iteration would poison every median.
+            return None
+        return (elapsed - prev_elapsed) * 1000.0 / (step - prev_step)
+
+    def _advance(self, step: int, elapsed: float | None) -> None:
+        if elapsed is not None:
+            self._prev = (step, elapsed)
+
+
+def new_parser() -> LlamaFactoryParser:
+    """A fresh parser for one file."""
+    return LlamaFactoryParser()
+
+
+SPEC = ParserSpec(format=FORMAT, kind="lines", sniff=sniff, new_line_parser=new_parser)

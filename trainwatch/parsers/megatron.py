@@ -1,0 +1,429 @@
+"""Megatron-LM and Megatron-DeepSpeed training stdout.
+
+One line per logged iteration, fields separated by ``|``::
+
+    [2026-04-15 11:19:02.524672] iteration  1/  500 | consumed samples: 80 |
+      elapsed time per iteration (ms): 12465.5 | throughput per GPU (TFLOP/s/GPU): 11.9 |
+      learning rate: 6.000000E-06 | global batch size: 80 | lm loss: 1.218301E+01 |
+      loss scale: 1.0 | grad norm: 11.908 | number of skipped iterations: 0 |
+      number of nan iterations: 0 |
+
+(one line in the log). Megatron-LM core prefixes the timestamp; Megatron-
+DeepSpeed has none but adds ``consumed tokens``, ``actual seqlen``,
+``tokens per gpu per second (tgs)`` and ``TFLOPs`` (per GPU). Validation is
+``validation loss at iteration <i> [on ...] | lm loss value: <E> | lm loss PPL:
+<E> |`` between dashed rules. Before training, rank 0 dumps every argument
+between ``---- arguments ----`` and ``---- end of arguments ----`` as
+``  name ....... value``; SLURM/torchrun prefixes (``9: [default3]: ``), ANSI
+colours on DeepSpeed warnings and per-rank NCCL noise surround all of it.
+``[after training is done] datetime: ...`` marks the clean end.
+
+What the log does not give: MFU (only achieved TFLOP/s per GPU, kept for the
+aggregator's derived MFU) and, in Megatron-LM core, a token rate.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.crash import CrashWatch
+from trainwatch.parsers.text import clean, last_cr_segment, strip_ansi, to_float
+from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+
+FORMAT = "megatron_stdout"
+
+# Megatron's own argument-dump banner, its per-iteration timer, its launcher
+# script names: any one in the first KB is specific enough.
+_SNIFF_MARKERS = (
+    "------------------------ arguments ------------------------",
+    "elapsed time per iteration (ms)",
+    "pretrain_gpt.py",
+    "pretrain_llama.py",
+    "pretrain_bert.py",
+    "pretrain_t5.py",
+    "Megatron-DeepSpeed",
+    "Megatron-LM",
+)
+
+_ITERATION = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|")
+_VALIDATION = re.compile(r"\bvalidation loss at (.*?)\s*\|(.*)")
+_VALIDATION_ITER = re.compile(r"iteration\s+(\d+)")
+_TEST_SPLIT = re.compile(r"\btest\b")
+_ARG = re.compile(r"^(\w+) \.{2,}(?: (.*))?$")
+_WORLD = re.compile(r"using world size: (\d+)")
+_RANK_PARAMS = re.compile(r"number of parameters on \(tensor, pipeline\) model parallel rank \((\d+), (\d+)\): (\d+)")
+_TOTAL_PARAMS_B = re.compile(r"Total number of parameters in billions: ([\d.]+)")
+_CHECKPOINT = re.compile(
+    r"(?:\[(\d{4}-\d\d-\d\d[ T][\d:.]+)\]\s*)?"
+    r"successfully saved checkpoint (?:at|from) iteration\s+(\d+) to (\S+)"
+)
+_DATETIME = re.compile(r"datetime: (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)")
+# "Tesla V100-SXM3-32GB", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB",
+# but not "NVIDIA Inference is only supported on ...".
+_GPU = re.compile(r"\b((?:NVIDIA|Tesla) (?:GeForce )?(?:RTX )?[A-Z]{1,3}\d{1,4}[A-Za-z0-9-]*(?: \d+GB)?)")
+
+# Argument-dump keys the RunInfo is made of.
+_WANTED_ARGS = frozenset(
+    {
+        "world_size",
+        "num_layers",
+        "encoder_num_layers",
+        "hidden_size",
+        "num_attention_heads",
+        "seq_length",
+        "encoder_seq_length",
+        "train_iters",
+        "global_batch_size",
+        "micro_batch_size",
+        "log_interval",
+        "eval_interval",
+        "eval_iters",
+        "tensor_model_parallel_size",
+        "pipeline_model_parallel_size",
+        "bf16",
+        "fp16",
+        "params_dtype",
+        "wandb_exp_name",
+    }
+)
+#: An argument dump without its end banner stops being read after this many lines.
+_MAX_ARG_LINES = 5000
+
+
+def sniff(head: str, filename: str) -> bool:
+    """Megatron's argument banner, iteration timer or launcher script."""
+    return any(marker in head for marker in _SNIFF_MARKERS)
+
+
+class MegatronParser:
+    """Stateful line parser for one Megatron stdout capture."""
+
+    def __init__(self) -> None:
+        self._crash = CrashWatch()
+        self._args: dict[str, str] = {}
+        self._in_args = False
+        self._args_lines = 0
+        self._last_iter: int | None = None
+        self._target: int | None = None
+        self._seq_len: int | None = None
+        self._tokens_per_iter: int | None = None
+        self._tp: int | None = None
+        self._pp: int | None = None
+        self._rank_params: dict[tuple[int, int], int] = {}
+        self._exact_params = False
+        self._gpu_known = False
+        self._scope_sent = False
+        self._timing_sent = False
+        #: Achieved TFLOP/s per GPU of the last iteration (for derived MFU;
+        #: ``Iteration`` has no field for it yet).
+        self.last_tflops_per_gpu: float | None = None
+
+    def feed(self, line: str) -> Sequence[Record]:
+        """Records in one line of the log."""
+        try:
+            return self._feed(line)
+        except Exception:  # a parser never takes the monitor down
+            return ()
+
+    def _feed(self, line: str) -> Sequence[Record]:
+        # Hot path: a big log is mostly iteration lines and launcher noise, so
+        # every other check is a substring test, and the preamble's facts are
+        # only looked for before training starts.
+        if "iteration" in line or "validation loss at" in line:
+            records = self._iteration_line(line)
+            if records is not None:
+                return records
+        if self._in_args or ("arguments" in line and ("- arguments -" in line or "end of arguments" in line)):
+            records = self._argument(line)
+            if records is not None:
+                return records
+        if "datetime:" in line:
+            return self._milestone(line)
+        if self._last_iter is None:
+            records = self._preamble(line)
+            if records:
+                return records
+        failure = self._crash.check(line)
+        return [failure] if failure is not None else ()
+
+    # ------------------------------------------------------------ iterations
+
+    def _iteration_line(self, line: str) -> list[Record] | None:
+        """Iteration, validation and checkpoint lines; ``None`` if none of them."""
+        if "\r" in line:
+            line = last_cr_segment(line)
+        if "\x1b" in line:
+            line = strip_ansi(line)
+        if "|" in line:
+            if "validation loss at" in line:
+                return self._validation(line)
+            at = line.find("iteration ")
+            while at >= 0:
+                m = _ITERATION.match(line, at)
+                if m is not None:
+                    return self._iteration(line, at, m)
+                at = line.find("iteration ", at + 10)
+        if "saved checkpoint" in line and (m := _CHECKPOINT.search(line)):
+            return [Checkpoint(iter=int(m.group(2)), path=m.group(3), wall_time=_time(m.group(1)))]
+        return None
+
+    def _iteration(self, line: str, at: int, m: re.Match[str]) -> list[Record]:
+        step, total = int(m.group(1)), int(m.group(2))
+        fields = _fields(line, m.end())
+        records: list[Record] = []
+        if self._crash.ended or (self._last_iter is not None and step <= self._last_iter):
+            # A new run (appended to the same file, or resumed): failures and
+            # clean ends of the previous one no longer apply.
+            self._crash.reset()
+        self._last_iter = step
+
+        target: int | None = None
+        if total > 0 and total != self._target:
+            self._target = target = total
+        tokens: int | None = None
+        batch = _int(fields.get("global batch size"))
+        seq = _int(fields.get("actual seqlen")) or self._seq_len
+        if batch and seq and batch * seq != self._tokens_per_iter:
+            self._tokens_per_iter = tokens = batch * seq
+        tgs = _nonneg(fields.get("tokens per gpu per second (tgs)"))
+        scope_news = tgs is not None and not self._scope_sent
+        if scope_news:
+            self._scope_sent = True  # Megatron-DeepSpeed's "tgs" is per GPU by name
+        timing_news = not self._timing_sent
+        self._timing_sent = True
+        if target is not None or tokens is not None or scope_news or timing_news:
+            records.append(
+                RunInfo(
+                    target=target,
+                    tokens_per_iter=tokens,
+                    tokens_per_sec_scope="gpu" if scope_news else None,
+                    eval_timing="next" if timing_news else None,
+                )
+            )
+
+        loss = _float(fields.get("lm loss") or fields.get("loss"))
+        if _int(fields.get("number of nan iterations")):
+            loss = math.nan  # Megatron counts NaN losses instead of printing them
+        self.last_tflops_per_gpu = _nonneg(fields.get("throughput per GPU (TFLOP/s/GPU)") or fields.get("TFLOPs"))
+        seen = _int(fields.get("consumed tokens"))
+        records.append(
+            Iteration(
+                iter=step,
+                loss=loss,
+                time_ms=_nonneg(fields.get("elapsed time per iteration (ms)")),
+                tokens_per_sec=tgs,
+                lr=_float(fields.get("learning rate")),
+                grad_norm=_float(fields.get("grad norm")),
+                tokens_seen=seen if seen is not None and seen >= 0 else None,
+                wall_time=_stamp_before(line, at),
+            )
+        )
+        return records
+
+    def _validation(self, line: str) -> list[Record]:
+        m = _VALIDATION.search(line)
+        if m is None:
+            return []
+        where = m.group(1)
+        if _TEST_SPLIT.search(where):  # the end-of-training pass over the test split is no val loss
+            return []
+        at = _VALIDATION_ITER.search(where)
+        step = int(at.group(1)) if at is not None else self._last_iter
+        if step is None:
+            return []
+        val_loss: float | None = None
+        metrics: dict[str, float] = {}
+        for key, value in _fields(line, m.start(2)).items():
+            number = _float(value)
+            if number is None:
+                continue
+            if key.endswith(" value") and (val_loss is None or key == "lm loss value"):
+                val_loss = number
+            metrics[key] = number
+        return [Eval(iter=step, val_loss=val_loss, metrics=metrics)]
+
+    # ------------------------------------------------------------ preamble
+
+    def _preamble(self, line: str) -> list[Record]:
+        """Run facts outside the argument dump; ``[]`` if ``line`` has none."""
+        if "parameters" in line:
+            return self._params(line)
+        if "using world size:" in line and (m := _WORLD.search(line)):
+            return [RunInfo(world_size=int(m.group(1)))]
+        if not self._gpu_known and ("NVIDIA" in line or "Tesla" in line) and (m := _GPU.search(line)):
+            self._gpu_known = True
+            return [RunInfo(gpu=m.group(1))]
+        return []
+
+    def _argument(self, line: str) -> list[Record] | None:
+        """Lines of the argument dump; ``None`` if ``line`` is none of them."""
+        text = clean(line)
+        if text.startswith("-----") and "arguments -----" in text:
+            if "end of arguments" in text:
+                self._in_args = False
+                return self._args_info()
+            # A new dump: a new run starts (runs can be appended to one file).
+            self._in_args = True
+            self._args = {}
+            self._args_lines = 0
+            self._rank_params = {}
+            self._exact_params = False
+            self._last_iter = None  # look for the new run's preamble facts again
+            self._crash.reset()
+            return []
+        if not self._in_args:
+            return None
+        m = _ARG.match(text)
+        if m is not None and m.group(1) in _WANTED_ARGS:
+            self._args[m.group(1)] = (m.group(2) or "").strip()
+        self._args_lines += 1
+        if self._args_lines > _MAX_ARG_LINES:
+            self._in_args = False
+        return []
+
+    def _args_info(self) -> list[Record]:
+        args = self._args
+        world = _int(args.get("world_size"))
+        seq = _int(args.get("seq_length")) or _int(args.get("encoder_seq_length"))
+        gbs = _int(args.get("global_batch_size"))
+        mbs = _int(args.get("micro_batch_size"))
+        self._tp = _int(args.get("tensor_model_parallel_size"))
+        self._pp = _int(args.get("pipeline_model_parallel_size"))
+        self._seq_len = seq
+        target = _int(args.get("train_iters"))
+        if target:
+            self._target = target
+        tokens = gbs * seq if gbs and seq else None
+        if tokens:
+            self._tokens_per_iter = tokens
+        if args.get("bf16") == "True":
+            dtype: str | None = "bfloat16"
+        elif args.get("fp16") == "True":
+            dtype = "float16"
+        else:
+            dtype = (args.get("params_dtype") or "").removeprefix("torch.") or None
+        name = args.get("wandb_exp_name") or None
+        # Megatron validates only with eval_iters > 0 (and a validation split).
+        eval_interval = _int(args.get("eval_interval")) if _int(args.get("eval_iters")) else None
+        return [
+            RunInfo(
+                name=name,
+                world_size=world,
+                dtype=dtype,
+                target=target or None,
+                log_interval=_int(args.get("log_interval")),
+                eval_interval=eval_interval or None,
+                # Validation runs after iteration i is logged: its time lands
+                # in the next iteration's "elapsed time per iteration".
+                eval_timing="next",
+                # batch_size × grad_accum × block_size = tokens per step, the
+                # identity the aggregator's config check uses: grad_accum is the
+                # global number of micro-batches (DP ranks × accumulation).
+                batch_size=mbs,
+                grad_accum=gbs // mbs if gbs and mbs and gbs % mbs == 0 else None,
+                block_size=seq,
+                tokens_per_iter=tokens,
+                n_layer=_int(args.get("num_layers")) or _int(args.get("encoder_num_layers")),
+                n_head=_int(args.get("num_attention_heads")),
+                n_embd=_int(args.get("hidden_size")),
+                config=dict(args) or None,
+            )
+        ]
+
+    def _params(self, line: str) -> list[Record]:
+        m = _RANK_PARAMS.search(line)
+        if m is not None:
+            # Each (tensor, pipeline) rank prints its own shard; the model is
+            # their sum. Report it once every shard has been seen (or as it
+            # grows, when the parallel sizes are unknown).
+            self._rank_params[(int(m.group(1)), int(m.group(2)))] = int(m.group(3))
+            shards = (self._tp or 0) * (self._pp or 0)
+            if shards and len(self._rank_params) < shards:
+                return []
+            self._exact_params = True
+            return [RunInfo(params=sum(self._rank_params.values()))]
+        m = _TOTAL_PARAMS_B.search(line)
+        if m is not None and not self._exact_params:
+            billions = to_float(m.group(1))
+            if billions is not None and billions > 0:
+                return [RunInfo(params=round(billions * 1e9))]
+        return []
+
+    def _milestone(self, line: str) -> list[Record]:
+        """Megatron's ``[<milestone>] datetime: ...`` lines."""
+        m = _DATETIME.search(line)
+        when = _time(m.group(1)) if m is not None else None
+        if "[before the start of training step]" in line:
+            return [RunInfo(start_time=when)] if when is not None else []
+        if "[after training is done]" in line:
+            self._crash.finished()
+            # The end time rides on the Outcome only: a run appended to the
+            # same file clears the Outcome (the aggregator's restart), whereas
+            # a RunInfo.end_time would outlive it and end the new run too.
+            return [Outcome("finished", "training is done", when)]
+        return []
+
+
+def _fields(line: str, start: int) -> dict[str, str]:
+    """The ``key: value |`` pairs from ``start`` (values unstripped: ``float``
+    and ``int`` take the spaces). Only ``|``-terminated pairs count: the text
+    after the last ``|`` is a cut-off field (``lm loss: 1.2`` of ``1.2E+01``)
+    or another rank's junk, never a whole value."""
+    parts = line[start:].split("|")
+    parts.pop()
+    fields: dict[str, str] = {}
+    for part in parts:
+        key, sep, value = part.partition(":")
+        if sep:
+            fields[key.strip()] = value
+    return fields
+
+
+def _stamp_before(line: str, at: int) -> datetime | None:
+    """Megatron-LM's ``[YYYY-MM-DD hh:mm:ss.ffffff]`` just before ``iteration``."""
+    close = line.rfind("]", 0, at)
+    if close < 0 or line[close + 1 : at].strip():
+        return None
+    return _time(line[line.rfind("[", 0, close) + 1 : close])
+
+
+def _int(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        return int(text)  # takes the padding spaces
+    except ValueError:
+        number = to_float(text.strip())
+        return int(number) if number is not None and math.isfinite(number) and number.is_integer() else None
+
+
+def _float(text: str | None) -> float | None:
+    """A logged number; NaN/inf kept (they mean divergence)."""
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return to_float(text.strip())
+
+
+def _nonneg(text: str | None) -> float | None:
+    """A logged duration or rate: finite and not negative, else unknown."""
+    number = _float(text)
+    return number if number is not None and math.isfinite(number) and number >= 0 else None
+
+
+def _time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+SPEC = ParserSpec(format=FORMAT, kind="lines", sniff=sniff, new_line_parser=MegatronParser)
