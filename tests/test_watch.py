@@ -1,0 +1,528 @@
+"""The live watcher on real files, with the real watchdog observers.
+
+Every wait is on a published snapshot (a threading.Condition) with a generous
+timeout; nothing sleeps and hopes. Line logs use nanoGPT's console format.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+from trainwatch import mounts, parsers, watch
+from trainwatch.mounts import network_fs, read_mounts
+from trainwatch.names import Names
+from trainwatch.snapshot import RunRow, Snapshot
+from trainwatch.source import LogSource, RunOptions, SourceError
+from trainwatch.watch import Watcher
+
+TIMEOUT = 10.0
+pytestmark = [
+    pytest.mark.skipif(parsers.by_format("nanogpt_stdout") is None, reason="the nanoGPT console parser is missing"),
+    # watchdog's own note when a new folder's watch is added twice (mkdir -p racing its scan).
+    pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning"),
+]
+
+PREAMBLE = "tokens per iteration will be: 8,192\nmax_iters = {target}\neval_interval = 1000\n"
+
+
+def iter_line(step: int, loss: float | None = None) -> str:
+    loss = 10.0 - step / 100 if loss is None else loss
+    return f"iter {step}: loss {loss:.4f}, time 100.00ms, mfu 10.00%\n"
+
+
+def write_log(path: Path, steps: range, target: int = 1000) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(PREAMBLE.format(target=target) + "".join(iter_line(s) for s in steps))
+    return path
+
+
+def append(path: Path, text: str) -> None:
+    with open(path, "a") as handle:
+        handle.write(text)
+
+
+class Recorder:
+    """The ``publish`` callback: keeps every snapshot and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        self.snapshots: list[Snapshot] = []
+        self.cond = threading.Condition()
+
+    def __call__(self, snapshot: Snapshot) -> None:
+        with self.cond:
+            self.snapshots.append(snapshot)
+            self.cond.notify_all()
+
+    @property
+    def count(self) -> int:
+        with self.cond:
+            return len(self.snapshots)
+
+    def wait(self, predicate: Callable[[Snapshot], bool], since: int = 0, timeout: float = TIMEOUT) -> Snapshot:
+        def found() -> Snapshot | None:
+            return next((s for s in reversed(self.snapshots[since:]) if predicate(s)), None)
+
+        with self.cond:
+            assert self.cond.wait_for(lambda: found() is not None, timeout), (
+                f"no matching snapshot in {timeout}s; last: {self.snapshots[-1:]}"
+            )
+            result = found()
+            assert result is not None
+            return result
+
+
+def eventually(condition: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """For state that is not in a snapshot: check until true or timed out."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition never became true"
+        time.sleep(0.01)
+
+
+def row(snapshot: Snapshot, path: Path) -> RunRow | None:
+    return next((r for r in snapshot.rows if r.key == str(path)), None)
+
+
+def at_iter(path: Path, step: int) -> Callable[[Snapshot], bool]:
+    return lambda s: (r := row(s, path)) is not None and r.stats.iter == step
+
+
+@pytest.fixture
+def start() -> Iterator[Callable[..., tuple[Watcher, Recorder]]]:
+    watchers: list[Watcher] = []
+
+    def _start(paths: list[Path], **kwargs: object) -> tuple[Watcher, Recorder]:
+        recorder = Recorder()
+        watcher = Watcher(paths, RunOptions(), Names(), recorder, **kwargs)  # type: ignore[arg-type]
+        watchers.append(watcher)
+        watcher.start()
+        recorder.wait(lambda s: True)  # the first snapshot
+        return watcher, recorder
+
+    yield _start
+    for watcher in watchers:
+        watcher.stop()
+
+
+# --------------------------------------------------------------- tailing
+
+
+def test_append_is_published(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "run" / "train.log", range(0, 30, 10))
+    watcher, rec = start([tmp_path])
+    rec.wait(at_iter(log, 20))
+    append(log, iter_line(30))
+    snapshot = rec.wait(at_iter(log, 30))
+    assert [r.key for r in snapshot.rows] == [str(log)]
+    assert watcher.mode == "inotify"
+
+
+def test_partial_line_waits_for_its_newline(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "a.log", range(0, 30, 10))
+    other = write_log(tmp_path / "b.log", range(0, 30, 10))
+    _, rec = start([tmp_path])
+    rec.wait(lambda s: len(s.rows) == 2)
+    append(log, iter_line(30).rstrip("\n"))
+    # Events arrive in order: once b's append is published, a's was read too.
+    append(other, iter_line(30))
+    snapshot = rec.wait(at_iter(other, 30))
+    assert row(snapshot, log).stats.iter == 20  # type: ignore[union-attr]
+    append(log, "\n")
+    rec.wait(at_iter(log, 30))
+
+
+def test_truncate_starts_a_new_segment(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 60, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 50))
+    write_log(log, range(0, 20, 10))  # "w": truncated and restarted from a checkpoint
+    snapshot = rec.wait(at_iter(log, 10))
+    assert row(snapshot, log).stats.segments == 2  # type: ignore[union-attr]
+
+
+def test_rotation_keeps_one_run(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 60, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 50))
+    log.rename(tmp_path / "train.log.1")
+    write_log(log, range(60, 80, 10))
+    snapshot = rec.wait(at_iter(log, 70))
+    assert [r.key for r in snapshot.rows] == [str(log)]  # train.log.1 is the old part, not a run
+    assert row(snapshot, log).stats.logged_iters == 8  # type: ignore[union-attr]
+
+
+def test_delete_keeps_figures_and_recreate_resumes(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 60, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 50))
+    log.unlink()
+    gone = rec.wait(lambda s: (r := row(s, log)) is not None and any("deleted" in w for w in r.stats.warnings))
+    assert row(gone, log).stats.iter == 50  # type: ignore[union-attr]
+    write_log(log, range(60, 80, 10))
+    back = rec.wait(at_iter(log, 70))
+    assert not any("deleted" in w for w in row(back, log).stats.warnings)  # type: ignore[union-attr]
+
+
+def test_document_caught_mid_write(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    doc_path = tmp_path / "run_1.json"
+    doc_path.write_text(json.dumps(seed_document(50)))
+    other = write_log(tmp_path / "b.log", range(0, 30, 10))
+    watcher, rec = start([tmp_path])
+    rec.wait(at_iter(doc_path, 50))
+    text = json.dumps(seed_document(100), indent=2)
+    with open(doc_path, "w") as handle:  # the logger rewrites in place, not atomically
+        handle.write(text[: len(text) // 2])
+        handle.flush()
+        append(other, iter_line(30))
+        snapshot = rec.wait(at_iter(other, 30))
+        assert row(snapshot, doc_path).stats.iter == 50  # type: ignore[union-attr]
+        handle.write(text[len(text) // 2 :])
+    rec.wait(at_iter(doc_path, 100))
+    seen = [r.stats.iter for s in rec.snapshots if (r := row(s, doc_path)) is not None]
+    assert seen == sorted(seen)  # never backwards
+    assert watcher.problems == []
+
+
+def test_new_run_in_a_new_folder(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    _, rec = start([tmp_path])
+    hidden = write_log(tmp_path / ".cache" / "x.log", range(0, 30, 10))
+    log = write_log(tmp_path / "new-run" / "deep" / "train.log", range(0, 30, 10))
+    snapshot = rec.wait(at_iter(log, 20))
+    assert row(snapshot, hidden) is None
+
+
+def test_burst_coalesces(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 10, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 0))
+    before = rec.count
+    with open(log, "a") as handle:
+        for step in range(1, 201):
+            handle.write(iter_line(step))
+            handle.flush()  # one write (one inotify event) per line
+    rec.wait(at_iter(log, 200))
+    publishes = rec.count - before
+    print(f"200 appends -> {publishes} publishes")
+    assert publishes <= 5
+
+
+def test_idle_when_every_run_is_over(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    write_log(tmp_path / "done.log", range(0, 110, 10), target=100)
+    _, rec = start([tmp_path], tick=0.05)
+    snapshot = rec.wait(lambda s: len(s.rows) == 1)
+    assert snapshot.rows[0].stats.status == "finished"
+    before = rec.count
+    time.sleep(2.0)  # the assertion is that nothing happens
+    assert rec.count == before
+
+
+def test_running_run_ticks(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    write_log(tmp_path / "live.log", range(0, 30, 10))
+    _, rec = start([tmp_path], tick=0.05)
+    rec.wait(lambda s: len(s.rows) == 1)
+    first = rec.count
+    rec.wait(lambda s: True, since=first + 3)  # ETA countdown: ticks come without file changes
+
+
+def test_stall_detected_by_the_tick(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 30, 10))
+    now = [datetime.now()]
+    _, rec = start([tmp_path], clock=lambda: now[0], tick=0.05)
+    assert rec.wait(at_iter(log, 20)).rows[0].stats.status == "running"
+    now[0] += timedelta(hours=1)
+    rec.wait(lambda s: bool(s.rows) and s.rows[0].stats.status == "stalled")
+
+
+def test_set_target_and_refresh_now(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 30, 10))
+    doc = tmp_path / "run_1.json"
+    doc.write_text(json.dumps(seed_document(50)))
+    watcher, rec = start([tmp_path])
+    rec.wait(lambda s: len(s.rows) == 2)
+    watcher.set_target(40)
+    snapshot = rec.wait(lambda s: len(s.rows) == 2 and all(r.stats.target == 40 for r in s.rows))
+    assert row(snapshot, doc).stats.status == "finished"  # type: ignore[union-attr]
+    doc.write_text(json.dumps(seed_document(60)))  # a re-parse keeps the override
+    assert row(rec.wait(at_iter(doc, 60)), doc).stats.target_source == "override"  # type: ignore[union-attr]
+    before = rec.count
+    watcher.refresh_now()
+    rec.wait(lambda s: True, since=before)
+    assert row(rec.snapshots[-1], log) is not None
+
+
+# ------------------------------------------------------------- observers
+
+
+def test_polling_observer(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 30, 10))
+    watcher, rec = start([tmp_path], poll=0.1)
+    assert watcher.mode == "polling every 0.1s"
+    rec.wait(at_iter(log, 20))
+    append(log, iter_line(30))
+    rec.wait(at_iter(log, 30))
+
+
+def test_network_root_is_polled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    share = tmp_path / "on nfs"
+    local = tmp_path / "local"
+    table = tmp_path / "mounts"
+    escaped = str(share).replace(" ", r"\040")
+    table.write_text(f"/dev/vda / ext4 rw 0 0\nsrv:/export {escaped} nfs4 rw 0 0\n")
+    monkeypatch.setattr(mounts, "MOUNTS", table)
+    monkeypatch.setattr(watch, "NETWORK_POLL", 0.1)
+    log = write_log(share / "train.log", range(0, 30, 10))
+    write_log(local / "x.log", range(0, 30, 10))
+    watcher, rec = start([share, local])
+    assert watcher.network_paths == [share]
+    assert watcher.mode == "inotify · 1 path on nfs4 polled every 0.1s"
+    rec.wait(at_iter(log, 20))
+    append(log, iter_line(30))
+    rec.wait(at_iter(log, 30))
+
+
+def test_network_fs_longest_prefix(tmp_path: Path) -> None:
+    mounts_file = tmp_path / "mounts"
+    mounts_file.write_text(
+        "/dev/sda1 / ext4 rw 0 0\n"
+        "fs:/home /home nfs4 rw 0 0\n"
+        "/dev/sdb1 /home/me/scratch xfs rw 0 0\n"
+        "me@host:/x /mnt/my\\040share fuse.sshfs rw 0 0\n"
+        "mds@tcp:/lus /lustre lustre rw 0 0\n"
+    )
+    mounts = read_mounts(mounts_file)
+    assert network_fs(Path("/home/me/runs"), mounts) == "nfs4"
+    assert network_fs(Path("/home/me/scratch/runs"), mounts) is None
+    assert network_fs(Path("/mnt/my share/runs"), mounts) == "fuse.sshfs"
+    assert network_fs(Path("/lustre/proj"), mounts) == "lustre"
+    assert network_fs(Path("/homework"), mounts) is None
+    assert read_mounts(tmp_path / "missing") == []
+
+
+# ---------------------------------------------------------- bad weather
+
+
+def test_watched_folder_deleted_and_recreated(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    root = tmp_path / "runs"
+    log = write_log(root / "a" / "train.log", range(0, 30, 10))
+    watcher, rec = start([root])
+    rec.wait(at_iter(log, 20))
+    shutil.rmtree(root)
+    rec.wait(lambda s: (r := row(s, log)) is not None and any("deleted" in w for w in r.stats.warnings))
+    eventually(lambda: any("was deleted" in p for p in watcher.problems))
+    fresh = write_log(root / "b" / "train.log", range(0, 50, 10))
+    rec.wait(at_iter(fresh, 40))
+    append(fresh, iter_line(50))  # watched again, live
+    rec.wait(at_iter(fresh, 50))
+
+
+def test_worker_survives_exceptions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    bad = write_log(tmp_path / "bad.log", range(0, 30, 10))
+    good = write_log(tmp_path / "good.log", range(0, 30, 10))
+    real_refresh = LogSource.refresh
+    broken = threading.Event()
+
+    def refresh(self: LogSource) -> bool:
+        if self.path == bad and broken.is_set():
+            raise RuntimeError("parser bug")
+        return real_refresh(self)
+
+    monkeypatch.setattr(LogSource, "refresh", refresh)
+    watcher, rec = start([tmp_path])
+    rec.wait(lambda s: len(s.rows) == 2)
+    broken.set()
+    append(bad, iter_line(30))
+    snapshot = rec.wait(lambda s: (r := row(s, bad)) is not None and bool(r.stats.warnings))
+    assert row(snapshot, bad).stats.iter == 20  # type: ignore[union-attr]
+    assert any("parser bug" in p for p in watcher.problems)
+    append(good, iter_line(30))
+    rec.wait(at_iter(good, 30))
+
+
+def test_publish_callback_errors_do_not_stop_the_worker(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 30, 10))
+    rec = Recorder()
+    calls = [0]
+
+    def publish(snapshot: Snapshot) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("app bug")
+        rec(snapshot)
+
+    watcher = Watcher([tmp_path], RunOptions(), Names(), publish)
+    watcher.start()
+    try:
+        append(log, iter_line(30))
+        rec.wait(at_iter(log, 30))
+    finally:
+        watcher.stop()
+
+
+def test_unreadable_file_keeps_its_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 30, 10))
+    real_refresh = LogSource.refresh
+    denied = threading.Event()
+
+    def refresh(self: LogSource) -> bool:
+        if denied.is_set():  # what chmod 000 does for a user who is not root
+            raise SourceError(f"cannot read {self.path}: Permission denied")
+        return real_refresh(self)
+
+    monkeypatch.setattr(LogSource, "refresh", refresh)
+    watcher, rec = start([tmp_path])
+    rec.wait(at_iter(log, 20))
+    denied.set()
+    append(log, iter_line(30))
+    snapshot = rec.wait(
+        lambda s: (r := row(s, log)) is not None and any("cannot be read" in w for w in r.stats.warnings)
+    )
+    assert row(snapshot, log).stats.iter == 20  # type: ignore[union-attr]
+    assert any("Permission denied" in p for p in watcher.problems)
+    denied.clear()
+    append(log, iter_line(40))
+    snapshot = rec.wait(at_iter(log, 40))
+    assert not row(snapshot, log).stats.warnings  # type: ignore[union-attr]
+    assert watcher.problems == []
+
+
+def test_log_replaced_by_a_folder(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 30, 10))
+    watcher, rec = start([tmp_path])
+    rec.wait(at_iter(log, 20))
+    log.unlink()
+    log.mkdir()
+    rec.wait(lambda s: (r := row(s, log)) is not None and any("cannot be read" in w for w in r.stats.warnings))
+    assert any("not a regular file" in p for p in watcher.problems)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_permission_denied(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "secret.log", range(0, 30, 10))
+    log.chmod(0)
+    watcher, rec = start([tmp_path])
+    snapshot = rec.wait(lambda s: any("secret.log" in path for path, _ in s.unrecognised))
+    assert not snapshot.rows
+    assert watcher.problems
+
+
+def test_symlink_loops(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "up").symlink_to(tmp_path)
+    log = write_log(tmp_path / "sub" / "train.log", range(0, 30, 10))
+    (tmp_path / "link.log").symlink_to(log)  # the same run twice: one row
+    _, rec = start([tmp_path])
+    snapshot = rec.wait(lambda s: len(s.rows) == 1)
+    key = Path(snapshot.rows[0].key)
+    assert key in (log, tmp_path / "link.log")
+    assert any("loop" in path for path, _ in snapshot.unrecognised)
+    append(log, iter_line(30))
+    rec.wait(at_iter(key, 30))
+
+
+def test_one_folder_through_two_roots(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "runs" / "train.log", range(0, 30, 10))
+    (tmp_path / "alias").symlink_to(tmp_path / "runs")
+    _, rec = start([tmp_path / "runs", tmp_path / "alias"])
+    rec.wait(at_iter(log, 20))
+    append(log, iter_line(30))
+    snapshot = rec.wait(at_iter(log, 30))
+    assert len(snapshot.rows) == 1
+    new = write_log(tmp_path / "alias" / "new.log", range(0, 20, 10))  # seen through both watches
+    snapshot = rec.wait(lambda s: len(s.rows) == 2)
+    assert {r.stats.iter for r in snapshot.rows} == {30, 10}
+    assert new.exists()
+
+
+def test_symlinked_file_root_outside_is_watched(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    real = write_log(tmp_path / "elsewhere" / "train.log", range(0, 30, 10))
+    link = tmp_path / "watched" / "latest.log"
+    link.parent.mkdir()
+    link.symlink_to(real)
+    _, rec = start([link.parent])
+    rec.wait(at_iter(link, 20))
+    append(real, iter_line(30))
+    rec.wait(at_iter(link, 30))
+
+
+def test_ten_thousand_files(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    for folder in range(100):
+        sub = tmp_path / f"d{folder:03d}"
+        sub.mkdir()
+        for index in range(100):
+            os.close(os.open(sub / f"f{index:03d}.log", os.O_CREAT | os.O_WRONLY, 0o644))
+    log = write_log(tmp_path / "d050" / "train.log", range(0, 30, 10))
+    began = time.monotonic()
+    watcher, rec = start([tmp_path])
+    snapshot = rec.wait(lambda s: len(s.rows) == 1 and len(s.unrecognised) == 10_000, timeout=30)
+    elapsed = time.monotonic() - began
+    print(f"10,000 files: all read in {elapsed:.2f}s")
+    assert elapsed < 15
+    assert watcher.loading is None
+    before = rec.count
+    append(log, iter_line(30))
+    rec.wait(at_iter(log, 30), since=before)
+    assert snapshot.rows[0].key == str(log)
+
+
+def test_stop_is_idempotent(tmp_path: Path) -> None:
+    watcher = Watcher([tmp_path], RunOptions(), Names(), lambda s: None)
+    watcher.stop()  # before start
+    watcher.start()
+    watcher.stop()
+    watcher.stop()
+    assert not any(t.name == "trainwatch-watcher" for t in threading.enumerate())
+
+
+# -------------------------------------------------------------- helpers
+
+
+def seed_document(last: int) -> dict[str, object]:
+    """A small document in the seed's JSON run-log shape."""
+    return {
+        "run_name": "run_1",
+        "start_time": "2025-11-13T22:50:09",
+        "config": {"max_iters": 100, "log_interval": 10, "eval_interval": 1000, "out_dir": "out-tiny"},
+        "training_iterations": [
+            {"iter": i, "loss": 10 - i / 20, "time_ms": 500.0, "mfu": -100.0 if i == 0 else 20.0}
+            for i in range(0, last + 1, 10)
+        ],
+        "eval_steps": [],
+        "checkpoints": [],
+    }
+
+
+def test_inotify_limit_falls_back_to_polling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    class Exhausted(watch.PollingObserver):
+        def schedule(self, *args: object, **kwargs: object) -> NoReturn:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watch, "Observer", Exhausted)
+    monkeypatch.setattr(watch, "NETWORK_POLL", 0.1)
+    log = write_log(tmp_path / "train.log", range(0, 30, 10))
+    watcher, rec = start([tmp_path])
+    rec.wait(at_iter(log, 20))
+    assert watcher.mode == "polling every 0.1s · inotify watch limit reached"
+    append(log, iter_line(30))
+    rec.wait(at_iter(log, 30))

@@ -1,0 +1,541 @@
+"""Live watching: filesystem events in, immutable Snapshots out.
+
+watchdog observers (inotify, or polling for ``--poll`` and network mounts)
+call ``_on_event``, which only records the path as dirty and sets one
+``threading.Event``. One worker thread owns every ``LogSource``: it wakes on
+that event, refreshes the dirty sources, and publishes a new ``Snapshot`` when
+something changed. Events that arrive while it works merge into its next
+pass, and passes are at least ``MIN_PASS_INTERVAL`` apart, so a burst of
+appends costs one or two reads. The only clock is a tick of at most 1 Hz that
+re-derives figures for the ETA countdown and stall detection; it stops when
+every run is finished, failed or diverged, and then nothing runs until a file
+changes. Files are opened read-only (``LogSource``); nothing is ever written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.polling import PollingObserver
+
+from trainwatch import mounts
+from trainwatch.names import Names
+from trainwatch.snapshot import RunRow, Snapshot, build
+from trainwatch.source import LogSource, RunOptions, SourceError, _looks_like_log, discover
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
+
+#: Seconds between two refresh passes at least: a burst of events coalesces.
+MIN_PASS_INTERVAL = 0.1
+#: While the first read of many files runs, publish rows this often.
+LOAD_PUBLISH_INTERVAL = 0.25
+#: Polling interval for roots on network filesystems (inotify cannot see other hosts' writes).
+NETWORK_POLL = 2.0
+# Creation, change, deletion and moves only: our own reads (open, access,
+# close-nowrite) must never wake us.
+_EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
+_LIVE = ("running", "stalled")
+
+
+@dataclass
+class _Target:
+    """One scheduled watch: a root folder (recursive) or a named file's folder."""
+
+    path: str
+    recursive: bool
+    polled: bool
+    handle: ObservedWatch | None = None
+    observer: BaseObserver | None = None
+    lost: bool = False  # the folder was deleted; an ancestor is watched for its return
+    stand_in: ObservedWatch | None = None
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, on_event: Callable[[FileSystemEvent], None]) -> None:
+        self._on_event = on_event
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        self._on_event(event)
+
+
+class Watcher:
+    """Owns watchdog and one LogSource per file; publishes immutable Snapshots from ONE worker thread."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        options: RunOptions,
+        names: Names,
+        publish: Callable[[Snapshot], None],
+        *,
+        poll: float | None = None,
+        clock: Callable[[], datetime] = datetime.now,
+        tick: float = 1.0,
+    ) -> None:
+        self._roots = [Path(os.path.abspath(p)) for p in paths]
+        self._options = options
+        self._names = names
+        self._publish_cb = publish
+        self._poll = poll
+        self._clock = clock
+        self._tick = tick
+        # Shared with the observer threads (under _lock).
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._dirty: set[str] = set()
+        self._moved: dict[str, str] = {}  # dest -> src
+        self._new_dirs: set[str] = set()
+        self._gone_dirs: set[str] = set()
+        self._force = False
+        self._rescan_all = False
+        self._target: tuple[int | None] | None = None
+        # Worker state.
+        self._sources: dict[str, LogSource] = {}
+        self._unread: set[str] = set()
+        self._aliases: dict[str, str] = {}  # resolved path -> source key
+        self._ignored: set[str] = set()  # rotated-away copies of runs already shown
+        self._dir_roots = {str(r) for r in self._roots if not r.is_file()}
+        self._file_roots = {str(r) for r in self._roots if r.is_file()}
+        self._real_roots = {r: os.path.realpath(r) for r in self._dir_roots}
+        self._targets: dict[tuple[str, bool], _Target] = {}
+        self._native: BaseObserver | None = None
+        self._poller: BaseObserver | None = None
+        self._problems: dict[str, str] = {}
+        self._live = False
+        self._next_tick = 0.0
+        self._last_pass = 0.0
+        self._loading: tuple[int, int] | None = None
+        self._worker: threading.Thread | None = None
+        self._fallback: str | None = None
+        table = mounts.read_mounts()
+        self._network = {r: fs for r in self._roots if (fs := mounts.network_fs(r, table)) is not None}
+
+    # ------------------------------------------------------------------ API
+
+    def start(self) -> None:
+        """Discover, watch and read in the background; rows are published as files are read."""
+        if self._worker is not None:
+            return
+        self._worker = threading.Thread(target=self._run, name="trainwatch-watcher", daemon=True)
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Join the worker and the observers; safe to call twice."""
+        self._stopping.set()
+        self._wake.set()
+        worker = self._worker
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=10)
+        for observer in (self._native, self._poller):
+            if observer is not None and observer.is_alive():
+                observer.stop()
+                observer.join(timeout=10)
+
+    def refresh_now(self) -> None:
+        """Re-check every file and publish (a missed event cannot hide a change)."""
+        with self._lock:
+            self._force = self._rescan_all = True
+        self._wake.set()
+
+    def set_target(self, target: int | None) -> None:
+        """Count every run's progress to ``target`` (``None``: back to the log's own), then republish."""
+        with self._lock:
+            self._target = (target,)
+            self._force = True
+        self._wake.set()
+
+    @property
+    def mode(self) -> str:
+        """How changes are noticed, for the header: "inotify", "polling every 2s", …"""
+        native = _observer_name(Observer)
+        if self._poll is not None:
+            return f"polling every {self._poll:g}s"
+        if self._fallback is not None:
+            return f"polling every {NETWORK_POLL:g}s · {self._fallback}"
+        if not self._network:
+            return native
+        kinds = ", ".join(sorted(set(self._network.values())))
+        count = len(self._network)
+        where = f"{count} path{'s' if count > 1 else ''} on {kinds}"
+        if count == len(self._roots):
+            return f"polling every {NETWORK_POLL:g}s · {where}"
+        return f"{native} · {where} polled every {NETWORK_POLL:g}s"
+
+    @property
+    def network_paths(self) -> list[Path]:
+        """Watched roots that sit on NFS/Lustre/CIFS/sshfs/GPFS (from /proc/mounts)."""
+        return list(self._network)
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per path that cannot be watched or read right now."""
+        return list(self._problems.copy().values())
+
+    @property
+    def loading(self) -> tuple[int, int] | None:
+        """``(files read, files found)`` during the first read, then ``None``."""
+        return self._loading
+
+    # ----------------------------------------------------- observer threads
+
+    def _on_event(self, event: FileSystemEvent) -> None:
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(event.dest_path) if event.dest_path else ""
+        noted = False
+        with self._lock:
+            if event.is_directory:
+                if event.event_type in ("created", "moved"):
+                    self._new_dirs.add(dest or src)
+                if event.event_type in ("deleted", "moved"):
+                    self._gone_dirs.add(src)
+                noted = True
+            else:
+                for path in (src, dest) if dest else (src,):
+                    if _wanted_name(path) or path in self._file_roots or path in self._aliases:
+                        self._dirty.add(path)
+                        noted = True
+                if dest:
+                    self._moved[dest] = src
+        if noted:  # a checkpoint being written must not wake us
+            self._wake.set()
+
+    # --------------------------------------------------------------- worker
+
+    def _run(self) -> None:
+        try:
+            self._setup()
+        except Exception as exc:  # never leave the app without a first snapshot
+            log.exception("trainwatch: setting up the watcher failed")
+            self._problems["<setup>"] = f"watcher setup failed: {exc}"
+            with contextlib.suppress(Exception):
+                self._publish()
+        while not self._stopping.is_set():
+            timeout = max(0.0, self._next_tick - time.monotonic()) if self._live else None
+            self._wake.wait(timeout)
+            wait = self._last_pass + MIN_PASS_INTERVAL - time.monotonic()
+            if self._stopping.is_set() or (wait > 0 and self._stopping.wait(wait)):
+                break
+            self._wake.clear()
+            self._last_pass = time.monotonic()
+            try:
+                self._pass()
+                self._problems.pop("<worker>", None)
+            except Exception as exc:  # a bug must cost one update, not the live view
+                log.exception("trainwatch: watcher pass failed")
+                self._problems["<worker>"] = f"internal error while updating: {exc}"
+
+    def _setup(self) -> None:
+        for root in self._roots:
+            if root.is_dir():
+                self._watch(str(root), recursive=True, polled=root in self._network)
+            elif root.is_file() and not self._covered(str(root.parent)):
+                self._watch(str(root.parent), recursive=False, polled=root in self._network)
+        files, problems = discover(self._roots)
+        for problem in problems:
+            self._problems[problem] = problem
+        for path in files:
+            self._add(str(path))
+        pending = sorted(self._unread, key=_size)  # small files first: many rows appear at once
+        self._loading = (0, len(pending))
+        last = time.monotonic()
+        for done, key in enumerate(pending, 1):
+            if self._stopping.is_set():
+                return
+            self._refresh(key)
+            self._loading = (done, len(pending))
+            if done == 1 or time.monotonic() - last >= LOAD_PUBLISH_INTERVAL:
+                self._publish()
+                last = time.monotonic()
+        self._loading = None
+        self._publish()
+
+    def _pass(self) -> None:
+        with self._lock:
+            dirty, self._dirty = self._dirty, set()
+            moved, self._moved = self._moved, {}
+            new_dirs, self._new_dirs = self._new_dirs, set()
+            gone_dirs, self._gone_dirs = self._gone_dirs, set()
+            force, self._force = self._force, False
+            rescan, self._rescan_all = self._rescan_all, False
+            target, self._target = self._target, None
+        if target is not None:
+            self._apply_target(target[0])
+        for folder in gone_dirs:
+            self._folder_gone(folder)
+            dirty.update(k for k in self._sources if k.startswith(folder.rstrip(os.sep) + os.sep))
+        for folder in new_dirs:
+            dirty.update(self._folder_new(folder))
+            if folder in self._sources:
+                dirty.add(folder)  # a log replaced by a folder: SourceError, shown as such
+        if rescan:
+            dirty.update(self._sources)
+            dirty.update(str(p) for p in discover(self._roots)[0])
+        changed = False
+        for path in dirty:
+            key = self._key(path, moved.get(path))
+            if key is not None:
+                changed |= self._refresh(key)
+        if changed or force or (self._live and time.monotonic() >= self._next_tick):
+            self._publish()
+
+    def _key(self, path: str, moved_from: str | None) -> str | None:
+        """The source a changed path belongs to, adding one for a new log file."""
+        key = path if path in self._sources else self._aliases.get(path)
+        if key is not None:
+            return key
+        if moved_from is not None:
+            old = self._sources.get(self._aliases.get(moved_from, moved_from))
+            if moved_from in self._ignored or (old is not None and old.ready):
+                # A rotated-away copy of a run already shown (log -> log.1) is not a new run.
+                self._ignored.add(path)
+                return None
+        if path in self._ignored:
+            if not os.path.lexists(path):
+                self._ignored.discard(path)  # deleted: whatever appears there next is new
+            return None
+        if not self._accepts(path) or not os.path.isfile(path):
+            return None
+        return self._add(path)
+
+    def _add(self, path: str) -> str | None:
+        real = self._real(path)
+        canonical = self._aliases.get(real, real)
+        if canonical in self._sources:  # the same file through another root or a symlink
+            self._aliases[path] = canonical
+            return canonical
+        self._sources[path] = LogSource(Path(path), self._options)
+        self._unread.add(path)
+        if real != path:
+            self._aliases[real] = path
+            if not self._covered(os.path.dirname(real)):
+                self._watch(os.path.dirname(real), recursive=False, polled=False)
+        return path
+
+    def _real(self, path: str) -> str:
+        """``os.path.realpath`` in one system call for a plain file under a root.
+
+        Below a root only the file itself can be a symlink: neither discover
+        nor the observers follow symlinked folders.
+        """
+        if not os.path.islink(path):
+            for root, real_root in self._real_roots.items():
+                if path.startswith(root + os.sep):
+                    return real_root + path[len(root) :]
+        return os.path.realpath(path)
+
+    def _refresh(self, key: str) -> bool:
+        source = self._sources[key]
+        first = key in self._unread
+        self._unread.discard(key)
+        before = source.problem
+        if source.ready:
+            source.problem = None  # a line log re-created after "deleted" would keep it
+        try:
+            changed = source.refresh()
+        except SourceError as exc:
+            if self._problems.get(key) != str(exc):
+                log.warning("trainwatch: %s", exc)
+            source.problem = self._problems[key] = str(exc)
+            return True
+        except Exception as exc:  # a parser bug: keep the source and its last figures
+            log.exception("trainwatch: reading %s failed", key)
+            source.problem = self._problems[key] = f"internal error reading {key}: {exc}"
+            return True
+        had_problem = self._problems.pop(key, None) is not None
+        if source.problem == "deleted" and not source.ready:
+            del self._sources[key]  # a temporary file that never held a run
+            return True
+        return changed or first or had_problem or source.problem != before
+
+    def _publish(self) -> None:
+        now = self._clock()
+        snapshot = build((s for k, s in self._sources.items() if k not in self._unread), self._names, now)
+        rows = tuple(self._annotate(row) for row in snapshot.rows)
+        snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised)
+        self._live = any(row.stats.status in _LIVE for row in rows)
+        self._next_tick = time.monotonic() + self._tick
+        try:
+            self._publish_cb(snapshot)
+        except Exception:  # the consumer's bug must not stop the watching
+            log.exception("trainwatch: publishing a snapshot failed")
+
+    def _annotate(self, row: RunRow) -> RunRow:
+        """A run whose file went away or became unreadable says so (⚑) and keeps its figures."""
+        source = self._sources.get(row.path)
+        problem = source.problem if source is not None else None
+        if not problem:
+            return row
+        note = (
+            "the log file was deleted: these are its last figures"
+            if problem == "deleted"
+            else f"the log cannot be read now ({problem}): these are its last figures"
+        )
+        return replace(row, stats=replace(row.stats, warnings=(*row.stats.warnings, note)))
+
+    def _apply_target(self, target: int | None) -> None:
+        self._options = replace(self._options, target=target)
+        for source in self._sources.values():
+            source.options = self._options  # documents build a new aggregator per parse
+            source.agg.target_override = target
+
+    # ------------------------------------------------------------- watches
+
+    def _accepts(self, path: str) -> bool:
+        """Is ``path`` a log file the user asked to watch (discover's rules)?"""
+        return path in self._file_roots or (_wanted_name(path) and self._in_tree(os.path.dirname(path)))
+
+    def _in_tree(self, folder: str) -> bool:
+        """Is ``folder`` inside a watched root, and not below a hidden folder?"""
+        while folder not in self._dir_roots:
+            parent, part = os.path.split(folder)
+            if parent == folder or part.startswith(".") or part == "__pycache__":
+                return False
+            folder = parent
+        return True
+
+    def _covered(self, folder: str) -> bool:
+        return any(folder == r or folder.startswith(r + os.sep) for r in self._dir_roots)
+
+    def _watch(self, path: str, recursive: bool, polled: bool) -> None:
+        target = self._targets.setdefault((path, recursive), _Target(path, recursive, polled))
+        if target.handle is None and not target.lost:
+            self._schedule(target)
+
+    def _schedule(self, target: _Target) -> None:
+        polling = target.polled or self._poll is not None or self._fallback is not None
+        try:
+            observer = self._observer(polling)
+            target.handle = observer.schedule(
+                _Handler(self._on_event), target.path, recursive=target.recursive, event_filter=_EVENTS
+            )
+        except OSError as exc:
+            if polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                self._problems[target.path] = f"cannot watch {target.path}: {exc.strerror or exc}"
+                return
+            # The inotify watch limit: poll rather than go blind.
+            self._fallback = str(exc.strerror or exc)
+            log.warning("trainwatch: %s on %s; polling instead", self._fallback, target.path)
+            self._schedule(target)
+            return
+        target.observer, target.lost = observer, False
+        self._problems.pop(target.path, None)
+
+    def _observer(self, polling: bool) -> BaseObserver:
+        if polling:
+            if self._poller is None:
+                self._poller = PollingObserver(timeout=self._poll or NETWORK_POLL)
+                self._poller.start()
+            return self._poller
+        if self._native is None:
+            self._native = Observer()
+            self._native.start()
+        return self._native
+
+    def _folder_gone(self, folder: str) -> None:
+        for target in self._targets.values():
+            if target.path == folder and not target.lost:
+                if target.handle is not None and target.observer is not None:
+                    _unschedule(target.observer, target.handle)
+                target.handle, target.lost = None, True
+                self._problems[folder] = f"{folder} was deleted: its runs keep their last figures"
+                self._watch_for_return(target)
+
+    def _folder_new(self, folder: str) -> set[str]:
+        """Files to look at now that ``folder`` appeared (a new run folder, or a lost root back)."""
+        found: set[str] = set()
+        inside = folder.rstrip(os.sep) + os.sep
+        for target in list(self._targets.values()):
+            if target.lost and (target.path == folder or target.path.startswith(inside)):
+                self._watch_for_return(target)
+                if not target.lost:
+                    found |= {p for p in self._file_roots if os.path.dirname(p) == target.path}
+                    if target.recursive:
+                        found |= {str(p) for p in discover([Path(target.path)])[0]}
+        if self._in_tree(folder):
+            found |= {str(p) for p in discover([Path(folder)])[0]}
+        return found
+
+    def _watch_for_return(self, target: _Target) -> None:
+        """Re-watch a deleted folder that is back, else watch its nearest ancestor for its return."""
+        if target.stand_in is not None and target.observer is not None:
+            # Lost folders with one ancestor share its watch: re-arm the others.
+            others = [t for t in self._targets.values() if t is not target and t.stand_in == target.stand_in]
+            _unschedule(target.observer, target.stand_in)
+            for t in [target, *others]:
+                t.stand_in = None
+            for other in others:
+                self._watch_for_return(other)
+        if os.path.isdir(target.path):
+            self._schedule(target)
+            return
+        ancestor = os.path.dirname(target.path)
+        while not os.path.isdir(ancestor) and os.path.dirname(ancestor) != ancestor:
+            ancestor = os.path.dirname(ancestor)
+        observer = self._observer(target.polled or self._poll is not None or self._fallback is not None)
+        try:
+            # Its own filter makes it a watch of its own, never shared with a root's.
+            target.stand_in = observer.schedule(
+                _Handler(self._on_event), ancestor, event_filter=[DirCreatedEvent, DirMovedEvent]
+            )
+            target.observer = observer
+        except OSError as exc:
+            log.warning("trainwatch: cannot watch %s for %s to return: %s", ancestor, target.path, exc)
+
+
+def _unschedule(observer: BaseObserver, handle: ObservedWatch) -> None:
+    with contextlib.suppress(KeyError):  # its emitter may be gone already
+        observer.unschedule(handle)
+
+
+def _wanted_name(path: str) -> bool:
+    name = os.path.basename(path)
+    return not name.startswith(".") and _looks_like_log(name)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
+
+
+def _observer_name(cls: object) -> str:
+    name = getattr(cls, "__name__", "")
+    return {
+        "InotifyObserver": "inotify",
+        "FSEventsObserver": "FSEvents",
+        "KqueueObserver": "kqueue",
+        "WindowsApiObserver": "ReadDirectoryChangesW",
+    }.get(name, "polling")
