@@ -143,3 +143,14 @@ def test_eval_marks_count_as_progress() -> None:
     agg.add(Eval(iter=100, val_loss=2.5))
     stats = agg.stats(now=NOW)
     assert stats.iter == 100 and stats.val_loss == 2.5
+
+
+def test_a_resumed_hang_does_not_wreck_the_eta() -> None:
+    # 1 s steps, then one step that holds a 2-hour hang, then 1 s steps again.
+    agg = RunAggregator()
+    agg.add(RunInfo(target=1000, eval_interval=500, eval_at_start=False))
+    for i in range(1, 40):
+        agg.add(Iteration(iter=i, time_ms=7_200_000.0 if i == 20 else 1000.0))
+    stats = agg.stats(now=NOW)
+    assert stats.rate_s == pytest.approx(1.0)
+    assert stats.train_time_logged_s == pytest.approx(38 + 7200)  # the sum is still what was logged

@@ -25,6 +25,8 @@ TOKENS_TOLERANCE = 0.05
 #: A logged peak this close to twice the dense peak is the sparsity figure.
 SPARSE_RATIO = 2.0
 MIN_STALL_S = 60.0
+#: A step slower than this many medians is not the run's pace (see _typical_mean).
+OUTLIER_FACTOR = 5.0
 #: How many recent logged steps define "the current rate". Each logged time
 #: is one sampled step, so the window must be long enough to average noise.
 RATE_WINDOW = 100
@@ -311,25 +313,38 @@ def _rate(agg: RunAggregator) -> tuple[float | None, str | None]:
         if len(walls) > RATE_WINDOW or (agg.is_warmup[i] and walls):
             break
     walls.reverse()
-    if len(walls) >= 2:
-        steps, seconds = 0, 0.0
-        eval_points = set(agg.eval_marks)
-        for (i0, w0), (i1, w1) in itertools.pairwise(walls):
-            if i1 > i0 and w1 >= w0 and not any(i0 < e <= i1 for e in eval_points):
-                steps, seconds = steps + i1 - i0, seconds + w1 - w0
-        if steps:
-            return seconds / steps, "wall clock"
+    eval_points = set(agg.eval_marks)
+    intervals = [  # (steps, seconds) between timestamped lines, evals left out
+        (i1 - i0, w1 - w0)
+        for (i0, w0), (i1, w1) in itertools.pairwise(walls)
+        if i1 > i0 and w1 >= w0 and not any(i0 <= e <= i1 for e in eval_points)
+    ]
+    if intervals:
+        return _typical_mean(intervals), "wall clock"
     recent = [
-        agg.times[i] / 1000
+        (1, agg.times[i] / 1000)
         for i in range(max(0, len(agg.iters) - 2 * RATE_WINDOW), len(agg.iters))
         if not (agg.is_eval[i] or agg.is_warmup[i] or math.isnan(agg.times[i]))
     ][-RATE_WINDOW:]
     if recent:
-        return sum(recent) / len(recent), "logged iteration times"
+        return _typical_mean(recent), "logged iteration times"
     if len(agg.observed) >= 2 and len(agg.iters) >= 2 and agg.iters[-1] > agg.iters[0]:
         span = (agg.observed[-1] - agg.observed[0]).total_seconds()
         return span / (agg.iters[-1] - agg.iters[0]), "file update times"
     return None, None
+
+
+def _typical_mean(samples: list[tuple[int, float]]) -> float:
+    """Seconds per step over (steps, seconds) samples, leaving out outliers.
+
+    A step that took over 5× the median is not the run's pace: it hid an
+    unlabelled eval, a checkpoint, or a hang the run has since resumed from
+    (its time holds the whole stall). Averaging it in would put the ETA
+    hours off until it left the window.
+    """
+    typical = median(seconds / steps for steps, seconds in samples)
+    kept = [(n, s) for n, s in samples if s / n <= OUTLIER_FACTOR * typical] or samples
+    return sum(s for _, s in kept) / sum(n for n, _ in kept)
 
 
 def _last_progress_at(agg: RunAggregator, rate_s: float | None) -> datetime | None:
