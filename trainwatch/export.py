@@ -9,6 +9,8 @@ defused in CSV, markdown pipes escaped.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import re
 import tempfile
@@ -25,13 +27,18 @@ if TYPE_CHECKING:
 
 FORMATS = ("table", "md", "csv", "json", "html")
 FILE_FORMATS = ("md", "csv", "json", "html")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
+# Escape sequences first: matching a lone ESC first would leave "[2J" behind.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def render(snapshot: Snapshot, kind: str) -> str:
     """The snapshot as text of the given format (not ``table``)."""
     if kind == "json":
-        return orjson.dumps(snapshot_record(snapshot), option=orjson.OPT_INDENT_2).decode() + "\n"
+        record = snapshot_record(snapshot)
+        try:
+            return orjson.dumps(record, option=orjson.OPT_INDENT_2).decode() + "\n"
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits (corrupt figures): stdlib json writes it
+            return json.dumps(_finite(record), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if kind == "csv":
         frame = _frame([_defuse_csv(run_record(row)) for row in snapshot.rows])
         return str(frame.to_csv(index=False))
@@ -213,6 +220,17 @@ def _defuse_csv(record: dict[str, Any]) -> dict[str, Any]:
                 value = "'" + value
         out[key] = value
     return out
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and inf as ``None``, as orjson writes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _frame(rows: list[dict[str, Any]]) -> pandas.DataFrame:

@@ -70,8 +70,12 @@ def clock(moment: datetime | None, now: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def sparkline(values: tuple[float, ...], width: int = 8) -> str:
-    """A tiny bar chart of the last ``width`` buckets (NaN shown as ×)."""
+def sparkline(values: tuple[float, ...], width: int = 8, *, min_span: float = 0.0) -> str:
+    """A tiny bar chart of the last ``width`` buckets (NaN shown as ×).
+
+    ``min_span``: the smallest range the bars stand for, so that noise on a
+    flat series (0.1 s on 28 s per iteration) does not fill the whole height.
+    """
     bars = "▁▂▃▄▅▆▇█"
     if not values:
         return ""
@@ -82,5 +86,18 @@ def sparkline(values: tuple[float, ...], width: int = 8) -> str:
     if not finite:
         return "×" * len(means)
     low, high = min(finite), max(finite)
-    span = high - low or 1.0
+    if high - low < min_span:
+        low = (low + high - min_span) / 2
+    span = max(high - low, min_span) or 1.0
     return "".join(bars[min(7, int((m - low) / span * 7.999))] if math.isfinite(m) else "×" for m in means)
+
+
+def duration_short(seconds: float | None) -> str:
+    """The leading unit only, for tight cells: ``45s``, ``12m``, ``3h``, ``2d``."""
+    if seconds is None or not math.isfinite(seconds):
+        return DASH
+    s = round(max(0.0, seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"

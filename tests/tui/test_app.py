@@ -1,0 +1,364 @@
+"""Pilot tests: keys and live updates on the real seed runs with a fixed clock."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Input, Static
+
+from trainwatch.export import render
+from trainwatch.snapshot import Snapshot
+from trainwatch.tui.app import TrainwatchApp, default_export_dir, describe_paths
+from trainwatch.tui.compare import CompareScreen
+from trainwatch.tui.detail import DetailScreen
+from trainwatch.tui.dialogs import HelpScreen, TargetScreen
+from trainwatch.tui.main_screen import MainScreen
+from trainwatch.tui.runs_table import RunsTable
+
+from .conftest import LIVE, NOW, AppMaker, write_live_copy
+
+QWEN = "run_20251113_225009"
+
+
+async def settle(pilot: Pilot[int]) -> None:
+    """Let the deferred start, the snapshot message and the chart mounts run."""
+    for _ in range(3):
+        await pilot.pause()
+
+
+def table(app: TrainwatchApp) -> RunsTable:
+    return app.screen.query_one(RunsTable)
+
+
+def names_in_order(app: TrainwatchApp) -> list[str]:
+    t = table(app)
+    return [t.get_cell(row.key, "run").plain for row in t.ordered_rows]
+
+
+def selected_name(app: TrainwatchApp) -> str:
+    t = table(app)
+    key = t.selected_key
+    assert key is not None
+    return t.get_cell(key, "run").plain
+
+
+def shown(app: TrainwatchApp, selector: str) -> str:
+    """The text of a Static, as a terminal would show it."""
+    console = Console(width=200, file=io.StringIO(), color_system=None)
+    with console.capture() as capture:
+        console.print(app.screen.query_one(selector, Static).content)
+    return capture.get()
+
+
+def notices(app: TrainwatchApp) -> list[str]:
+    return [str(n.message) for n in app._notifications]
+
+
+async def test_rows_appear_after_loading(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, sources = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert sources[0].started
+        t = table(app)
+        assert t.row_count == 4
+        assert names_in_order(app) == ["LLaMA 2 1.36B", "LLaMA 3 2.2B", "GPT-2 1.36B", "Qwen3 1.8B Optimal"]
+        qwen = next(r for r in live_snapshot.rows if QWEN in r.key)
+        assert t.get_cell(qwen.key, "status").plain == "● running"
+        assert t.get_cell(qwen.key, "progress").plain.endswith("1,230/2,000")
+        assert t.get_cell(qwen.key, "mfu").plain == "27.6%⚑"
+        stalled = next(r for r in live_snapshot.rows if "122613" in r.key)
+        assert t.get_cell(stalled.key, "status").plain == "◐ stalled 50m"
+    assert sources[0].stopped
+
+
+async def test_loading_before_first_snapshot(make_app: AppMaker) -> None:
+    app, _ = make_app(None)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert table(app).row_count == 0
+        assert "loading" in shown(app, "#empty")
+
+
+@pytest.fixture
+def moving_dir(live_dir: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "runs"
+    shutil.copytree(live_dir, folder)
+    for path in folder.iterdir():
+        stamp = (live_dir / path.name).stat().st_mtime
+        os.utime(path, (stamp, stamp))
+    return folder
+
+
+def snapshot_of(folder: Path, now: datetime) -> Snapshot:
+    from trainwatch.snapshot import build
+    from trainwatch.source import LogSource
+
+    from .conftest import NAMES
+
+    sources = []
+    for path in sorted(folder.iterdir()):
+        source = LogSource(path)
+        source.refresh()
+        sources.append(source)
+    return build(sources, NAMES, now)
+
+
+async def test_new_iteration_updates_the_row_in_place(make_app: AppMaker, moving_dir: Path, corpus: Path) -> None:
+    first = snapshot_of(moving_dir, NOW)
+    app, sources = make_app(first)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        qwen_key = next(r.key for r in first.rows if QWEN in r.key)
+        t.move_cursor(row=t.get_row_index(qwen_key))
+        await pilot.pause()
+        # The log grows by ten iterations; the watcher would publish this.
+        later = NOW + timedelta(seconds=280)
+        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        sources[0].publish(snapshot_of(moving_dir, later))
+        await settle(pilot)
+        assert t.get_cell(qwen_key, "progress").plain.endswith("1,240/2,000")
+        assert t.row_count == 4
+        assert t.selected_key == qwen_key  # the cursor stayed on the run
+
+
+async def test_sort_keys_and_header_click_keep_the_selected_run(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, _ = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "down")
+        assert selected_name(app) == "GPT-2 1.36B"
+        await pilot.press("s")  # by name
+        assert names_in_order(app) == ["GPT-2 1.36B", "LLaMA 2 1.36B", "LLaMA 3 2.2B", "Qwen3 1.8B Optimal"]
+        assert selected_name(app) == "GPT-2 1.36B"
+        await pilot.press("S")
+        assert names_in_order(app)[0] == "Qwen3 1.8B Optimal"
+        assert selected_name(app) == "GPT-2 1.36B"
+        t = table(app)
+        assert "▼" in t.columns[next(k for k in t.columns if k.value == "run")].label.plain
+        # Clicking a header sorts by it (the loss column, ascending).
+        columns = t.ordered_columns
+        index = next(i for i, c in enumerate(columns) if c.key.value == "loss")
+        x = sum(c.get_render_width(t) for c in columns[:index]) + 2
+        await pilot.click(RunsTable, offset=(x, 0))
+        await settle(pilot)
+        assert names_in_order(app) == ["Qwen3 1.8B Optimal", "LLaMA 3 2.2B", "LLaMA 2 1.36B", "GPT-2 1.36B"]
+        assert selected_name(app) == "GPT-2 1.36B"
+
+
+async def test_filter_and_escape(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, _ = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        box = app.screen.query_one("#filter", Input)
+        assert box.has_focus
+        await pilot.press("l", "l", "a", "m", "a")
+        await settle(pilot)
+        assert names_in_order(app) == ["LLaMA 2 1.36B", "LLaMA 3 2.2B"]
+        await pilot.press("enter")  # keep the filter, back to the table
+        assert table(app).has_focus and names_in_order(app) == ["LLaMA 2 1.36B", "LLaMA 3 2.2B"]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert table(app).row_count == 4
+
+
+async def test_detail_screen_and_back(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, _ = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "down", "down", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        title = shown(app, "#detail-title")
+        assert "Qwen3 1.8B Optimal" in title and "running" in title
+        facts = shown(app, "#facts-run")
+        assert "2 batch × 48 accum × 2 GPUs × 2,048 seq = 393,216 tokens/iter" in facts
+        notes = shown(app, "#notes")
+        assert "⚑ MFU logged against 310 TFLOPS" in notes and "eval @ 1,000" in notes
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_marks_and_compare(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, _ = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "space", "down", "down", "space")
+        t = table(app)
+        assert [t.get_cell(row.key, "mark").plain for row in t.ordered_rows] == [" ", "◆", " ", "◆"]
+        await pilot.press("c")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        assert [r.name for r in screen.rows()] == ["LLaMA 3 2.2B", "Qwen3 1.8B Optimal"]
+        legend = shown(app, "#compare-legend")
+        assert "LLaMA 3 2.2B" in legend and "Qwen3 1.8B Optimal" in legend
+        assert "tokens seen" in (screen.query_one("#compare-chart").border_title or "")
+        await pilot.press("i")
+        assert screen.x_mode == "iter"
+        await pilot.press("w")
+        await settle(pilot)
+        assert "wall time unavailable" in shown(app, "#compare-notes")
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+
+
+async def test_export_writes_the_snapshot(make_app: AppMaker, live_snapshot: Snapshot, tmp_path: Path) -> None:
+    app, _ = make_app(live_snapshot, export_dir=tmp_path / "out")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+    stamp = live_snapshot.generated_at.strftime("%Y%m%d-%H%M%S")
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == [f"trainwatch-{stamp}.{kind}" for kind in ("csv", "json", "md")]
+    json_text = (tmp_path / "out" / f"trainwatch-{stamp}.json").read_text()
+    assert json_text == render(live_snapshot, "json")
+    assert orjson.loads(json_text)["runs"][3]["run"] == "Qwen3 1.8B Optimal"
+    assert any("exported" in n for n in notices(app))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+async def test_export_error_is_one_line(make_app: AppMaker, live_snapshot: Snapshot, tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    app, _ = make_app(live_snapshot, export_dir=locked)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        errors = [n for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 1 and "export failed" in str(errors[0].message)
+        assert "\n" not in str(errors[0].message)
+
+
+async def test_export_error_when_the_folder_is_a_file(
+    make_app: AppMaker, live_snapshot: Snapshot, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    app, _ = make_app(live_snapshot, export_dir=blocker)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        errors = [str(n.message) for n in app._notifications if n.severity == "error"]
+        assert len(errors) == 1 and errors[0].startswith("export failed")
+
+
+async def test_help_and_target(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, sources = make_app(live_snapshot)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("t")
+        assert isinstance(app.screen, TargetScreen)
+        await pilot.press("0")  # not above 0: stays open
+        await pilot.press("enter")
+        assert isinstance(app.screen, TargetScreen)
+        await pilot.press("backspace", "3", "0", "0", "0", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, MainScreen)
+        assert sources[0].targets == [3000]
+        await pilot.press("t", "escape")
+        assert sources[0].targets == [3000]
+
+
+async def test_alert_on_status_change_only(
+    make_app: AppMaker, live_snapshot: Snapshot, snapshot_at: Callable[[datetime], Snapshot]
+) -> None:
+    app, sources = make_app(live_snapshot, bell=True)
+    rings: list[int] = []
+    app.bell = lambda: rings.append(1)  # type: ignore[method-assign]
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        assert not [n for n in notices(app) if "stalled" in n]  # nothing on first display
+        sources[0].publish(snapshot_at(NOW + timedelta(hours=1)))
+        await settle(pilot)
+        stalled = [n for n in app._notifications if "stalled" in str(n.message)]
+        assert {str(n.message).split(" stalled")[0] for n in stalled} == {"GPT-2 1.36B", "Qwen3 1.8B Optimal"}
+        assert all(n.severity == "warning" for n in stalled)
+        assert len(rings) == 2
+        sources[0].publish(snapshot_at(NOW + timedelta(hours=1, seconds=5)))
+        await settle(pilot)
+        assert len(rings) == 2  # still stalled: no new alert
+
+
+async def test_log_text_is_shown_literally(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    evil = "[b]x[/b] [link=y]z[/link]\x1b[2J\x07"
+    rows = list(live_snapshot.rows)
+    rows[0] = dataclasses.replace(rows[0], name=evil)
+    snap = dataclasses.replace(live_snapshot, rows=tuple(rows))
+    app, _ = make_app(snap)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        cell = table(app).get_cell(rows[0].key, "run")
+        assert cell.plain == "[b]x[/b] [link=y]z[/link]"
+        assert not cell.spans
+
+
+def test_default_export_dir(tmp_path: Path) -> None:
+    runs, home = tmp_path / "runs", tmp_path / "home"
+    (runs / "sub").mkdir(parents=True)
+    assert default_export_dir([runs], tmp_path, home) == tmp_path.resolve()
+    assert default_export_dir([runs], runs, home) == home / "trainwatch-exports"
+    assert default_export_dir([runs], runs / "sub", home) == home / "trainwatch-exports"
+    log = runs / "a.log"
+    log.write_text("")
+    assert default_export_dir([log], runs, home) == home / "trainwatch-exports"
+
+
+def test_describe_paths() -> None:
+    home = Path.home()
+    assert describe_paths([home / "runs"]) == "~/runs"
+    assert describe_paths([Path("/a"), Path("/b"), Path("/c")]) == "3 paths"
+
+
+def test_live_fixture_statuses(live_snapshot: Snapshot) -> None:
+    assert [r.stats.status for r in live_snapshot.rows] == ["finished", "stalled", "running", "running"]
+    assert len(LIVE) == 4
+
+
+async def test_command_palette_offers_our_commands(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, _ = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Export snapshot", "Set target", "Compare runs", "Filter runs", "Sort by Loss"} <= titles
+        command = next(c for c in app.get_system_commands(app.screen) if c.title == "Sort by Loss")
+        command.callback()
+        await settle(pilot)
+        assert names_in_order(app)[0] == "Qwen3 1.8B Optimal"
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        assert app.screen.__class__.__name__ == "CommandPalette"
+
+
+async def test_watch_problems_are_one_line_errors(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, sources = make_app(live_snapshot)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        sources[0].problems = ["cannot read /runs/a.log: Permission denied"]  # type: ignore[attr-defined]
+        sources[0].publish(live_snapshot)
+        sources[0].publish(live_snapshot)
+        await settle(pilot)
+        errors = [str(n.message) for n in app._notifications if n.severity == "error"]
+        assert errors == ["cannot read /runs/a.log: Permission denied"]  # once, not per snapshot

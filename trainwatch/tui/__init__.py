@@ -1,0 +1,1 @@
+"""The live terminal app (Textual). Nothing outside this package imports Textual."""

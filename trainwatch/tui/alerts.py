@@ -1,0 +1,58 @@
+"""Which status changes deserve a notification (pure: two snapshots in, alerts out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from trainwatch import fmt
+from trainwatch.tui import cells
+
+if TYPE_CHECKING:
+    from trainwatch.snapshot import RunRow, Snapshot
+
+Severity = Literal["information", "warning", "error"]
+SEVERITY: dict[str, Severity] = {
+    "stalled": "warning",
+    "diverged": "error",
+    "failed": "error",
+    "finished": "information",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    key: str
+    status: str
+    message: str
+    severity: Severity
+
+
+def status_alerts(old: Snapshot | None, new: Snapshot) -> list[Alert]:
+    """Runs whose status changed into stalled, diverged, failed or finished.
+
+    Nothing on first display (``old`` is ``None``) and nothing for runs that
+    just appeared: an alert reports a change someone could have missed.
+    """
+    if old is None:
+        return []
+    before = {row.key: row.stats.status for row in old.rows}
+    alerts = []
+    for row in new.rows:
+        status = row.stats.status
+        if status in SEVERITY and row.key in before and before[row.key] != status:
+            alerts.append(Alert(row.key, status, _message(row, new), SEVERITY[status]))
+    return alerts
+
+
+def _message(row: RunRow, snapshot: Snapshot) -> str:
+    s, name = row.stats, cells.safe_text(row.name)
+    if s.status == "stalled":
+        since = (snapshot.generated_at - s.last_update_at).total_seconds() if s.last_update_at else None
+        return f"{name} stalled: no progress for {fmt.duration(since)} (at iteration {fmt.count(s.iter)})"
+    if s.status == "diverged":
+        return f"{name} diverged: loss is {fmt.number(s.loss)} at iteration {fmt.count(s.iter)}"
+    if s.status == "failed":
+        last = next((e for e in reversed(s.events) if e.startswith("failed")), "failed")
+        return f"{name} {cells.safe_text(last)} (iteration {fmt.count(s.iter)})"
+    return f"{name} finished: {fmt.count(s.iter)} iterations, loss {fmt.number(s.loss, 3)}"

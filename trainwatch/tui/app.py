@@ -1,0 +1,287 @@
+"""The live app: one snapshot source in, screens out.
+
+The source (``trainwatch.watch.Watcher`` in real use, a fake in tests) calls
+``publish`` from its worker thread with each new immutable ``Snapshot``. The
+app turns that into a message (thread-safe, never blocks the worker, and a
+burst of snapshots collapses to the newest), keeps the latest one in its
+reactive ``snapshot`` and hands it to every live screen in one batch update.
+Widgets then redraw only what changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.reactive import reactive
+from textual.screen import Screen
+
+from trainwatch.tui import cells
+from trainwatch.tui.alerts import status_alerts
+from trainwatch.tui.header import HeaderBar
+from trainwatch.tui.live import LiveScreen
+from trainwatch.tui.main_screen import MainScreen
+
+if TYPE_CHECKING:
+    from trainwatch.names import Names
+    from trainwatch.snapshot import Snapshot
+    from trainwatch.source import RunOptions
+
+EXPORT_FALLBACK = "trainwatch-exports"
+
+
+class SnapshotSource(Protocol):
+    """What the app needs from a watcher (``trainwatch.watch.Watcher``)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def refresh_now(self) -> None: ...
+    def set_target(self, target: int | None) -> None: ...
+    @property
+    def mode(self) -> str: ...
+    @property
+    def network_paths(self) -> list[Path]: ...
+
+
+Publish = Callable[["Snapshot"], None]
+SourceFactory = Callable[[Publish], SnapshotSource]
+
+
+class SnapshotReady(Message):
+    """A new snapshot from the source's thread."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, SnapshotReady)  # only the newest matters
+
+
+def describe_paths(paths: Sequence[Path]) -> str:
+    """``~/runs`` for one path, ``~/a, ~/b`` for two, ``5 paths`` beyond."""
+    home = str(Path.home())
+
+    def short(path: Path) -> str:
+        text = str(path.expanduser().absolute())
+        text = "~" + text[len(home) :] if text == home or text.startswith(home + os.sep) else text
+        return cells.safe_text(text)
+
+    if len(paths) <= 2:
+        return ", ".join(short(p) for p in paths) or "."
+    return f"{len(paths)} paths"
+
+
+def default_export_dir(watched: Iterable[Path], cwd: Path, home: Path) -> Path:
+    """The current directory, unless it is watched: exports there would be
+    picked up as new logs (.csv, .json), so then ``~/trainwatch-exports``."""
+    here = cwd.resolve()
+    for path in watched:
+        root = path.resolve()
+        folder = root if root.is_dir() else root.parent
+        if here == folder or folder in here.parents:
+            return home / EXPORT_FALLBACK
+    return here
+
+
+class TrainwatchApp(App[int]):
+    """trainwatch's live monitor."""
+
+    CSS_PATH = Path(__file__).with_name("trainwatch.tcss")
+    TITLE = "trainwatch"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("e", "export", "Export"),
+        Binding("t", "target", "Target"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+
+    def __init__(
+        self,
+        source_factory: SourceFactory,
+        *,
+        where: str = ".",
+        watched: Sequence[Path] = (),
+        clock: Callable[[], datetime] = datetime.now,
+        export_dir: Path | None = None,
+        bell: bool = False,
+    ) -> None:
+        super().__init__()
+        self.where = where
+        self.clock = clock
+        self.ring_bell = bell
+        self.export_dir = export_dir or default_export_dir(watched, Path.cwd(), Path.home())
+        self.exported: list[Path] = []
+        self._source_factory = source_factory
+        self._source: SnapshotSource | None = None
+        self._problems_seen: set[str] = set()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def get_default_screen(self) -> Screen[None]:
+        return MainScreen(self.where, self._mode, self.clock)
+
+    def _mode(self) -> str:
+        """How we watch, for the header; with the first-read progress while it lasts."""
+        if self._source is None:
+            return "starting"
+        # ``loading`` is an optional extra of the Watcher: (files read, files found).
+        loading = getattr(self._source, "loading", None)
+        if loading and loading[0] < loading[1]:
+            return f"{self._source.mode} · reading {loading[0]}/{loading[1]} files…"
+        return self._source.mode
+
+    def on_mount(self) -> None:
+        # Create and start the watcher once the first frame is on screen: the
+        # user sees "loading…" at once, whatever importing the parsers and the
+        # first read cost.
+        self.call_after_refresh(self._start_source)
+
+    def _start_source(self) -> None:
+        try:
+            self._source = self._source_factory(self._publish)
+            self._source.start()
+        except OSError as exc:
+            self.notify(f"cannot watch: {exc.strerror or exc}", severity="error", markup=False, timeout=30)
+            return
+        for header in self.query(HeaderBar):
+            header.refresh()  # it shows the watch mode, known only now
+        if self._source.network_paths and "poll" not in self._source.mode:
+            where = ", ".join(cells.safe_text(str(p)) for p in self._source.network_paths)
+            self.notify(
+                f"{where} is on a network filesystem, where file events can be missed; consider trainwatch --poll 2",
+                severity="warning",
+                markup=False,
+                timeout=15,
+            )
+
+    def on_unmount(self) -> None:
+        if self._source is not None:
+            self._source.stop()
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        """Called by the source, usually from its worker thread."""
+        self.post_message(SnapshotReady(snapshot))
+
+    @on(SnapshotReady)
+    def _receive(self, message: SnapshotReady) -> None:
+        self.snapshot = message.snapshot
+
+    def watch_snapshot(self, old: Snapshot | None, new: Snapshot | None) -> None:
+        if new is None:
+            return
+        self._report_problems()
+        for alert in status_alerts(old, new):
+            self.notify(alert.message, severity=alert.severity, markup=False, timeout=10)
+            if self.ring_bell:
+                self.bell()
+        with self.batch_update():
+            for screen in self.screen_stack:
+                if isinstance(screen, LiveScreen):
+                    screen.snapshot = new
+
+    def _report_problems(self) -> None:
+        """Each new path problem (unreadable file, vanished folder) once, as one line."""
+        problems = getattr(self._source, "problems", None) or []
+        for problem in problems:
+            if problem not in self._problems_seen:
+                self._problems_seen.add(problem)
+                self.notify(cells.safe_text(problem), severity="error", markup=False, timeout=15)
+
+    # -------------------------------------------------------------- actions
+
+    def action_help(self) -> None:
+        from trainwatch.tui.dialogs import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_export(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            self.notify("Nothing to export yet.", severity="warning")
+            return
+        # A worker thread: the first export imports pandas (~0.3 s).
+        self.run_worker(partial(self._export, snapshot, self.export_dir), thread=True, group="export")
+
+    def _export(self, snapshot: Snapshot, folder: Path) -> None:
+        from trainwatch.export import export
+
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            written = export(snapshot, folder)
+        except OSError as exc:
+            where = exc.filename or folder
+            self.notify(f"export failed: {exc.strerror or exc}: {where}", severity="error", markup=False)
+            return
+        self.exported.extend(written)
+        names = ", ".join(p.name for p in written)
+        self.notify(f"exported {names} to {folder}", title="Export", markup=False)
+
+    def action_target(self) -> None:
+        from trainwatch.tui.dialogs import TargetScreen
+
+        self.push_screen(TargetScreen(), self._target_chosen)
+
+    def _target_chosen(self, target: int | bool | None) -> None:
+        if target is False or self._source is None:
+            return
+        value = None if target is None or target is True else int(target)
+        self._source.set_target(value)
+        self.notify(f"target: {value:,} iterations for every run" if value else "target: each log's own")
+
+    # ------------------------------------------------------ command palette
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Export snapshot", f"Write md, csv and json to {self.export_dir}", self.action_export)
+        yield SystemCommand("Set target", "Iterations to count progress and ETA to", self.action_target)
+        yield SystemCommand("Help: keys", "Show every key", self.action_help)
+        if isinstance(screen, MainScreen):
+            main = screen
+            yield SystemCommand("Compare runs", "Overlay the marked runs' loss curves", main.action_compare)
+            yield SystemCommand("Filter runs", "Show only runs whose name matches", main.action_filter)
+            yield SystemCommand("Sort: reverse", "Reverse the current order", main.action_reverse)
+            yield SystemCommand("Sort by file order", "As discovered", partial(main.table.set_sort, None))
+            for key in cells.SORTABLE:
+                title = cells.COLUMN[key].title
+                yield SystemCommand(f"Sort by {title}", f"Order runs by {title}", partial(main.table.set_sort, key))
+
+
+def run_app(
+    paths: list[Path],
+    options: RunOptions,
+    names: Names,
+    *,
+    poll: float | None = None,
+    bell: bool = False,
+    export_dir: Path | None = None,
+    source_factory: SourceFactory | None = None,
+) -> int:
+    """Open the live monitor on ``paths``; the exit status.
+
+    ``source_factory`` replaces the default ``Watcher`` (the CLI's, with its
+    metrics endpoint and network options)."""
+
+    def factory(publish: Publish) -> SnapshotSource:
+        from trainwatch.watch import Watcher  # after the first frame (it loads every parser)
+
+        return Watcher(paths, options, names, publish, poll=poll)
+
+    make: SourceFactory = source_factory or factory
+    app = TrainwatchApp(make, where=describe_paths(paths), watched=paths, export_dir=export_dir, bell=bell)
+    status = app.run()
+    if app.exported:
+        folders = sorted({str(p.parent) for p in app.exported})
+        print(f"trainwatch: exported {len(app.exported)} files to {', '.join(folders)}")
+    return status if status is not None else app.return_code or 0

@@ -1,0 +1,370 @@
+"""The runs table as plain data: cells, column layout and sort order.
+
+Pure functions from ``RunRow`` to Rich ``Text``; no Textual here, so the
+whole table logic is unit-tested without an app. Every cell is built with
+``Text(...)`` (never markup) and log text goes through ``safe_text``: a run
+called ``[bold]x`` shows those characters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from rich.cells import cell_len
+from rich.text import Text
+
+from trainwatch import fmt
+from trainwatch.stats import RunStats, Status
+
+if TYPE_CHECKING:
+    from trainwatch.snapshot import RunRow
+
+Justify = Literal["left", "right"]
+
+
+def safe_text(text: str) -> str:
+    """``trainwatch.export.safe_text``: log text without control characters.
+
+    Imported on first use: ``trainwatch.export`` pulls in the parsers, which
+    the watcher loads after the first frame is on screen.
+    """
+    from trainwatch.export import safe_text as strip_controls
+
+    return strip_controls(text)
+
+
+GREEN, YELLOW, BLUE, RED, GREY = "#5fd787", "#ffd75f", "#5fafff", "#ff5f5f", "#8a8a8a"
+STATUS_MARK: dict[Status, str] = {"running": "●", "stalled": "◐", "finished": "✓", "diverged": "✗", "failed": "✗"}
+STATUS_ORDER_SHOWN: tuple[Status, ...] = ("running", "stalled", "finished", "diverged", "failed")
+STATUS_STYLE: dict[Status, str] = {
+    "running": GREEN,
+    "stalled": YELLOW,
+    "finished": BLUE,
+    "diverged": f"bold {RED}",
+    "failed": RED,
+}
+#: Style of a whole row's text by status: finished runs step back, broken ones stand out.
+ROW_STYLE: dict[Status, str] = {"running": "", "stalled": "", "finished": GREY, "diverged": RED, "failed": RED}
+FLAG = "⚑"
+MARK = "◆"
+#: Padding that survives right-justification (Rich strips trailing spaces):
+#: the braille blank is one empty cell and not whitespace.
+BLANK = "\u2800"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    title: str
+    justify: Justify
+    sortable: bool = True
+    header_justify: Justify | None = None  # default: as the cells
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("mark", "", "left", sortable=False),
+    Column("run", "Run", "left"),
+    Column("status", "Status", "left"),
+    Column("progress", "Progress", "right", header_justify="left"),
+    Column("loss", "Loss", "right"),
+    Column("siter", "s/iter", "right"),
+    Column("tokh", "Tok/h", "right"),
+    Column("mfu", "MFU", "right"),
+    Column("train", "Train time", "right"),
+    Column("eta", "ETA", "right"),
+    Column("finish", "Finish", "right"),
+)
+COLUMN = {c.key: c for c in COLUMNS}
+SORTABLE = tuple(c.key for c in COLUMNS if c.sortable)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Which columns show, and how rich each cell is, at one width."""
+
+    columns: tuple[str, ...] = tuple(c.key for c in COLUMNS)
+    name_width: int = 32
+    bar: int = 12  # progress bar cells; 0 = count only
+    loss_spark: int = 8
+    time_spark: int = 7
+    stall_age: bool = True  # "◐ stalled 4m" rather than "◐ stalled"
+    count_width: int = 0  # "iter/target" padded to this, so bars line up across targets
+
+    def without(self, key: str) -> Layout:
+        return replace(self, columns=tuple(c for c in self.columns if c != key))
+
+
+# From richest to barest: each step gives up what matters least (UI.md keeps
+# Run, Status, Progress, Loss, Tok/h, MFU and ETA longest).
+_STEPS: tuple[Callable[[Layout], Layout], ...] = (
+    lambda lay: replace(lay, name_width=26),
+    lambda lay: lay.without("train"),
+    lambda lay: replace(lay, time_spark=0),
+    lambda lay: lay.without("finish"),
+    lambda lay: replace(lay, name_width=20),
+    lambda lay: lay.without("siter"),
+    lambda lay: replace(lay, bar=6),
+    lambda lay: replace(lay, loss_spark=0),
+    lambda lay: replace(lay, name_width=16),
+    lambda lay: replace(lay, bar=0),
+    lambda lay: replace(lay, stall_age=False),
+    lambda lay: replace(lay, name_width=12),
+)
+PADDING = 2  # DataTable cell padding, both sides together
+
+
+def layouts(count_width: int = 0) -> Iterable[Layout]:
+    """Every layout, richest first."""
+    layout = Layout(count_width=count_width)
+    yield layout
+    for step in _STEPS:
+        layout = step(layout)
+        yield layout
+
+
+def fit(
+    rows: Sequence[RunRow], width: int, now: datetime, sort_column: str | None = None
+) -> tuple[Layout, dict[str, int]]:
+    """The richest layout whose columns fit ``width`` cells, and their widths.
+
+    Room left over goes to run names that the layout had to shorten. Widths
+    come from plain text lengths measured once per call, so trying every
+    layout costs O(rows) and not O(rows × layouts) cell renders.
+    """
+    widest = _widest(rows, now)
+    chosen: tuple[Layout, dict[str, int]] | None = None
+    for layout in layouts(widest["count"]):
+        widths = _widths(widest, layout, sort_column)
+        chosen = layout, widths
+        if sum(w + PADDING for w in widths.values()) <= width:
+            break
+    assert chosen is not None
+    layout, widths = chosen
+    spare = width - sum(w + PADDING for w in widths.values())
+    grow = min(spare, min(widest["name"], Layout().name_width) - layout.name_width)
+    if grow > 0 and "run" in layout.columns:
+        layout = replace(layout, name_width=layout.name_width + grow)
+        widths = _widths(widest, layout, sort_column)
+    return layout, widths
+
+
+def _widest(rows: Sequence[RunRow], now: datetime) -> dict[str, int]:
+    """The longest plain text of every cell, in each of its variants."""
+    widest: dict[str, int] = {}
+
+    def see(key: str, text: str) -> None:
+        widest[key] = max(widest.get(key, 0), cell_len(text))
+
+    for row in rows:
+        s = row.stats
+        see("name", _clean(row.name))
+        see("status", status_text(s, now, True))
+        see("status_short", status_text(s, now, False))
+        see("count", progress_count(s))
+        see("loss", loss_text(s.loss))
+        see("siter", fmt.number(s.mean_iter_s, 2))
+        see("tokh", fmt.si(s.tokens_per_hour))
+        see("mfu", fmt.pct(s.mfu_mean_pct, 1) + FLAG)
+        see("train", fmt.duration(s.train_time_logged_s))
+        see("eta", eta_text(s))
+        see("finish", fmt.clock(s.finish_at, now))
+    return widest
+
+
+def _widths(widest: dict[str, int], layout: Layout, sort_column: str | None) -> dict[str, int]:
+    content = {
+        "mark": 1,
+        "run": min(widest.get("name", 0), layout.name_width),
+        "status": widest.get("status" if layout.stall_age else "status_short", 0),
+        "progress": (layout.bar + 1 if layout.bar else 0) + layout.count_width,
+        "loss": widest.get("loss", 0) + (layout.loss_spark + 1 if layout.loss_spark else 0),
+        "siter": widest.get("siter", 0) + (layout.time_spark + 1 if layout.time_spark else 0),
+    }
+    # The sorted column's title carries an arrow (two cells more).
+    return {
+        key: max(
+            content.get(key, widest.get(key, 0)),
+            len(COLUMN[key].title) + (2 if key == sort_column else 0),
+        )
+        for key in layout.columns
+    }
+
+
+def column_widths(
+    rows: Sequence[RunRow], layout: Layout, now: datetime, sort_column: str | None = None
+) -> dict[str, int]:
+    """Widths of ``layout``'s columns for ``rows``."""
+    return _widths(_widest(rows, now), layout, sort_column)
+
+
+def row_cells(row: RunRow, layout: Layout, now: datetime, *, marked: bool) -> dict[str, Text]:
+    """The visible cells of one run, keyed by column."""
+    s = row.stats
+    tone = ROW_STYLE[s.status]
+    builders: dict[str, Callable[[], Text]] = {
+        "mark": lambda: Text(MARK if marked else " ", style="bold #d7afff"),
+        "run": lambda: name_cell(row.name, layout.name_width, tone),
+        "status": lambda: status_cell(s, now, layout.stall_age),
+        "progress": lambda: progress_cell(s, layout.bar, layout.count_width),
+        "loss": lambda: value_with_spark(loss_text(s.loss), loss_trend(s), layout.loss_spark, tone),
+        "siter": lambda: value_with_spark(
+            fmt.number(s.mean_iter_s, 2), s.time_series[1][-64:], layout.time_spark, tone, relative_span=0.1
+        ),
+        "tokh": lambda: Text(fmt.si(s.tokens_per_hour), style=tone),
+        "mfu": lambda: mfu_cell(s, tone),
+        "train": lambda: Text(fmt.duration(s.train_time_logged_s), style=tone),
+        "eta": lambda: Text(eta_text(s), style=tone),
+        "finish": lambda: Text(fmt.clock(s.finish_at, now), style=tone),
+    }
+    cells = {key: builders[key]() for key in layout.columns}
+    for key, text in cells.items():
+        text.no_wrap = True
+        text.overflow = "ellipsis"
+        text.justify = COLUMN[key].justify
+    return cells
+
+
+def shorten(name: str, width: int) -> str:
+    """``gpt2 · shakespe…251031_173650``: run names differ at the end as often
+    as at the start (dates, ids appended to tell twins apart), so keep both.
+    Widths are terminal cells (a CJK character takes two)."""
+    if cell_len(name) <= width:
+        return name
+    if width < 12:
+        return _head(name, max(0, width - 1)) + "…"
+    tail = (width - 1) * 2 // 5
+    return _head(name, width - 1 - tail) + "…" + _head(name[::-1], tail)[::-1]
+
+
+def _head(text: str, cells: int) -> str:
+    """The longest start of ``text`` that fits ``cells`` cells."""
+    out, used = [], 0
+    for char in text:
+        used += cell_len(char)
+        if used > cells:
+            break
+        out.append(char)
+    return "".join(out)
+
+
+def _clean(name: str) -> str:
+    return safe_text(name).replace("\n", " ")
+
+
+def name_cell(name: str, width: int, tone: str) -> Text:
+    return Text(shorten(_clean(name), width), style=tone)
+
+
+def status_text(stats: RunStats, now: datetime, with_age: bool = True) -> str:
+    """``● running``, ``◐ stalled 4m``, ``✓ finished``: shape and word, no colour needed."""
+    word = f"{STATUS_MARK[stats.status]} {stats.status}"
+    if stats.status == "stalled" and with_age and stats.last_update_at is not None:
+        word += " " + fmt.duration_short((now - stats.last_update_at).total_seconds())
+    return word
+
+
+def status_cell(stats: RunStats, now: datetime, with_age: bool) -> Text:
+    return Text(status_text(stats, now, with_age), style=STATUS_STYLE[stats.status])
+
+
+def bar(fraction: float, width: int) -> str:
+    """``█████▌──────``: eighths of a cell, the rest a thin rule."""
+    fraction = min(1.0, max(0.0, fraction))
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    partial = " ▏▎▍▌▋▊▉"[part] if part else ""
+    return ("█" * full + partial).ljust(width, "─")[:width] if width else ""
+
+
+def progress_count(stats: RunStats) -> str:
+    target = f"{stats.target:,}"
+    return f"{fmt.count(stats.iter):>{len(target)}}/{target}"
+
+
+def progress_cell(stats: RunStats, width: int, count_width: int = 0) -> Text:
+    count = progress_count(stats).rjust(count_width)
+    if not width:
+        return Text(count)
+    fraction = (stats.progress_pct or 0.0) / 100
+    filled = bar(fraction, width)
+    solid = len(filled.rstrip("─"))
+    text = Text()
+    text.append(filled[:solid], style=STATUS_STYLE[stats.status])
+    text.append(filled[solid:], style="#444444")
+    text.append(" " + count)
+    return text
+
+
+def loss_text(loss: float | None) -> str:
+    if loss is not None and math.isfinite(loss) and abs(loss) >= 100:
+        return fmt.number(loss, 1)
+    return fmt.number(loss, 3)
+
+
+def loss_trend(stats: RunStats) -> tuple[float, ...]:
+    """The second half of the loss curve: the first steps' drop from ~11 would flatten the rest."""
+    ys = stats.loss_series[1]
+    return tuple(ys[len(ys) // 2 :]) if len(ys) >= 16 else tuple(ys)
+
+
+def value_with_spark(value: str, ys: Sequence[float], width: int, tone: str, *, relative_span: float = 0.0) -> Text:
+    text = Text(value, style=RED if value in ("nan", "inf", "-inf") else tone)
+    if width:
+        finite = sorted(y for y in ys if math.isfinite(y))
+        span = relative_span * abs(finite[len(finite) // 2]) if finite else 0.0
+        spark = fmt.sparkline(tuple(ys), width, min_span=span)
+        text.append(" " + spark.ljust(width, BLANK), style="#5f87af")
+    return text
+
+
+def mfu_cell(stats: RunStats, tone: str) -> Text:
+    text = Text(fmt.pct(stats.mfu_mean_pct, 1), style=tone)
+    # The flag cell is always there (a space without warnings) so digits align.
+    text.append(FLAG if stats.warnings else BLANK, style=YELLOW)
+    return text
+
+
+def eta_text(stats: RunStats) -> str:
+    return "done" if stats.status == "finished" else fmt.duration(stats.eta_s)
+
+
+# ------------------------------------------------------------------ sorting
+
+_STATUS_ORDER: dict[Status, int] = {"failed": 0, "diverged": 1, "stalled": 2, "running": 3, "finished": 4}
+_SORT_VALUE: dict[str, Callable[[RunRow], object]] = {
+    "run": lambda r: safe_text(r.name).casefold(),
+    "status": lambda r: _STATUS_ORDER[r.stats.status],
+    "progress": lambda r: r.stats.progress_pct,
+    "loss": lambda r: r.stats.loss,
+    "siter": lambda r: r.stats.mean_iter_s,
+    "tokh": lambda r: r.stats.tokens_per_hour,
+    "mfu": lambda r: r.stats.mfu_mean_pct,
+    "train": lambda r: r.stats.train_time_logged_s,
+    "eta": lambda r: 0.0 if r.stats.status == "finished" else r.stats.eta_s,
+    "finish": lambda r: r.stats.finish_at.timestamp() if r.stats.finish_at else None,
+}
+
+
+def sort_rows(rows: Sequence[RunRow], column: str | None, reverse: bool = False) -> list[RunRow]:
+    """Rows ordered by ``column`` (``None``: as discovered); unknowns always last."""
+    if column is None:
+        return list(reversed(rows)) if reverse else list(rows)
+    value = _SORT_VALUE[column]
+    known = [r for r in rows if _comparable(value(r))]
+    unknown = [r for r in rows if not _comparable(value(r))]
+    known.sort(key=value, reverse=reverse)  # type: ignore[arg-type]
+    return known + unknown
+
+
+def _comparable(value: object) -> bool:
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def matches(row: RunRow, query: str) -> bool:
+    """Case-insensitive substring filter on the name (and the file path)."""
+    needle = query.strip().casefold()
+    return not needle or needle in safe_text(row.name).casefold() or needle in row.path.casefold()

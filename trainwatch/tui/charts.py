@@ -1,0 +1,89 @@
+"""The one plotting widget: draws a ``ChartSpec`` with plotext.
+
+Imported lazily (plotext adds ~0.1 s), after the first frame is on screen.
+The plot is rebuilt only when it renders: when its spec changes or the
+widget is resized.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.align import Align
+from rich.text import Text
+from textual.app import RenderResult
+from textual.reactive import reactive
+from textual_plotext import PlotextPlot
+
+from trainwatch.tui.plotspec import MARKS, ChartSpec, nice_ticks, tick_label
+
+
+class Chart(PlotextPlot):
+    """A bordered plot whose border title is the spec's title."""
+
+    DEFAULT_CSS = """
+    Chart {
+        border: round $panel-lighten-2;
+        border-title-color: $text-muted;
+        padding: 0;
+        min-height: 5;
+    }
+    """
+
+    spec: reactive[ChartSpec | None] = reactive(None, always_update=True)
+
+    def __init__(self, spec: ChartSpec | None = None, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.set_reactive(Chart.spec, spec)
+
+    def on_mount(self) -> None:
+        self.watch_spec(self.spec)
+
+    def watch_spec(self, spec: ChartSpec | None) -> None:
+        # Log text reaches the title (run names): a Text is shown literally.
+        self.border_title = Text(spec.title) if spec is not None else None
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        spec = self.spec
+        if spec is None or not spec.has_data:
+            message = spec.empty if spec is not None else "loading…"
+            return Align.center(Text(message, style="dim"), vertical="middle")
+        self._draw(spec)
+        return super().render()
+
+    def _draw(self, spec: ChartSpec) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        plt.frame(False)
+        xs_all = [x for t in spec.traces for x in t.xs]
+        ys_all = [y for t in spec.traces for y in t.ys]
+        for trace in spec.traces:
+            if not trace.xs:
+                continue
+            xs, ys = list(trace.xs), list(trace.ys)
+            if trace.kind == "points":
+                plt.scatter(xs, ys, marker="●", color=trace.color, label=trace.label)
+            else:
+                plt.plot(xs, ys, marker="braille", color=trace.color, label=trace.label)
+        for x in spec.vlines:
+            plt.vertical_line(x, color=MARKS)
+        x_low, x_high = min(xs_all), max(xs_all)
+        y_low, y_high = spec.ylim or (min(ys_all), max(ys_all))
+        plt.xlim(x_low, x_high)
+        plt.ylim(y_low, y_high)
+        width, height = self.size
+        self._ticks(plt.xticks, x_low, x_high, max(3, width // 10))
+        self._ticks(plt.yticks, y_low, y_high, max(3, height // 4))
+        plt.xaxes(True, False)
+        plt.yaxes(True, False)
+
+    @staticmethod
+    def _ticks(setter: Callable[..., None], low: float, high: float, count: int) -> None:
+        ticks = nice_ticks(low, high, count)
+        while len(ticks) < 3 and count < 12:  # a coarse step can leave one tick in range
+            count += 1
+            ticks = nice_ticks(low, high, count)
+        if len(ticks) >= 2:
+            step = ticks[1] - ticks[0]
+            setter(list(ticks), [tick_label(t, step) for t in ticks])

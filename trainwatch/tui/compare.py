@@ -1,0 +1,161 @@
+"""The compare screen (c): marked runs' loss curves overlaid, figures side by side."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.widgets import DataTable, Footer, Static
+
+from trainwatch import fmt
+from trainwatch.tui import cells, plotspec
+from trainwatch.tui.charts import Chart
+from trainwatch.tui.live import LiveScreen
+
+if TYPE_CHECKING:
+    from trainwatch.snapshot import RunRow, Snapshot
+
+_X_TITLE = {"tokens": "tokens seen", "iter": "iteration", "wall": "wall time"}
+
+
+def figures(row: RunRow, now: datetime) -> list[Text]:
+    """The main table's figures of one run, as one column of the side-by-side table."""
+    s = row.stats
+    flag = " ⚑" if s.warnings else ""
+    return [
+        Text(cells.status_text(s, now), style=cells.STATUS_STYLE[s.status]),
+        Text(f"{fmt.count(s.iter)}/{s.target:,}"),
+        Text(cells.loss_text(s.loss)),
+        Text(fmt.number(s.val_loss, 3)),
+        Text(fmt.number(s.mean_iter_s, 2)),
+        Text(fmt.count(s.tokens_per_iter)),
+        Text(fmt.si(s.tokens_per_hour)),
+        Text(fmt.pct(s.mfu_mean_pct, 1) + flag),
+        Text(fmt.duration(s.train_time_logged_s)),
+        Text(cells.eta_text(s)),
+        Text(fmt.clock(s.finish_at, now)),
+    ]
+
+
+FIGURE_NAMES = (
+    "Status",
+    "Iteration",
+    "Loss",
+    "Val loss",
+    "s/iter",
+    "Tokens/iter",
+    "Tok/h",
+    "MFU",
+    "Train time",
+    "ETA",
+    "Finish",
+)
+
+
+def swatch(index: int) -> Text:
+    r, g, b = plotspec.PALETTE[index % len(plotspec.PALETTE)]
+    return Text("━━ ", style=f"rgb({r},{g},{b})")
+
+
+def legend(rows: list[RunRow]) -> Text:
+    """``━━ Qwen3 1.8B  ━━ GPT-2 1.36B``, each swatch in its run's colour."""
+    out = Text(" ")
+    for index, row in enumerate(rows):
+        out.append_text(swatch(index))
+        out.append(cells.safe_text(row.name) + "   ")
+    return out
+
+
+class CompareScreen(LiveScreen):
+    """Loss against tokens seen (or iteration, or wall time), one colour per run."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("t", "x_mode('tokens')", "Tokens"),
+        Binding("i", "x_mode('iter')", "Iteration"),
+        Binding("w", "x_mode('wall')", "Wall time"),
+        Binding("x", "cycle_x", "Next x-axis", show=False),
+    ]
+
+    x_mode: reactive[plotspec.XMode] = reactive[plotspec.XMode]("tokens")
+
+    def __init__(self, keys: list[str], snapshot: Snapshot) -> None:
+        super().__init__()
+        self.keys = keys
+        self.set_reactive(LiveScreen.snapshot, snapshot)
+        self._shown: list[tuple[str, list[str]]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="compare-title")
+        yield Static(id="compare-legend")
+        yield Chart(id="compare-chart")
+        yield Static(id="compare-notes")
+        yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._redraw()
+
+    def watch_snapshot(self) -> None:
+        if self.is_mounted:
+            self._redraw()
+
+    def watch_x_mode(self) -> None:
+        if self.is_mounted:
+            self._redraw()
+
+    def action_x_mode(self, mode: plotspec.XMode) -> None:
+        self.x_mode = mode
+
+    def action_cycle_x(self) -> None:
+        modes = plotspec.X_MODES
+        self.x_mode = modes[(modes.index(self.x_mode) + 1) % len(modes)]
+
+    def rows(self) -> list[RunRow]:
+        if self.snapshot is None:
+            return []
+        by_key = {r.key: r for r in self.snapshot.rows}
+        return [by_key[k] for k in self.keys if k in by_key]
+
+    def _redraw(self) -> None:
+        if self.snapshot is None:
+            return
+        rows = self.rows()
+        spec, notes = plotspec.compare_chart(rows, self.x_mode)
+        title = Text(" Compare ", style="bold")
+        title.append(f"· {len(rows)} run{'s' if len(rows) != 1 else ''} · loss vs ")
+        for mode in plotspec.X_MODES:
+            key = {"tokens": "t", "iter": "i", "wall": "w"}[mode]
+            style = "bold reverse" if mode == self.x_mode else "dim"
+            title.append(f" {key} {_X_TITLE[mode]} ", style=style)
+            title.append(" ")
+        self.query_one("#compare-title", Static).update(title)
+        self.query_one("#compare-legend", Static).update(legend(rows))
+        chart = self.query_one("#compare-chart", Chart)
+        if chart.spec != spec:
+            chart.spec = spec
+        self.query_one("#compare-notes", Static).update(Text("\n".join(notes), style="dim"))
+        self._fill_table(rows)
+
+    def _fill_table(self, rows: list[RunRow]) -> None:
+        assert self.snapshot is not None
+        now = self.snapshot.generated_at
+        table = self.query_one("#compare-table", DataTable)
+        content = [(r.key, [t.plain for t in figures(r, now)]) for r in rows]
+        if content == self._shown:
+            return  # the ETA ticks every second; most snapshots change nothing here
+        self._shown = content
+        table.clear(columns=True)
+        table.add_column(Text(""), key="figure")
+        columns = []
+        for index, row in enumerate(rows):
+            label = swatch(index)
+            label.append_text(cells.name_cell(row.name, 24, "bold"))
+            table.add_column(label, key=row.key)
+            columns.append(figures(row, now))
+        for i, name in enumerate(FIGURE_NAMES):
+            table.add_row(Text(name, style="dim"), *(col[i] for col in columns))

@@ -1,0 +1,215 @@
+"""The detail screen (⏎): one run's configuration, curves and caveats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Grid, Horizontal, VerticalScroll
+from textual.widgets import Footer, Static
+
+from trainwatch import fmt
+from trainwatch.stats import RunStats
+from trainwatch.tui import cells, plotspec
+from trainwatch.tui.charts import Chart
+from trainwatch.tui.live import LiveScreen
+
+if TYPE_CHECKING:
+    from trainwatch.snapshot import RunRow, Snapshot
+
+_TARGET_WHY = {"override": "set with --target or t", "log": "from the log", "default": "default; the log does not say"}
+
+
+def batch_formula(s: RunStats) -> Text:
+    """``2 × 48 accum × 2 GPUs × 2,048 seq = 393,216 tokens/iter``, consistent
+    with the tokens/iter in use (a global accumulation is split per GPU)."""
+    tokens = s.tokens_per_iter
+    out = Text()
+    if tokens is None:
+        return Text("tokens/iter unknown (pass --tokens-per-iter)", style="dim")
+    b, a, w, seq = s.batch_size, s.grad_accum, s.world_size or 1, s.block_size
+    if b and a and seq:
+        if b * a * seq == tokens and a % w == 0:
+            out.append(f"{b} batch × {a // w} accum × {w} GPU{'s' if w > 1 else ''} × {seq:,} seq = ")
+        elif b * a * w * seq == tokens:
+            out.append(f"{b} batch × {a} accum × {w} GPU{'s' if w > 1 else ''} × {seq:,} seq = ")
+    out.append(f"{tokens:,} tokens/iter", style="bold")
+    source = s.tokens_per_iter_source
+    if source:
+        out.append(f" ({'measured' if source == 'evidence' else source})", style="dim")
+    return out
+
+
+def _grid(pairs: list[tuple[str, Text | str]]) -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim", no_wrap=True)
+    grid.add_column(overflow="fold")
+    for key, value in pairs:
+        grid.add_row(key, value if isinstance(value, Text) else Text(value))
+    return grid
+
+
+def run_facts(row: RunRow) -> list[tuple[str, Text | str]]:
+    s = row.stats
+    shape = " × ".join(
+        part
+        for part in (
+            f"{s.n_layer} layers" if s.n_layer else "",
+            f"{s.n_head} heads" if s.n_head else "",
+            f"{s.n_embd:,} wide" if s.n_embd else "",
+        )
+        if part
+    )
+    gpus = (
+        f"{s.world_size or '?'} × {cells.safe_text(s.gpu)}"
+        if s.gpu
+        else (f"{s.world_size} GPUs" if s.world_size else "")
+    )
+    return [
+        ("model", cells.safe_text(s.architecture or "") or fmt.DASH),
+        ("parameters", f"{fmt.si(s.params, 2)} ({fmt.count(s.params)})" if s.params else fmt.DASH),
+        ("shape", shape or fmt.DASH),
+        ("GPUs", gpus or fmt.DASH),
+        ("precision", cells.safe_text(s.dtype or "") or fmt.DASH),
+        ("batch", batch_formula(s)),
+        ("target", f"{s.target:,} iterations ({_TARGET_WHY[s.target_source]})"),
+    ]
+
+
+def progress_facts(row: RunRow, finish: str) -> list[tuple[str, Text | str]]:
+    s = row.stats
+    pct = f" ({s.progress_pct:.1f}%)" if s.progress_pct is not None else ""
+    evals = f"{s.logged_iters:,} logged, {s.eval_iters} with an eval"
+    return [
+        ("iteration", f"{fmt.count(s.iter)} / {s.target:,}{pct}"),
+        ("ETA", cells.eta_text(s)),
+        ("finish", finish),
+        ("started", s.started_at.strftime("%Y-%m-%d %H:%M") if s.started_at else fmt.DASH),
+        ("wall clock", fmt.duration(s.wall_elapsed_s)),
+        ("train time", f"{fmt.duration(s.train_time_logged_s)} logged"),
+        ("steps", evals + (f", {s.segments} segments" if s.segments > 1 else "")),
+    ]
+
+
+def speed_facts(row: RunRow) -> list[tuple[str, Text | str]]:
+    s = row.stats
+    rate = f"{fmt.number(s.rate_s, 2)} now ({s.rate_source})" if s.rate_s is not None else "now: —"
+    mfu = f"{fmt.pct(s.mfu_mean_pct, 2)} mean, {fmt.pct(s.mfu_now_pct, 2)} last"
+    if s.mfu_derived:
+        mfu += " (derived)"
+    return [
+        ("s/iter", f"{fmt.number(s.mean_iter_s, 2)} mean · {rate}"),
+        ("tokens/s", fmt.count(s.tokens_per_sec)),
+        ("tokens/h", fmt.si(s.tokens_per_hour)),
+        ("MFU", Text(mfu + (" ⚑" if s.warnings else ""))),
+        ("MFU, dense peak", fmt.pct(s.mfu_dense_pct, 1)),
+    ]
+
+
+class DetailScreen(LiveScreen):
+    """Everything about one run; follows live updates. Esc or q goes back."""
+
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual's declaration)
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, key: str, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.key = key
+        self.set_reactive(LiveScreen.snapshot, snapshot)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            with Horizontal(id="facts"):
+                yield Static(id="facts-run", classes="facts")
+                yield Static(id="facts-progress", classes="facts")
+                yield Static(id="facts-speed", classes="facts")
+            with Grid(id="detail-charts"):
+                yield Chart(id="d-loss")
+                yield Chart(id="d-time")
+                yield Chart(id="d-tps")
+                yield Chart(id="d-mfu")
+            yield Static(id="notes")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._show()
+
+    def _row(self) -> RunRow | None:
+        if self.snapshot is None:
+            return None
+        return next((r for r in self.snapshot.rows if r.key == self.key), None)
+
+    def watch_snapshot(self) -> None:
+        if self.is_mounted:
+            self._show()
+
+    def _show(self) -> None:
+        row, snapshot = self._row(), self.snapshot
+        if row is None or snapshot is None:
+            return
+        s, now = row.stats, snapshot.generated_at
+        title = Text(" ")
+        title.append(cells.safe_text(row.name), style="bold")
+        title.append("  ")
+        title.append(cells.status_text(s, now), style=cells.STATUS_STYLE[s.status])
+        title.append(f"  {cells.safe_text(Path(row.path).name)} · {row.format}", style="dim")
+        self.query_one("#detail-title", Static).update(title)
+        boxes = {
+            "#facts-run": ("Run", run_facts(row)),
+            "#facts-progress": ("Progress", progress_facts(row, fmt.clock(s.finish_at, now))),
+            "#facts-speed": ("Throughput", speed_facts(row)),
+        }
+        for selector, (name, pairs) in boxes.items():
+            box = self.query_one(selector, Static)
+            box.border_title = name
+            box.update(_grid(pairs))
+        charts = {
+            "#d-loss": plotspec.loss_chart(s),
+            "#d-time": plotspec.time_chart(s),
+            "#d-tps": plotspec.tokens_chart(s),
+            "#d-mfu": plotspec.mfu_chart(s),
+        }
+        for selector, spec in charts.items():
+            chart = self.query_one(selector, Chart)
+            if chart.spec != spec:
+                chart.spec = spec
+        self.query_one("#notes", Static).update(notes_text(s))
+
+
+def notes_text(s: RunStats) -> Group:
+    """Warnings (⚑), where each figure came from, and the run's events."""
+    parts: list[RenderableType] = []
+    if s.warnings:
+        parts.append(Text("Warnings", style="bold"))
+        parts.append(_hanging([(Text(" ⚑", style=cells.YELLOW), Text(cells.safe_text(w))) for w in s.warnings]))
+        parts.append(Text(""))
+    if s.provenance:
+        parts.append(Text("Where the figures come from", style="bold"))
+        rows = [
+            (Text("  " + cells.safe_text(name), style="dim"), Text(cells.safe_text(why))) for name, why in s.provenance
+        ]
+        parts.append(_hanging(rows))
+        parts.append(Text(""))
+    parts.append(Text("Events", style="bold"))
+    events = [(Text("  ·"), Text(cells.safe_text(e))) for e in s.events]
+    parts.append(_hanging(events) if events else Text("  none logged", style="dim"))
+    return Group(*parts)
+
+
+def _hanging(rows: list[tuple[Text, Text]]) -> Table:
+    """Two columns, so that long lines wrap under their text, not under the label."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, text in rows:
+        grid.add_row(label, text)
+    return grid

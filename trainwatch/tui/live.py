@@ -1,0 +1,18 @@
+"""The base of every screen that shows the live snapshot."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.reactive import reactive
+from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from trainwatch.snapshot import Snapshot
+
+
+class LiveScreen(Screen[None]):
+    """A screen with a reactive ``snapshot``; the app sets it on every screen
+    in the stack (inside one ``batch_update``) when a new snapshot arrives."""
+
+    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
