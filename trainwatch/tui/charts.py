@@ -70,20 +70,31 @@ class Chart(PlotextPlot):
             plt.vertical_line(x, color=MARKS)
         x_low, x_high = min(xs_all), max(xs_all)
         y_low, y_high = spec.ylim or (min(ys_all), max(ys_all))
+        # One point, or a flat line: plotext divides by the span of the limits.
+        if x_low == x_high:
+            x_low, x_high = x_low - 1, x_high + 1
+        if y_low == y_high:
+            pad = abs(y_low) * 0.1 or 1.0
+            y_low, y_high = y_low - pad, y_high + pad
         plt.xlim(x_low, x_high)
         plt.ylim(y_low, y_high)
         width, height = self.size
-        self._ticks(plt.xticks, x_low, x_high, max(3, width // 10))
-        self._ticks(plt.yticks, y_low, y_high, max(3, height // 4))
+        self._ticks(plt.xticks, x_low, x_high, max(3, width // 10), room=width // 6)
+        self._ticks(plt.yticks, y_low, y_high, max(3, height // 4), room=height // 2)
         plt.xaxes(True, False)
         plt.yaxes(True, False)
 
     @staticmethod
-    def _ticks(setter: Callable[..., None], low: float, high: float, count: int) -> None:
+    def _ticks(setter: Callable[..., None], low: float, high: float, count: int, room: int) -> None:
         ticks = nice_ticks(low, high, count)
         while len(ticks) < 3 and count < 12:  # a coarse step can leave one tick in range
             count += 1
             ticks = nice_ticks(low, high, count)
+        # Two ticks on one text row (or too close on the x axis) collide, and
+        # plotext then shows whichever label its hash order puts last: thin
+        # them until each has a place of its own.
+        while len(ticks) > max(2, room):
+            ticks = ticks[::2]
         if len(ticks) >= 2:
             step = ticks[1] - ticks[0]
             setter(list(ticks), [tick_label(t, step) for t in ticks])
