@@ -76,3 +76,16 @@ def test_export_writes_three_formats(tmp_path: Path) -> None:
     paths = export.export(snapshot_with_name("run"), tmp_path)
     assert sorted(p.suffix for p in paths) == [".csv", ".json", ".md"]
     assert all(p.parent == tmp_path and p.stat().st_size > 0 for p in paths)
+
+
+def test_runs_with_one_name_are_told_apart() -> None:
+    from trainwatch.snapshot import _disambiguate
+
+    base = snapshot_with_name("train").rows[0]
+    rows = [
+        RunRow("train", "/runs/a/seed1/train.log", "nanogpt_stdout", base.stats),
+        RunRow("train", "/runs/b/seed1/train.log", "nanogpt_stdout", base.stats),
+        RunRow("other", "/runs/c/train.log", "nanogpt_stdout", base.stats),
+    ]
+    names = [row.name for row in _disambiguate(rows)]
+    assert names == ["train · a/seed1", "train · b/seed1", "other"]

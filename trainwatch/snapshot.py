@@ -64,14 +64,35 @@ def build(sources: Iterable[LogSource], names: Names, now: datetime) -> Snapshot
 
 
 def _disambiguate(rows: list[RunRow]) -> list[RunRow]:
-    """Two runs with one name (the same out_dir, say) get their id appended."""
+    """Runs that share a name (the same out_dir, or two ``train.log``) get the
+    shortest suffix that tells them apart: the run id, else as many parent
+    folders as it takes."""
     counts = Counter(row.name for row in rows)
-    return [
-        RunRow(f"{row.name} · {row.stats.run_id or Path(row.path).stem}", row.path, row.format, row.stats)
-        if counts[row.name] > 1
-        else row
-        for row in rows
-    ]
+    if all(n == 1 for n in counts.values()):
+        return rows
+    out = []
+    for row in rows:
+        if counts[row.name] == 1:
+            out.append(row)
+            continue
+        twins = [r for r in rows if r.name == row.name]
+        out.append(RunRow(f"{row.name} · {_distinguish(row, twins)}", row.path, row.format, row.stats))
+    return out
+
+
+def _distinguish(row: RunRow, twins: list[RunRow]) -> str:
+    ids = [r.stats.run_id for r in twins]
+    if row.stats.run_id and ids.count(row.stats.run_id) == 1:
+        return row.stats.run_id
+    parts = Path(row.path).parts
+    others = [Path(r.path).parts for r in twins if r is not row]
+    for depth in range(1, len(parts) + 1):
+        tail = parts[-depth:]
+        if all(tuple(o[-depth:]) != tail for o in others):
+            # The file name alone says nothing once folders differ: show the folders.
+            shown = tail[:-1] if depth > 1 and all(o[-1] == parts[-1] for o in others) else tail
+            return "/".join(shown)
+    return row.path
 
 
 def run_record(row: RunRow) -> dict[str, Any]:
