@@ -1,4 +1,4 @@
-"""The ``trainwatch`` command: the live app, ``snapshot`` and ``demo``.
+"""The ``trainwatch`` command: the live app, ``snapshot``, ``serve-metrics`` and ``demo``.
 
 Every failure a user can cause (a bad flag, a missing path, an unreadable
 file, a config typo) ends as one line on stderr and an exit status from
@@ -9,9 +9,11 @@ shared/design/SNAPSHOT.md: 0 with at least one run, 1 when no run was found,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -20,11 +22,13 @@ from trainwatch import __version__
 
 if TYPE_CHECKING:
     from trainwatch.names import Names
+    from trainwatch.prometheus import MetricsServer
     from trainwatch.snapshot import Snapshot
     from trainwatch.source import LogSource
+    from trainwatch.watch import Watcher
 
 EXIT_OK, EXIT_NO_RUNS, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("watch", "snapshot", "demo")
+SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "demo")
 
 
 class UsageError(Exception):
@@ -40,6 +44,11 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
+    # A file name that is not UTF-8 is printed as its bytes, as ls prints it,
+    # where a strict UTF-8 locale would raise UnicodeEncodeError.
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="surrogateescape")
     args_in = list(sys.argv[1:] if argv is None else argv)
     if not args_in or (args_in[0] not in SUBCOMMANDS and args_in[0] not in ("-h", "--help", "--version")):
         args_in.insert(0, "watch")  # `trainwatch [PATH...]` opens the app
@@ -51,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `trainwatch snapshot | head`
+        with contextlib.suppress(OSError, ValueError):  # the exit's flush of stdout must not fail again
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.stderr.close()
         return EXIT_OK
 
@@ -63,12 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="open the live monitor (the default)")
     watch.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH")
     _run_options(watch)
-    watch.add_argument(
-        "--poll",
-        type=_positive_float,
-        metavar="SECONDS",
-        help="poll files every SECONDS instead of filesystem events (NFS, Lustre, sshfs)",
-    )
+    _watch_options(watch)
+    watch.add_argument("--metrics-port", type=_port, metavar="PORT", help="also serve Prometheus metrics on PORT")
     watch.add_argument("--bell", action="store_true", help="ring the terminal bell on alerts")
     watch.add_argument("--export-dir", type=Path, metavar="DIR", help="where the export key writes")
     watch.set_defaults(run=_cmd_watch)
@@ -80,6 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
     snap.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (atomically)")
     _run_options(snap)
     snap.set_defaults(run=_cmd_snapshot)
+
+    serve = sub.add_parser("serve-metrics", help="serve Prometheus metrics without a UI until stopped")
+    serve.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _run_options(serve)
+    _watch_options(serve)
+    serve.add_argument("--metrics-port", type=_port, metavar="PORT", help="port to serve /metrics on (default 9184)")
+    serve.set_defaults(run=_cmd_serve_metrics)
 
     demo = sub.add_parser("demo", help="simulate four training runs and watch them")
     demo.add_argument("--speed", type=_positive_float, default=60.0, help="simulated seconds per second")
@@ -96,6 +110,27 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params", type=_positive_int, metavar="N", help="parameter count, for derived MFU")
     parser.add_argument("--gpu", metavar="NAME", help="GPU model, for derived MFU (e.g. H100)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run names")
+
+
+def _watch_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--poll",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="poll files every SECONDS instead of filesystem events (NFS, Lustre, sshfs)",
+    )
+    parser.add_argument(
+        "--poll-network",
+        type=_positive_float,
+        metavar="SECONDS",
+        help="polling interval for network mounts and [user@]host:/path roots (default 2)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address the metrics endpoint binds (default 127.0.0.1)",
+    )
 
 
 # ------------------------------------------------------------------ commands
@@ -138,11 +173,37 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from trainwatch.tui.app import run_app
 
     names = _names(args.config)
-    missing = [p for p in args.paths if not p.exists()]
-    if missing:
-        return _fail(f"no such file or directory: {missing[0]}", EXIT_NO_RUNS)
+    if (missing := _missing(args.paths)) is not None:
+        return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
     options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
-    return run_app(args.paths, options, names, poll=args.poll, bell=args.bell, export_dir=args.export_dir)
+    server = _metrics_server(args) if args.metrics_port is not None else None
+
+    def factory(publish: Callable[[Snapshot], None]) -> Watcher:
+        from trainwatch.prometheus import tee
+        from trainwatch.watch import Watcher
+
+        also = tee(publish, server.publish) if server is not None else publish
+        return Watcher(args.paths, options, names, also, poll=args.poll, network_poll=args.poll_network)
+
+    try:
+        return run_app(args.paths, options, names, bell=args.bell, export_dir=args.export_dir, source_factory=factory)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _cmd_serve_metrics(args: argparse.Namespace) -> int:
+    from trainwatch import prometheus
+    from trainwatch.source import RunOptions
+
+    names = _names(args.config)
+    if (missing := _missing(args.paths)) is not None:
+        return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
+    options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
+    if args.metrics_port is None:
+        args.metrics_port = prometheus.DEFAULT_PORT
+    server = _metrics_server(args)
+    return prometheus.serve(server, args.paths, options, names, poll=args.poll, network_poll=args.poll_network)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -154,11 +215,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------- helpers
 
 
+def _metrics_server(args: argparse.Namespace) -> MetricsServer:
+    """The metrics endpoint, listening; a port in use or a bad address is a usage error."""
+    from trainwatch.prometheus import MetricsServer
+
+    server = MetricsServer(args.metrics_port, args.metrics_host)
+    try:
+        server.start()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {exc.strerror or exc}"
+        ) from exc
+    return server
+
+
+def _missing(paths: list[Path]) -> Path | None:
+    """The first local path that does not exist (``[user@]host:/path`` roots are checked on their host)."""
+    from trainwatch.remote import split_roots
+
+    return next((p for p in split_roots(paths)[1] if not p.exists()), None)
+
+
 def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
+    from trainwatch import remote
     from trainwatch.source import LogSource, RunOptions, SourceError, discover
 
     options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
-    files, problems = discover(list(args.paths))
+    remote_roots, local = remote.split_roots(args.paths)
+    files, problems = discover(local)
     sources = []
     for path in files:
         source = LogSource(path, options)
@@ -169,6 +253,10 @@ def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
             problems.append(str(exc))
             continue
         sources.append(source)
+    if remote_roots:
+        far, far_problems = remote.load(remote_roots, options)
+        sources += far
+        problems += far_problems
     return sources, problems
 
 
@@ -186,11 +274,15 @@ def _table_text(snapshot: Snapshot, to_terminal: bool) -> str:
 
     from trainwatch.export import rich_table
 
+    class _Console(Console):
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError  # Rich would exit with status 1, "no runs" in SNAPSHOT.md terms
+
     if to_terminal:
-        console = Console(highlight=False)
-        width = console.width if console.is_terminal else 200
-        console = Console(highlight=False, width=width)
-        console.print(rich_table(snapshot, width), soft_wrap=not console.is_terminal)
+        probe = Console(highlight=False)
+        width = probe.width if probe.is_terminal else 200
+        terminal = _Console(highlight=False, width=width)
+        terminal.print(rich_table(snapshot, width), soft_wrap=not terminal.is_terminal)
         return ""
     console = Console(record=True, width=200, file=io.StringIO(), color_system=None, highlight=False)
     console.print(rich_table(snapshot))
@@ -217,6 +309,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return value
+
+
 def _moment(text: str) -> datetime:
     """An ISO time; with a zone it is converted to local time (logs are local)."""
     try:
@@ -227,7 +329,9 @@ def _moment(text: str) -> datetime:
 
 
 def _warn(message: str) -> None:
-    sys.stderr.write(f"trainwatch: {message}\n")
+    from trainwatch.export import safe_text  # paths and reasons can carry escape sequences
+
+    sys.stderr.write(f"trainwatch: {safe_text(message)}\n")
 
 
 def _fail(message: str, status: int) -> int:

@@ -20,7 +20,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +40,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from trainwatch import mounts
+from trainwatch import mounts, remote
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
 from trainwatch.source import LogSource, RunOptions, SourceError, _looks_like_log, discover
@@ -52,7 +52,8 @@ log.addHandler(logging.NullHandler())  # never print over the TUI; problems are 
 MIN_PASS_INTERVAL = 0.1
 #: While the first read of many files runs, publish rows this often.
 LOAD_PUBLISH_INTERVAL = 0.25
-#: Polling interval for roots on network filesystems (inotify cannot see other hosts' writes).
+#: Default polling interval for roots on network filesystems (inotify cannot
+#: see other hosts' writes) and for remote hosts (``--poll-network``).
 NETWORK_POLL = 2.0
 # Creation, change, deletion and moves only: our own reads (open, access,
 # close-nowrite) must never wake us.
@@ -102,12 +103,16 @@ class Watcher:
         poll: float | None = None,
         clock: Callable[[], datetime] = datetime.now,
         tick: float = 1.0,
+        network_poll: float | None = None,
+        ssh_options: Sequence[str] | None = None,
     ) -> None:
+        remote_roots, paths = remote.split_roots(paths)
         self._roots = [Path(os.path.abspath(p)) for p in paths]
         self._options = options
         self._names = names
         self._publish_cb = publish
         self._poll = poll
+        self._network_poll = network_poll or NETWORK_POLL
         self._clock = clock
         self._tick = tick
         # Shared with the observer threads (under _lock).
@@ -141,6 +146,10 @@ class Watcher:
         self._fallback: str | None = None
         table = mounts.read_mounts()
         self._network = {r: fs for r in self._roots if (fs := mounts.network_fs(r, table)) is not None}
+        # ``[user@]host:/path`` roots, read over ssh (trainwatch.remote); polled like a network mount.
+        self._remote = remote.RemoteWatch(
+            remote_roots, options, self._wake.set, interval=poll or self._network_poll, ssh_options=ssh_options
+        )
 
     # ------------------------------------------------------------------ API
 
@@ -162,6 +171,7 @@ class Watcher:
             if observer is not None and observer.is_alive():
                 observer.stop()
                 observer.join(timeout=10)
+        self._remote.stop()
 
     def refresh_now(self) -> None:
         """Re-check every file and publish (a missed event cannot hide a change)."""
@@ -178,20 +188,24 @@ class Watcher:
 
     @property
     def mode(self) -> str:
-        """How changes are noticed, for the header: "inotify", "polling every 2s", …"""
+        """How changes are noticed, for the header: "inotify", "polling every 2s", "inotify · ssh: 2/2 hosts up"."""
+        local = self._local_mode() if self._roots or not self._remote.links else ""
+        return " · ".join(m for m in (local, self._remote.mode if self._remote.links else "") if m)
+
+    def _local_mode(self) -> str:
         native = _observer_name(Observer)
         if self._poll is not None:
             return f"polling every {self._poll:g}s"
         if self._fallback is not None:
-            return f"polling every {NETWORK_POLL:g}s · {self._fallback}"
+            return f"polling every {self._network_poll:g}s · {self._fallback}"
         if not self._network:
             return native
         kinds = ", ".join(sorted(set(self._network.values())))
         count = len(self._network)
         where = f"{count} path{'s' if count > 1 else ''} on {kinds}"
         if count == len(self._roots):
-            return f"polling every {NETWORK_POLL:g}s · {where}"
-        return f"{native} · {where} polled every {NETWORK_POLL:g}s"
+            return f"polling every {self._network_poll:g}s · {where}"
+        return f"{native} · {where} polled every {self._network_poll:g}s"
 
     @property
     def network_paths(self) -> list[Path]:
@@ -200,8 +214,8 @@ class Watcher:
 
     @property
     def problems(self) -> list[str]:
-        """One line per path that cannot be watched or read right now."""
-        return list(self._problems.copy().values())
+        """One line per path that cannot be watched or read right now (remote hosts included)."""
+        return list(self._problems.copy().values()) + self._remote.problems
 
     @property
     def loading(self) -> tuple[int, int] | None:
@@ -257,6 +271,7 @@ class Watcher:
                 self._problems["<worker>"] = f"internal error while updating: {exc}"
 
     def _setup(self) -> None:
+        self._remote.start()
         for root in self._roots:
             if root.is_dir():
                 self._watch(str(root), recursive=True, polled=root in self._network)
@@ -302,13 +317,23 @@ class Watcher:
         if rescan:
             dirty.update(self._sources)
             dirty.update(str(p) for p in discover(self._roots)[0])
-        changed = False
+        changed = self._adopt_remote(dirty)
         for path in dirty:
             key = self._key(path, moved.get(path))
             if key is not None:
                 changed |= self._refresh(key)
         if changed or force or (self._live and time.monotonic() >= self._next_tick):
             self._publish()
+
+    def _adopt_remote(self, dirty: set[str]) -> bool:
+        """Remote files with news are dirty (new ones get a row); ``True`` if a host's state changed."""
+        news, changed = self._remote.collect()
+        for key, source in news.items():
+            if key not in self._sources:
+                self._sources[key] = source
+                self._unread.add(key)
+            dirty.add(key)
+        return changed
 
     def _key(self, path: str, moved_from: str | None) -> str | None:
         """The source a changed path belongs to, adding one for a new log file."""
@@ -383,7 +408,7 @@ class Watcher:
         now = self._clock()
         snapshot = build((s for k, s in self._sources.items() if k not in self._unread), self._names, now)
         rows = tuple(self._annotate(row) for row in snapshot.rows)
-        snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised)
+        snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised + tuple(self._remote.unrecognised()))
         self._live = any(row.stats.status in _LIVE for row in rows)
         self._next_tick = time.monotonic() + self._tick
         try:
@@ -405,7 +430,7 @@ class Watcher:
         return replace(row, stats=replace(row.stats, warnings=(*row.stats.warnings, note)))
 
     def _apply_target(self, target: int | None) -> None:
-        self._options = replace(self._options, target=target)
+        self._options = self._remote.options = replace(self._options, target=target)
         for source in self._sources.values():
             source.options = self._options  # documents build a new aggregator per parse
             source.agg.target_override = target
@@ -455,7 +480,7 @@ class Watcher:
     def _observer(self, polling: bool) -> BaseObserver:
         if polling:
             if self._poller is None:
-                self._poller = PollingObserver(timeout=self._poll or NETWORK_POLL)
+                self._poller = PollingObserver(timeout=self._poll or self._network_poll)
                 self._poller.start()
             return self._poller
         if self._native is None:

@@ -1,0 +1,214 @@
+"""Prometheus exposition: the latest snapshot's runs as gauges.
+
+``trainwatch --metrics-port PORT`` serves while the app is open;
+``trainwatch serve-metrics PATH...`` runs the watcher without a UI. A scrape
+reads the latest published ``Snapshot`` (``SnapshotCollector``): no file is
+read per scrape, a run that went away has no series any more, and an unknown
+figure (``None``, NaN) has no sample rather than a made-up zero.
+
+Every per-run gauge is labelled ``run`` (display name), ``run_id``, ``path``,
+``format`` and ``host`` (this machine, or the remote host of an ssh root).
+Percentages are exported as ratios (0–1), times in seconds, as Prometheus
+naming asks. Grafana: ``contrib/grafana/trainwatch.json``.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, get_args
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from trainwatch import __version__, remote
+from trainwatch.snapshot import Snapshot
+from trainwatch.stats import RunStats, Status
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+    from trainwatch.names import Names
+    from trainwatch.source import RunOptions
+
+DEFAULT_PORT = 9184
+#: Loopback unless the user says otherwise: log paths and run names are not for everyone.
+DEFAULT_HOST = "127.0.0.1"
+LABELS = ("run", "run_id", "path", "format", "host")
+STATUSES: tuple[str, ...] = get_args(Status)
+
+
+def _ratio(pct: float | None) -> float | None:
+    return None if pct is None else pct / 100
+
+
+def _timestamp(stats: RunStats) -> float | None:
+    return stats.last_update_at.timestamp() if stats.last_update_at is not None else None
+
+
+#: name (after ``trainwatch_``), help, value of one run.
+GAUGES: tuple[tuple[str, str, Callable[[RunStats], float | None]], ...] = (
+    ("iteration", "Iterations done: the largest iteration logged.", lambda s: s.iter),
+    ("target_iterations", "Iterations the run counts progress and ETA to.", lambda s: s.target),
+    ("progress_ratio", "Iterations done / target (0-1).", lambda s: _ratio(s.progress_pct)),
+    ("loss", "Latest logged training loss.", lambda s: s.loss),
+    ("val_loss", "Latest validation loss.", lambda s: s.val_loss),
+    ("iteration_seconds", "Mean wall time of one training iteration (evals left out).", lambda s: s.mean_iter_s),
+    ("tokens_per_second", "Tokens per second, all GPUs together.", lambda s: s.tokens_per_sec),
+    ("tokens_per_hour", "Tokens per hour, all GPUs together.", lambda s: s.tokens_per_hour),
+    ("mfu_ratio", "Model FLOPs utilisation, mean over the run (0-1).", lambda s: _ratio(s.mfu_mean_pct)),
+    ("eta_seconds", "Estimated seconds until the target iteration.", lambda s: s.eta_s),
+    (
+        "training_seconds",
+        "Training time logged: the sum of per-iteration times, evals left out.",
+        lambda s: s.train_time_logged_s,
+    ),
+    ("wall_elapsed_seconds", "Wall-clock time since the run started.", lambda s: s.wall_elapsed_s),
+    ("last_update_timestamp_seconds", "When the run's log last changed (Unix time).", _timestamp),
+)
+
+
+class SnapshotCollector(Collector):
+    """Gauges from the latest published snapshot; ``publish`` is the watcher's callback."""
+
+    def __init__(self, hostname: str | None = None) -> None:
+        self.hostname = hostname or socket.gethostname()
+        self._snapshot: Snapshot | None = None
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self._snapshot = snapshot  # one reference swap: a scrape sees one whole snapshot
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # the families depend on the runs: nothing to check at registration
+
+    def collect(self) -> Iterable[Metric]:
+        snapshot = self._snapshot
+        info = InfoMetricFamily("trainwatch_build", "trainwatch's version.", value={"version": __version__})
+        runs = GaugeMetricFamily("trainwatch_runs", "Runs found under the watched paths.")
+        unrecognised = GaugeMetricFamily("trainwatch_unrecognised_files", "Files or roots that hold no run (yet).")
+        rows = snapshot.rows if snapshot is not None else ()
+        runs.add_metric([], len(rows))
+        unrecognised.add_metric([], len(snapshot.unrecognised) if snapshot is not None else 0)
+        yield from (info, runs, unrecognised)
+        if not rows:
+            return
+        families = [
+            (GaugeMetricFamily(f"trainwatch_{name}", text, labels=LABELS), value) for name, text, value in GAUGES
+        ]
+        status = GaugeMetricFamily(
+            "trainwatch_run_status", "1 for the run's status, 0 for the others.", labels=(*LABELS, "status")
+        )
+        for row in rows:
+            labels = [row.name, row.stats.run_id or "", row.path, row.format, remote.host_of(row.path) or self.hostname]
+            for family, value in families:
+                number = value(row.stats)
+                if number is not None and math.isfinite(number):
+                    family.add_metric(labels, float(number))
+            for state in STATUSES:
+                status.add_metric([*labels, state], 1.0 if row.stats.status == state else 0.0)
+        yield from (family for family, _ in families)
+        yield status
+
+
+class MetricsServer:
+    """The HTTP endpoint (``/metrics``) on its own thread, fed by ``publish``."""
+
+    def __init__(self, port: int = DEFAULT_PORT, host: str = DEFAULT_HOST) -> None:
+        self.port, self.host = port, host
+        self.collector = SnapshotCollector()
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self.collector)
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def publish(self, snapshot: Snapshot) -> None:
+        self.collector.publish(snapshot)
+
+    def start(self) -> None:
+        """Listen now; ``OSError`` (port in use, no such address) is the caller's to report."""
+        self._server, self._thread = start_http_server(self.port, self.host, registry=self.registry)
+        self.port = self._server.server_port  # port 0: the one the system chose
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+
+def tee(*callbacks: Callable[[Snapshot], None]) -> Callable[[Snapshot], None]:
+    """One publish callback that hands each snapshot to all of ``callbacks``."""
+
+    def publish(snapshot: Snapshot) -> None:
+        for callback in callbacks:
+            callback(snapshot)
+
+    return publish
+
+
+def serve(
+    server: MetricsServer,
+    paths: list[Path],
+    options: RunOptions,
+    names: Names,
+    *,
+    poll: float | None = None,
+    network_poll: float | None = None,
+    ssh_options: Sequence[str] | None = None,
+) -> int:
+    """``trainwatch serve-metrics``: feed the started ``server`` from a watcher
+    without a UI until SIGINT/SIGTERM, then stop both; the exit status.
+
+    New problems (an unreadable file, an unreachable host) are written to
+    stderr once each.
+    """
+    from trainwatch.watch import Watcher
+
+    stop = threading.Event()
+    seen: set[str] = set()
+
+    def report(snapshot: Snapshot) -> None:
+        for problem in watcher.problems:
+            if problem not in seen:
+                seen.add(problem)
+                sys.stderr.write(f"trainwatch: {problem}\n")
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    watcher = Watcher(
+        paths,
+        options,
+        names,
+        tee(server.publish, report),
+        poll=poll,
+        network_poll=network_poll,
+        ssh_options=ssh_options,
+    )
+    try:
+        watcher.start()
+        sys.stderr.write(f"trainwatch: serving metrics on {server.url} (Ctrl-C stops)\n")
+        while not stop.wait(1.0):
+            pass
+    finally:
+        watcher.stop()
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
