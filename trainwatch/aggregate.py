@@ -14,10 +14,12 @@ counted twice.
 from __future__ import annotations
 
 import copy
+import heapq
 import math
 from array import array
+from bisect import bisect_left
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from statistics import median
@@ -33,10 +35,50 @@ _NAN = math.nan
 #: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
 MAX_ITER = 2**31 - 1
 _RUNINFO_FIELDS = tuple(f.name for f in fields(RunInfo))
+# Beyond these a logged number is corrupt input, not a run; let through, it
+# would overflow the float32 columns, a float or a datetime further on.
+MAX_TIME_MS = 1e12  # one iteration taking 31 years
+MAX_MFU_PCT = 1e9  # absurd MFU (a wrong FLOP count) is kept, and flagged by metrics
+MAX_RATE = 1e15  # tokens/s
+MAX_TOKENS = 2**62
+_COUNT_LIMITS = {
+    "world_size": 2**24,
+    "params": 2**53,
+    "target": MAX_ITER,
+    "eval_interval": MAX_ITER,
+    "log_interval": MAX_ITER,
+    "batch_size": 2**31,
+    "grad_accum": 2**31,
+    "grad_accum_per_gpu": 2**31,
+    "block_size": 2**31,
+    "tokens_per_iter": 2**53,
+    "n_layer": 2**20,
+    "n_head": 2**20,
+    "n_embd": 2**24,
+}
+_POSITIVE = ("mfu_peak_tflops", "runtime_s")
+#: Timestamps outside these years are corrupt (and near year 1 or 9999 the
+#: datetime arithmetic of the ETA overflows).
+_FIRST_TIME, _LAST_TIME = datetime(1971, 1, 1), datetime(2200, 1, 1)
+_FIRST_EPOCH, _LAST_EPOCH = 31536000.0, 7258118400.0
+#: Checkpoints kept for the events list; a restart filters them.
+MAX_CHECKPOINTS = 512
 
 
 class RunAggregator:
     """One run's accumulated state. Feed records with ``add``."""
+
+    # Running sums of METRICS.md (set in ``_reset_sums``).
+    n_train: int
+    n_train_timed: int
+    n_eval: int
+    n_eval_timed: int
+    n_mfu: int
+    train_ms: float
+    eval_ms: float
+    mfu_sum: float
+    replay_s: float
+    replay_untimed_steps: int
 
     def __init__(
         self,
@@ -70,6 +112,7 @@ class RunAggregator:
         self.seen_last: tuple[int, int] | None = None
         self.segments = 0
         self.eval_marks: dict[int, Eval] = {}
+        self._mark_heap: list[int] = []  # -iter of every eval mark: a restart drops the newest first
         self.checkpoints: list[Checkpoint] = []
         self.outcome: Outcome | None = None
         self.last_loss: float | None = None
@@ -88,13 +131,21 @@ class RunAggregator:
         elif isinstance(record, RunInfo):
             self._merge_info(record)
         elif isinstance(record, Eval):
+            if not 0 <= record.iter <= MAX_ITER:
+                return  # corrupt input, as for iterations
             if self.info.eval_timing == "next" and self.iters and record.iter >= self.iters[-1]:
                 self._eval_pending = True
+            if record.iter not in self.eval_marks:
+                heapq.heappush(self._mark_heap, -record.iter)
             self.eval_marks[record.iter] = record
             if record.val_loss is not None:
                 self.val_series.append(record.iter, record.val_loss)
         elif isinstance(record, Checkpoint):
+            if record.iter is not None and not 0 <= record.iter <= MAX_ITER:
+                record = replace(record, iter=None)
             self.checkpoints.append(record)
+            if len(self.checkpoints) > 2 * MAX_CHECKPOINTS:
+                del self.checkpoints[:-MAX_CHECKPOINTS]
         elif isinstance(record, Outcome):
             self.outcome = record
 
@@ -141,7 +192,7 @@ class RunAggregator:
         changes = {
             name: value
             for name in _RUNINFO_FIELDS
-            if (value := getattr(new, name)) is not None and self._pinned.get(name) is None
+            if (value := getattr(new, name)) is not None and self._pinned.get(name) is None and _sane(name, value)
         }
         if changes:
             self.info = replace(self.info, **changes)
@@ -149,100 +200,134 @@ class RunAggregator:
     def _add_iteration(self, it: Iteration) -> None:
         self._add_iterations((it,))
 
-    def _add_iterations(self, batch: Iterable[Iteration]) -> None:
-        """Take logged iterations into account: the hot path, kept flat.
+    def _add_iterations(self, batch: Sequence[Iteration]) -> None:
+        """Take logged iterations into account, restarts included."""
+        index = 0
+        while index < len(batch):
+            index = self._take(batch, index)
+            if index < len(batch):
+                self._rewind(batch[index].iter)  # then _take goes on from that entry
+
+    def _take(self, batch: Sequence[Iteration], start: int) -> int:
+        """The hot path: take ``batch[start:]`` up to the first restart; where it stopped.
 
         Per iteration this is what METRICS.md needs and nothing more: the
-        columns, the running sums (``_account`` inlined, same operations in
-        the same order, so the figures are bit-identical), the outlier rule
-        and the bounded series. A restart goes through ``_rewind``.
+        columns, the running sums (``_account`` inlined: the same operations
+        in the same order, so the figures are bit-identical), the eval rule
+        and the bounded series. Sums and series points stay in locals until
+        the end: attribute and method calls are most of the cost.
         """
         info = self.info
         interval, at_start = info.eval_interval, bool(info.eval_at_start)
         by_interval = bool(interval) and info.eval_timing in (None, "same")
         iters, times, mfus, is_eval, is_warmup = self.iters, self.times, self.mfus, self.is_eval, self.is_warmup
-        recent = self._recent
-        loss_add, time_add, mfu_add = self.loss_series.append, self.time_series.append, self.mfu_series.append
-        isfinite = math.isfinite
-        for it in batch:
+        tps_col, walls = self.tps, self.walls
+        recent, marks, seg_start = self._recent, self.eval_marks, self._segment_start
+        n_train, n_train_timed, n_eval, n_eval_timed = self.n_train, self.n_train_timed, self.n_eval, self.n_eval_timed
+        train_ms, eval_ms, replay_s, untimed = self.train_ms, self.eval_ms, self.replay_s, self.replay_untimed_steps
+        mfu_sum, n_mfu, last_mfu, last_loss = self.mfu_sum, self.n_mfu, self.last_mfu, self.last_loss
+        points: tuple[list[float], ...] = ([], [], [], [], [], [], [], [], [], [])
+        loss_x, loss_y, time_x, time_y, mfu_x, mfu_y, wall_x, wall_y, tps_x, tps_y = points
+        stop = len(batch)
+        for index in range(start, len(batch)):
+            it = batch[index]
             step = it.iter
             if not 0 <= step <= MAX_ITER:
                 continue  # no real run gets here; a corrupt line must not break the columns
             n = len(iters)
             if n and step <= iters[-1]:
-                self._rewind(step)
-                n = len(iters)
-            if not self.segments:
-                self.segments = 1
-            first = n == self._segment_start
+                stop = index  # a restart: _rewind, then on from here
+                break
+            first = n == seg_start
             t = it.time_ms
-            time_ms = t if t is not None and t >= 0 and isfinite(t) else _NAN
+            time_ms = t if t is not None and 0 <= t <= MAX_TIME_MS else _NAN  # NaN and inf fail too
             timed = time_ms == time_ms
             if by_interval:  # _classify_eval's common case, inlined
-                evaluated = step in self.eval_marks or (step % interval == 0 and (step > 0 or at_start))  # type: ignore[operator]
+                evaluated = step in marks or (step % interval == 0 and (step > 0 or at_start))  # type: ignore[operator]
             else:
                 evaluated = self._classify_eval(step, time_ms, first)
             m = it.mfu_pct
-            mfu = m if m is not None and m > 0 and isfinite(m) else _NAN
+            mfu = m if m is not None and 0 < m <= MAX_MFU_PCT else _NAN
             iters.append(step)
             times.append(time_ms)
             mfus.append(mfu)
             tps = it.tokens_per_sec
-            if tps is not None or self.tps is not None:
+            if tps is not None and not 0 <= tps <= MAX_RATE:
+                tps = None
+            if tps_col is not None:
+                tps_col.append(_NAN if tps is None else tps)
+            elif tps is not None:
                 self._append_optional("tps", tps)
+                tps_col = self.tps
             wall = it.wall_time.timestamp() if it.wall_time is not None else None
-            if wall is not None or self.walls is not None:
+            if wall is not None and not _FIRST_EPOCH <= wall <= _LAST_EPOCH:
+                wall = None
+            if walls is not None:
+                walls.append(_NAN if wall is None else wall)
+            elif wall is not None:
                 self._append_optional("walls", wall)
+                walls = self.walls
             if wall is not None:
                 if self.wall_first is None:
                     self.wall_first = wall
                 self.last_wall = wall
-            if mfu == mfu:
-                self.last_mfu = mfu
+                wall_x.append(step)
+                wall_y.append(wall)
             if tps is not None:
                 self.last_tps = tps
-            if it.tokens_seen is not None and it.tokens_seen >= 0:
+                tps_x.append(step)
+                tps_y.append(tps)
+            if it.tokens_seen is not None and 0 <= it.tokens_seen <= MAX_TOKENS:
                 self.seen_last = (step, it.tokens_seen)
                 self.seen_first = self.seen_first or self.seen_last
             is_eval.append(evaluated)
             is_warmup.append(first)
-            # _account(n, +1, time_ms, mfu), inlined.
             gap = 1 if first else step - iters[n - 1]
             if evaluated:
                 self.eval_at.append(step)
-                self.n_eval += 1
+                n_eval += 1
                 if timed:
-                    self.replay_s += time_ms / 1000
-                    self.replay_untimed_steps += gap - 1
+                    replay_s += time_ms / 1000
+                    untimed += gap - 1
                     if not first:
-                        self.eval_ms += time_ms
-                        self.n_eval_timed += 1
+                        eval_ms += time_ms
+                        n_eval_timed += 1
                 else:
-                    self.replay_untimed_steps += gap
+                    untimed += gap
             else:
-                self.n_train += 1
+                n_train += 1
                 if timed:
-                    self.train_ms += time_ms
-                    self.n_train_timed += 1
-                    self.replay_s += time_ms / 1000 * gap
+                    train_ms += time_ms
+                    n_train_timed += 1
+                    replay_s += time_ms / 1000 * gap
+                    time_x.append(step)
+                    time_y.append(time_ms / 1000)
+                    if not first:
+                        recent.append(time_ms)
                 else:
-                    self.replay_untimed_steps += gap
+                    untimed += gap
                 if mfu == mfu:
-                    self.mfu_sum += mfu
-                    self.n_mfu += 1
-            if it.loss is not None:
-                self.last_loss = it.loss
-                loss_add(step, it.loss)
-            if timed and not evaluated:
-                time_add(step, time_ms / 1000)
-                if not first:
-                    recent.append(time_ms)
+                    mfu_sum += mfu
+                    n_mfu += 1
             if mfu == mfu:
-                mfu_add(step, mfu)
-            if wall is not None:
-                self.wall_series.append(step, wall)
-            if tps is not None:
-                self.tps_series.append(step, tps)
+                last_mfu = mfu
+                mfu_x.append(step)
+                mfu_y.append(mfu)
+            if it.loss is not None:
+                last_loss = it.loss
+                loss_x.append(step)
+                loss_y.append(it.loss)
+        if stop > start and not self.segments and iters:
+            self.segments = 1
+        self.n_train, self.n_train_timed, self.n_eval, self.n_eval_timed = n_train, n_train_timed, n_eval, n_eval_timed
+        self.train_ms, self.eval_ms, self.replay_s, self.replay_untimed_steps = train_ms, eval_ms, replay_s, untimed
+        self.mfu_sum, self.n_mfu, self.last_mfu, self.last_loss = mfu_sum, n_mfu, last_mfu, last_loss
+        self.loss_series.extend(loss_x, loss_y)
+        self.time_series.extend(time_x, time_y)
+        self.mfu_series.extend(mfu_x, mfu_y)
+        self.wall_series.extend(wall_x, wall_y)
+        self.tps_series.extend(tps_x, tps_y)
+        return stop
 
     def _append_optional(self, column: str, value: float | None) -> None:
         """Append to a column that exists only once some entry has a value."""
@@ -286,8 +371,14 @@ class RunAggregator:
                 del column[keep:]
         del self.is_eval[keep:]
         del self.is_warmup[keep:]
-        self.eval_at = [k for k in self.eval_at if k < step]
-        self.eval_marks = {k: v for k, v in self.eval_marks.items() if k < step}
+        if keep == 0:  # nothing left: no float residue of the subtractions either
+            self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
+        # Cost proportional to what is dropped, not to the run: a log where
+        # every line goes back (two ranks printing each line) is a restart per line.
+        del self.eval_at[bisect_left(self.eval_at, step) :]  # ascending: the timeline's order
+        marks, heap = self.eval_marks, self._mark_heap
+        while heap and -heap[0] >= step:
+            marks.pop(-heapq.heappop(heap), None)
         self.checkpoints = [c for c in self.checkpoints if c.iter is None or c.iter < step]
         if self.seen_first is not None and self.seen_first[0] >= step:
             self.seen_first = None
@@ -354,6 +445,18 @@ class RunAggregator:
         self.mfu_series = Series()
         self.tps_series = Series()
         self.wall_series = Series()
+
+
+def _sane(name: str, value: object) -> bool:
+    """Whether a RunInfo value is in its field's range (corrupt input is left out)."""
+    limit = _COUNT_LIMITS.get(name)
+    if limit is not None:
+        return isinstance(value, int) and 0 < value <= limit
+    if name in _POSITIVE:
+        return isinstance(value, int | float) and 0 < value < 1e15
+    if isinstance(value, datetime):
+        return _FIRST_TIME <= value.replace(tzinfo=None) <= _LAST_TIME
+    return True
 
 
 def _newest(values: array[float] | None) -> float | None:

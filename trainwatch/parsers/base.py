@@ -6,6 +6,13 @@ the tailer hands each complete line, once, to a stateful ``LineParser``.
 every change; a half-written document parses to ``None`` ("not ready") so the
 caller keeps the last good result. Parsers do no I/O and never raise on bad
 input: a line they do not understand is skipped.
+
+A document that grows in the middle (an array gaining entries before a small
+tail, rewritten whole each time) may also be read *resumably*: the parser says
+where its stable part ends (``DocumentParse.resume_at``), and after the
+caller has checked that the bytes before that point did not change, it parses
+only the bytes after it. A cold load and a resumed one feed an aggregator to
+the same state.
 """
 
 from __future__ import annotations
@@ -36,6 +43,26 @@ class FlushingLineParser(LineParser, Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentParse:
+    """A document parsed in two parts, so that its next rewrite can be read from ``resume_at``.
+
+    ``records`` are settled: they follow from the bytes before ``resume_at``
+    alone, so they are fed to the run's aggregator once. ``tail`` is what
+    the rest of the document says now (later evals, the end of the run,
+    metadata written last); a newer parse replaces it, so it is applied to a
+    copy. ``resume_at`` is ``None`` when the document cannot be resumed (read
+    it whole next time). Bytes ``[0, head_end)`` are the document's head,
+    which must stay as it is for a resume. ``state`` is the parser's own.
+    """
+
+    records: Sequence[Record]
+    tail: Sequence[Record] = ()
+    resume_at: int | None = None
+    head_end: int = 0
+    state: object = None
+
+
+@dataclass(frozen=True, slots=True)
 class ParserSpec:
     """One format: how to recognise it and how to parse it."""
 
@@ -46,6 +73,12 @@ class ParserSpec:
     sniff: Callable[[str, str], bool]
     new_line_parser: Callable[[], LineParser] | None = None
     parse_document: Callable[[bytes], Sequence[Record] | None] | None = None
+    #: Optional, for documents that grow in the middle: the whole document as
+    #: a ``DocumentParse`` (``None``: not whole yet) ...
+    parse_document_resumable: Callable[[bytes], DocumentParse | None] | None = None
+    #: ... and, given the bytes from ``previous.resume_at`` on, only what is new
+    #: (``None``: cannot resume exactly; parse the whole document instead).
+    parse_document_from: Callable[[bytes, DocumentParse], DocumentParse | None] | None = None
     #: Metadata files beside the log (Lightning's ``hparams.yaml``): for a log
     #: file name, the sidecar names to look for, most specific first.
     sidecar_names: Callable[[str], list[str]] | None = None

@@ -35,6 +35,8 @@ class Chart(PlotextPlot):
     def __init__(self, spec: ChartSpec | None = None, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.set_reactive(Chart.spec, spec)
+        self._drawn: RenderResult | None = None
+        self._drawn_key: tuple[object, ...] | None = None
 
     def on_mount(self) -> None:
         self.watch_spec(self.spec)
@@ -49,8 +51,15 @@ class Chart(PlotextPlot):
         if spec is None or not spec.has_data:
             message = spec.empty if spec is not None else "loading…"
             return Align.center(Text(message, style="dim"), vertical="middle")
-        self._draw(spec)
-        return super().render()
+        # Textual repaints a widget for many reasons (a clock tick, a table
+        # cell, the cursor); rebuilding the plot each time was most of the
+        # app's CPU. Rebuild only when what the plot shows has changed.
+        key = (spec, self.size, self.app.theme)
+        if key != self._drawn_key or self._drawn is None:
+            self._draw(spec)
+            self._drawn = super().render()
+            self._drawn_key = key
+        return self._drawn
 
     def _draw(self, spec: ChartSpec) -> None:
         plt = self.plt
