@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 FORMATS = ("table", "md", "csv", "json", "html")
 FILE_FORMATS = ("md", "csv", "json", "html")
 # Escape sequences first: matching a lone ESC first would leave "[2J" behind.
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# OSC sequences (terminal titles, hyperlinks) whole, so their payload goes too.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def render(snapshot: Snapshot, kind: str) -> str:
@@ -37,8 +38,8 @@ def render(snapshot: Snapshot, kind: str) -> str:
         record = snapshot_record(snapshot)
         try:
             return orjson.dumps(record, option=orjson.OPT_INDENT_2).decode() + "\n"
-        except orjson.JSONEncodeError:  # an integer beyond 64 bits (corrupt figures): stdlib json writes it
-            return json.dumps(_finite(record), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        except orjson.JSONEncodeError:  # an integer beyond 64 bits, a file name that is not UTF-8
+            return json.dumps(_plain(record), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     if kind == "csv":
         frame = _frame([_defuse_csv(run_record(row)) for row in snapshot.rows])
         return str(frame.to_csv(index=False))
@@ -55,7 +56,8 @@ def write_atomic(path: Path, text: str) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        # surrogateescape: a file name that is not UTF-8 is written as its bytes, as ls shows it.
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -81,7 +83,6 @@ def rich_table(snapshot: Snapshot, width: int = 200) -> Any:
 
     Columns are dropped by priority (UI.md) rather than cut mid-number.
     """
-    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
@@ -104,8 +105,10 @@ def rich_table(snapshot: Snapshot, width: int = 200) -> Any:
         return table
     from rich.console import Group
 
-    notes = [Text(f"⚑ {row.name}: {w}", style="yellow") for row in snapshot.rows for w in row.stats.warnings]
-    notes += [Text(f"unrecognised: {p} ({escape(r)})", style="dim") for p, r in snapshot.unrecognised]
+    # Text, not markup: shown as typed (escape() would show its backslashes);
+    # safe_text: a file name can carry escape sequences as well as a log line.
+    notes = [Text(safe_text(f"⚑ {row.name}: {w}"), style="yellow") for row in snapshot.rows for w in row.stats.warnings]
+    notes += [Text(safe_text(f"unrecognised: {p} ({r})"), style="dim") for p, r in snapshot.unrecognised]
     return Group(table, Text(""), *notes)
 
 
@@ -222,14 +225,17 @@ def _defuse_csv(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and inf as ``None``, as orjson writes them."""
+def _plain(value: Any) -> Any:
+    """``value`` with NaN and inf as ``None`` (as orjson writes them), and the
+    undecodable bytes of a file name (surrogates) as U+FFFD: valid UTF-8 JSON."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {_plain(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_finite(v) for v in value]
+        return [_plain(v) for v in value]
     return value
 
 

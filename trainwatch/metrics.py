@@ -48,7 +48,9 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
         target, target_source = DEFAULT_TARGET, "default"
     provenance.append(("target", f"{target:,} ({_TARGET_WHY[target_source]})"))
 
-    train_time_s = agg.train_ms / 1000 if agg.n_train_timed else None
+    # max(): after a restart the superseded times are subtracted as their
+    # float32 copies, which can leave a residue just below zero.
+    train_time_s = max(0.0, agg.train_ms / 1000) if agg.n_train_timed else None
     mean_iter_s = train_time_s / agg.n_train_timed if train_time_s is not None else None
     rate_s, rate_source = _rate(agg)
     if mean_iter_s is None and rate_s is not None:
@@ -60,6 +62,8 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
 
     tokens, source = _tokens_per_iter(agg, warnings, provenance)
     tokens_per_hour = tokens * 3600 / mean_iter_s if tokens and mean_iter_s else None
+    if tokens_per_hour is not None and not math.isfinite(tokens_per_hour):
+        tokens_per_hour = None  # corrupt inputs (a step of 1e-300 s): unknown, not inf
     tokens_per_sec = tokens_per_hour / 3600 if tokens_per_hour is not None else None
     logged_tps = agg.last_tps
 
@@ -88,7 +92,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
     if status == "finished":
         eta, finish_at = 0.0, ended or last_update
     else:
-        finish_at = now + timedelta(seconds=eta) if eta is not None else None
+        finish_at = _later(now, eta)
     if agg.segments > 1:
         provenance.append(("segments", f"{agg.segments} (iterations went back: resumed or restarted)"))
 
@@ -360,7 +364,17 @@ def _last_progress_at(agg: RunAggregator, rate_s: float | None) -> datetime | No
     start = agg.info.start_time
     if start is None or agg.segments != 1 or not agg.n_train_timed or rate_s is None:
         return agg.observed[-1] if agg.observed else None
-    return start + timedelta(seconds=agg.replay_s + agg.replay_untimed_steps * rate_s)
+    return _later(start, agg.replay_s + agg.replay_untimed_steps * rate_s)
+
+
+def _later(moment: datetime, seconds: float | None) -> datetime | None:
+    """``moment + seconds``, or ``None`` past what a datetime can hold (an ETA of corrupt figures)."""
+    if seconds is None:
+        return None
+    try:
+        return moment + timedelta(seconds=seconds)
+    except (OverflowError, ValueError):
+        return None
 
 
 def _eval_overhead_s(agg: RunAggregator, rate_s: float) -> float:

@@ -46,7 +46,14 @@ def config_path(explicit: Path | None) -> Path | None:
         "trainwatch.toml",
         os.path.expanduser("~/.config/trainwatch/config.toml"),
     ]
-    return next((Path(c) for c in candidates if c and Path(c).is_file()), None)
+    return next((Path(c) for c in candidates if c and _is_file(c)), None)
+
+
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except OSError:  # a home we may not enter (HOME=/root under another user): no config there
+        return False
 
 
 def load_names(explicit: Path | None = None) -> Names:

@@ -45,8 +45,8 @@ class BuildNanoGptParser:
     def feed(self, line: str) -> list[Record]:
         """Records of one line."""
         parts = line.split()
-        if len(parts) < 3 or not parts[0].isdigit():
-            return []  # blank lines, ``#`` comments, anything else
+        if len(parts) < 3 or not (parts[0].isdecimal() and len(parts[0]) <= 18):
+            return []  # blank lines, ``#`` comments, anything else (int() refuses "²" and 5,000 digits)
         step = int(parts[0])
         kind = parts[1]
         if kind == "train":

@@ -29,7 +29,7 @@ def loads(data: str | bytes) -> object | None:
         return None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: deeply nested arrays (orjson stops at 1024)
         return None
 
 

@@ -277,7 +277,12 @@ def _epochs(config: Mapping[str, object]) -> int | None:
 
 def _split(text: str) -> list[str]:
     # Metric names and numbers have no commas: quotes are rare, csv is slow.
-    return next(csv.reader([text])) if '"' in text else text.split(",")
+    if '"' not in text:
+        return text.split(",")
+    try:
+        return next(csv.reader([text]))
+    except csv.Error:  # a bare CR, a field over csv's 128 KB limit: not a row of ours
+        return []
 
 
 def _float(field: str) -> float | None:

@@ -50,11 +50,18 @@ def parse_duration(text: object) -> float | None:
     if "," in text:
         head, _, text = text.partition(",")
         count, _, unit = head.strip().partition(" ")
-        if unit not in ("day", "days") or not count.isdigit():
+        if unit not in ("day", "days") or not (count.isdecimal() and len(count) <= 9):
             return None
         days = int(count)
     parts = text.strip().split(":")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts) or len(parts[1]) != 2 or len(parts[2]) != 2:
+    # isdecimal, not isdigit: int() refuses "²" (and numbers of over 4,300 digits).
+    if (
+        len(parts) != 3
+        or not all(p.isdecimal() for p in parts)
+        or len(parts[0]) > 9
+        or len(parts[1]) != 2
+        or len(parts[2]) != 2
+    ):
         return None
     return (days * 24 + int(parts[0])) * 3600.0 + int(parts[1]) * 60 + int(parts[2])
 

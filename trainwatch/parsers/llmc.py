@@ -112,7 +112,9 @@ def sniff_main_log(head: str, filename: str) -> bool:
 
 def _int(text: str) -> int | None:
     text = text.strip()
-    return int(text) if text.isdigit() else None
+    # isdecimal, not isdigit: int() refuses "²"; and it refuses numbers of
+    # over 4,300 digits, which no real counter has.
+    return int(text) if text.isdecimal() and len(text) <= 18 else None
 
 
 class LlmcStdoutParser:
@@ -139,7 +141,8 @@ class LlmcStdoutParser:
             and not self._sample
             and not self._in_box
             and (m := _STEP_LINE.fullmatch(line)) is not None
-            and int(m[2]) == self._target
+            and self._target is not None
+            and _int(m[2]) == self._target
         ):
             # Hot path: try/except (not contextlib.suppress) and positional
             # arguments (iter, loss, time_ms, mfu_pct, tokens_per_sec, lr,

@@ -154,7 +154,9 @@ def fit(
 
 def _widest(rows: Sequence[RunRow], now: datetime) -> dict[str, int]:
     """The longest plain text of every cell, in each of its variants."""
-    widest: dict[str, int] = {}
+    # Zeros first: a snapshot with no runs yet (only unrecognised files) has no widths.
+    keys = ("name", "status", "status_short", "count", "loss", "siter", "tokh", "mfu", "train", "eta", "finish")
+    widest: dict[str, int] = dict.fromkeys(keys, 0)
 
     def see(key: str, text: str) -> None:
         widest[key] = max(widest.get(key, 0), cell_len(text))
