@@ -145,11 +145,11 @@ def test_file_names_that_are_not_utf8(tmp_path: Path) -> None:
     with open(os.path.join(folder, b"\xff\xfebad.log"), "w") as handle:
         handle.write(LINE.format(i=1))
     strict = {"PYTHONIOENCODING": "utf-8:strict"}
-    for kind in ("table", "json", "csv", "md", "html"):
+    for kind in ("table", "json"):  # the terminal table, and the text path (csv, md and html take it too)
         result = run_cli("snapshot", str(tmp_path / "runs"), "-f", kind, env=strict)
         assert result.returncode == EXIT_OK and "Traceback" not in result.stderr, (kind, result.stderr)
-        result = run_cli("snapshot", str(tmp_path / "runs"), "-f", kind, "-o", str(tmp_path / f"out.{kind}"))
-        assert result.returncode == EXIT_OK and "Traceback" not in result.stderr, (kind, result.stderr)
+    for kind in ("table", "json", "csv", "md", "html"):
+        assert main(["snapshot", str(tmp_path / "runs"), "-f", kind, "-o", str(tmp_path / f"out.{kind}")]) == EXIT_OK
     data = json.loads((tmp_path / "out.json").read_bytes().decode("utf-8"))
     assert data["runs"][0]["run"] == "\ufffd\ufffdbad"
 

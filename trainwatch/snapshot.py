@@ -9,7 +9,7 @@ add fields freely, never rename or drop one.
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -67,32 +67,47 @@ def _disambiguate(rows: list[RunRow]) -> list[RunRow]:
     """Runs that share a name (the same out_dir, or two ``train.log``) get the
     shortest suffix that tells them apart: the run id, else as many parent
     folders as it takes."""
-    counts = Counter(row.name for row in rows)
-    if all(n == 1 for n in counts.values()):
-        return rows
-    out = []
+    groups: dict[str, list[RunRow]] = defaultdict(list)
     for row in rows:
-        if counts[row.name] == 1:
-            out.append(row)
+        groups[row.name].append(row)
+    if all(len(twins) == 1 for twins in groups.values()):
+        return rows
+    # Per group, not per row against every row: every job folder has its
+    # train.log, and thousands of twins must not cost a quadratic scan.
+    suffix: dict[int, str] = {}
+    for twins in groups.values():
+        if len(twins) > 1:
+            suffix.update(_distinguish(twins))
+    return [
+        RunRow(f"{row.name} · {suffix[id(row)]}", row.path, row.format, row.stats) if id(row) in suffix else row
+        for row in rows
+    ]
+
+
+def _distinguish(twins: list[RunRow]) -> dict[int, str]:
+    """For each of runs sharing a name (by ``id``): its run id if no twin has
+    it, else the fewest trailing path parts no twin shares."""
+    ids = Counter(r.stats.run_id for r in twins)
+    parts = {id(r): Path(r.path).parts for r in twins}
+    names = Counter(p[-1] for p in parts.values())
+    tails: dict[int, Counter[tuple[str, ...]]] = {}  # depth -> how many twins end so
+    out: dict[int, str] = {}
+    for row in twins:
+        if row.stats.run_id and ids[row.stats.run_id] == 1:
+            out[id(row)] = row.stats.run_id
             continue
-        twins = [r for r in rows if r.name == row.name]
-        out.append(RunRow(f"{row.name} · {_distinguish(row, twins)}", row.path, row.format, row.stats))
+        mine = parts[id(row)]
+        out[id(row)] = row.path
+        for depth in range(1, len(mine) + 1):
+            if depth not in tails:
+                tails[depth] = Counter(p[-depth:] for p in parts.values())
+            tail = mine[-depth:]
+            if tails[depth][tail] == 1:
+                # The file name alone says nothing once folders differ: show the folders.
+                shown = tail[:-1] if depth > 1 and names[mine[-1]] == len(twins) else tail
+                out[id(row)] = "/".join(shown)
+                break
     return out
-
-
-def _distinguish(row: RunRow, twins: list[RunRow]) -> str:
-    ids = [r.stats.run_id for r in twins]
-    if row.stats.run_id and ids.count(row.stats.run_id) == 1:
-        return row.stats.run_id
-    parts = Path(row.path).parts
-    others = [Path(r.path).parts for r in twins if r is not row]
-    for depth in range(1, len(parts) + 1):
-        tail = parts[-depth:]
-        if all(tuple(o[-depth:]) != tail for o in others):
-            # The file name alone says nothing once folders differ: show the folders.
-            shown = tail[:-1] if depth > 1 and all(o[-1] == parts[-1] for o in others) else tail
-            return "/".join(shown)
-    return row.path
 
 
 def run_record(row: RunRow) -> dict[str, Any]:

@@ -74,7 +74,7 @@ records = st.lists(st.one_of(iterations, iterations, iterations, infos, evals, c
 
 
 @settings(
-    max_examples=scale(300, 20000),
+    max_examples=scale(300, 4000),
     deadline=2000,
     derandomize=True,
     database=None,

@@ -11,8 +11,9 @@ import pytest
 
 from trainwatch.cli import EXIT_OK, main
 from trainwatch.names import Names
-from trainwatch.snapshot import Snapshot
-from trainwatch.source import RunOptions, discover
+from trainwatch.snapshot import RunRow, Snapshot
+from trainwatch.source import LogSource, RunOptions, discover
+from trainwatch.stats import RunStats
 
 from . import helpers
 from .helpers import scale
@@ -144,3 +145,52 @@ def test_snapshot_cli_on_ten_thousand_files(tmp_path: Path, capsys: pytest.Captu
     many_files(tmp_path, 10_000)
     assert main(["snapshot", str(tmp_path), "-f", "csv"]) == EXIT_OK
     assert capsys.readouterr().out.count("\n") == 10_001
+
+
+def _reference_name(row: RunRow, rows: list[RunRow]) -> str:
+    """The name ``snapshot._disambiguate`` gave a row (commit fcec1a4): plain, and quadratic."""
+    twins = [r for r in rows if r.name == row.name]
+    if len(twins) == 1:
+        return row.name
+    ids = [r.stats.run_id for r in twins]
+    if row.stats.run_id and ids.count(row.stats.run_id) == 1:
+        return f"{row.name} · {row.stats.run_id}"
+    parts = Path(row.path).parts
+    others = [Path(r.path).parts for r in twins if r is not row]
+    for depth in range(1, len(parts) + 1):
+        tail = parts[-depth:]
+        if all(tuple(o[-depth:]) != tail for o in others):
+            shown = tail[:-1] if depth > 1 and all(o[-1] == parts[-1] for o in others) else tail
+            return f"{row.name} · {'/'.join(shown)}"
+    return f"{row.name} · {row.path}"
+
+
+def test_many_same_named_runs(tmp_path: Path) -> None:
+    """Every job folder has its train.log: telling 4,000 same-named runs apart
+    was quadratic (20 s per snapshot of 10,000 runs, and the app republishes
+    every second). The names must stay exactly what they were."""
+    from dataclasses import replace
+
+    from trainwatch.snapshot import _disambiguate
+
+    template = _row_stats()
+    rows = []
+    for i in range(4_000):
+        run_id = f"run{i % 7}" if i % 3 == 0 else (f"unique{i}" if i % 5 == 0 else None)
+        path = f"/scratch/{['a', 'b'][i % 2]}/job{i // 40:03d}/{['train', 'eval'][i % 2]}/rank{i % 20}.log"
+        name = ["rank", "Qwen3", "out"][i % 3]
+        rows.append(RunRow(name, path, "nanogpt_stdout", replace(template, run_id=run_id)))
+    rows.append(RunRow("solo", "/x/solo.log", "nanogpt_stdout", template))
+    rows.append(RunRow("rank", "/scratch/a/job000/train/rank0.log", "nanogpt_stdout", template))  # a true duplicate
+    start = time.monotonic()
+    names = [row.name for row in _disambiguate(rows)]
+    took = time.monotonic() - start
+    assert took < 1.0, f"{took:.1f}s to name {len(rows)} runs"
+    sample = [*range(0, len(rows), 97), len(rows) - 2, len(rows) - 1, 0]
+    assert [names[i] for i in sample] == [_reference_name(rows[i], rows) for i in sample]
+    assert names[-1] == names[0] == "rank · /scratch/a/job000/train/rank0.log"  # the same path twice
+
+
+def _row_stats() -> RunStats:
+    path_stats = LogSource(Path(__file__))
+    return path_stats.agg.stats()
