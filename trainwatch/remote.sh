@@ -63,7 +63,7 @@ tw_stat_all() {
     done
 }
 
-# Is $1 a log file name (trainwatch.source._looks_like_log)?
+# Is $1 a log file name (trainwatch.source.is_log_name)?
 tw_wanted() {
     tw_b=${1##*/}
     case $tw_b in

@@ -428,9 +428,7 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
         elif is_dir:
             for folder, dirs, files in os.walk(root, onerror=unreadable):  # symlinked dirs not followed
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-                found.extend(
-                    Path(folder, name) for name in sorted(files) if not name.startswith(".") and _looks_like_log(name)
-                )
+                found.extend(Path(folder, name) for name in sorted(files) if is_log_name(name))
         elif root.exists():
             problems.append(f"{root} is not a file or directory")
         else:
@@ -441,6 +439,11 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return list(reversed(unique.values())), problems
 
 
-def _looks_like_log(name: str) -> bool:
+def is_log_name(name: str) -> bool:
+    """Could a file of this name be a training log? One rule for discovery,
+    the watcher's event filter and the remote side: not hidden, and a log
+    suffix, none, or a rotation number (``train.log.1``)."""
+    if name.startswith("."):
+        return False
     suffix = os.path.splitext(name)[1].lower()
     return suffix in LOG_SUFFIXES or suffix == "" or suffix.lstrip(".").isdigit()

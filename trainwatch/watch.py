@@ -43,7 +43,7 @@ from watchdog.observers.polling import PollingObserver
 from trainwatch import mounts, remote
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
-from trainwatch.source import LogSource, RunOptions, SourceError, _looks_like_log, discover
+from trainwatch.source import LogSource, RunOptions, SourceError, discover, is_log_name
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
@@ -546,7 +546,7 @@ def _unschedule(observer: BaseObserver, handle: ObservedWatch) -> None:
 
 def _wanted_name(path: str) -> bool:
     name = os.path.basename(path)
-    return not name.startswith(".") and _looks_like_log(name)
+    return is_log_name(name)
 
 
 def _size(path: str) -> int:
