@@ -1,24 +1,26 @@
-"""The one plotting widget: draws a ``ChartSpec`` with plotext.
+"""The one plotting widget: draws a ``ChartSpec`` with ``plotdraw``.
 
-Imported lazily (plotext adds ~0.1 s), after the first frame is on screen.
-The plot is rebuilt only when it renders: when its spec changes or the
-widget is resized.
+The drawing is redone only when the spec, the widget's size or its style
+changes: Textual repaints a widget for other reasons too (a screen switch,
+a refresh of its container), and those reuse the last drawing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from rich.align import Align
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.app import RenderResult
 from textual.reactive import reactive
-from textual_plotext import PlotextPlot
+from textual.strip import Strip
+from textual.widget import Widget
 
-from trainwatch.tui.plotspec import MARKS, ChartSpec, nice_ticks, tick_label
+from trainwatch.tui import plotdraw
+from trainwatch.tui.plotspec import ChartSpec
 
 
-class Chart(PlotextPlot):
+class Chart(Widget):
     """A bordered plot whose border title is the spec's title."""
 
     DEFAULT_CSS = """
@@ -30,80 +32,73 @@ class Chart(PlotextPlot):
     }
     """
 
-    spec: reactive[ChartSpec | None] = reactive(None, always_update=True)
+    # Every assignment reaches the watcher (always_update), which repaints
+    # only when the spec differs: callers may assign an equal spec rebuilt
+    # from an unchanged log without costing a redraw. repaint=False because
+    # the watcher decides.
+    spec: reactive[ChartSpec | None] = reactive(None, always_update=True, repaint=False)
 
     def __init__(self, spec: ChartSpec | None = None, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.set_reactive(Chart.spec, spec)
-        self._drawn: RenderResult | None = None
+        self._drawn: list[Strip] = []
         self._drawn_key: tuple[object, ...] | None = None
 
     def on_mount(self) -> None:
-        self.watch_spec(self.spec)
+        # set_reactive does not call the watcher: set the title here.
+        self._show_title(self.spec)
 
-    def watch_spec(self, spec: ChartSpec | None) -> None:
+    def watch_spec(self, old: ChartSpec | None, new: ChartSpec | None) -> None:
+        if old != new:
+            self._show_title(new)
+            self.refresh()
+
+    def _show_title(self, spec: ChartSpec | None) -> None:
         # Log text reaches the title (run names): a Text is shown literally.
         self.border_title = Text(spec.title) if spec is not None else None
-        self.refresh()
 
     def render(self) -> RenderResult:
+        """The message shown in place of a plot (the plot itself is drawn by ``render_line``)."""
+        spec = self.spec
+        message = spec.empty if spec is not None else "loading…"
+        return Align.center(Text(message, style="dim"), vertical="middle")
+
+    def render_line(self, y: int) -> Strip:
         spec = self.spec
         if spec is None or not spec.has_data:
-            message = spec.empty if spec is not None else "loading…"
-            return Align.center(Text(message, style="dim"), vertical="middle")
-        # Textual repaints a widget for many reasons (a clock tick, a table
-        # cell, the cursor); rebuilding the plot each time was most of the
-        # app's CPU. Rebuild only when what the plot shows has changed.
-        key = (spec, self.size, self.app.theme)
-        if key != self._drawn_key or self._drawn is None:
-            self._draw(spec)
-            self._drawn = super().render()
-            self._drawn_key = key
-        return self._drawn
+            return super().render_line(y)  # the message, from render()
+        # The Line API, rather than returning the drawing from render():
+        # Textual then converted the drawing's Text on every repaint, which
+        # cost as much as drawing it.
+        base = self.visual_style.rich_style
+        key = (spec, self.size, base)
+        if key != self._drawn_key:
+            self._drawn = self._draw(spec, base)
+        # Kept even when equal: the next lines then compare the same objects,
+        # not the series of an equal spec float by float.
+        self._drawn_key = key
+        if 0 <= y < len(self._drawn):
+            return self._drawn[y]
+        return Strip.blank(self.size.width, base)
 
-    def _draw(self, spec: ChartSpec) -> None:
-        plt = self.plt
-        plt.clear_figure()
-        plt.frame(False)
-        xs_all = [x for t in spec.traces for x in t.xs]
-        ys_all = [y for t in spec.traces for y in t.ys]
-        for trace in spec.traces:
-            if not trace.xs:
-                continue
-            xs, ys = list(trace.xs), list(trace.ys)
-            if trace.kind == "points":
-                plt.scatter(xs, ys, marker="●", color=trace.color, label=trace.label)
-            else:
-                plt.plot(xs, ys, marker="braille", color=trace.color, label=trace.label)
-        for x in spec.vlines:
-            plt.vertical_line(x, color=MARKS)
-        x_low, x_high = min(xs_all), max(xs_all)
-        y_low, y_high = spec.ylim or (min(ys_all), max(ys_all))
-        # One point, or a flat line: plotext divides by the span of the limits.
-        if x_low == x_high:
-            x_low, x_high = x_low - 1, x_high + 1
-        if y_low == y_high:
-            pad = abs(y_low) * 0.1 or 1.0
-            y_low, y_high = y_low - pad, y_high + pad
-        plt.xlim(x_low, x_high)
-        plt.ylim(y_low, y_high)
+    def _draw(self, spec: ChartSpec, base: Style) -> list[Strip]:
         width, height = self.size
-        self._ticks(plt.xticks, x_low, x_high, max(3, width // 10), room=width // 6)
-        self._ticks(plt.yticks, y_low, y_high, max(3, height // 4), room=height // 2)
-        plt.xaxes(True, False)
-        plt.yaxes(True, False)
+        return [_strip(line, base) for line in plotdraw.draw(spec, width, height)]
 
-    @staticmethod
-    def _ticks(setter: Callable[..., None], low: float, high: float, count: int, room: int) -> None:
-        ticks = nice_ticks(low, high, count)
-        while len(ticks) < 3 and count < 12:  # a coarse step can leave one tick in range
-            count += 1
-            ticks = nice_ticks(low, high, count)
-        # Two ticks on one text row (or too close on the x axis) collide, and
-        # plotext then shows whichever label its hash order puts last: thin
-        # them until each has a place of its own.
-        while len(ticks) > max(2, room):
-            ticks = ticks[::2]
-        if len(ticks) >= 2:
-            step = ticks[1] - ticks[0]
-            setter(list(ticks), [tick_label(t, step) for t in ticks])
+
+def _strip(line: Text, base: Style) -> Strip:
+    """``line`` on the widget's ``base`` style, as a Strip.
+
+    ``plotdraw`` lines have no base style and sorted spans that do not
+    overlap, so each span is one segment: a third of the time of
+    ``Text.render``, which resolves overlapping spans (~1 ms a chart).
+    """
+    plain, segments, at = line.plain, [], 0
+    for start, end, style in line.spans:
+        if start > at:
+            segments.append(Segment(plain[at:start], base))
+        segments.append(Segment(plain[start:end], base + (style if isinstance(style, Style) else Style.parse(style))))
+        at = end
+    if at < len(plain):
+        segments.append(Segment(plain[at:], base))
+    return Strip(segments, line.cell_len)

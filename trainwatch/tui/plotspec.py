@@ -161,8 +161,8 @@ def tick_label(value: float, step: float) -> str:
     """``1500``, ``15k``, ``2.5M``, ``0.25``: as short as the tick spacing allows."""
     for factor, unit, suffix in ((1e9, 1e9, "B"), (1e6, 1e6, "M"), (1e4, 1e3, "k")):
         if abs(value) >= factor:
-            text = f"{value / unit:.{_decimals(step / unit)}f}"
-            return (text.rstrip("0").rstrip(".") if "." in text else text) + suffix
+            # The step's decimals for every label of an axis: 18.800k beside 18.825k, not 18.8k.
+            return f"{value / unit:.{_decimals(step / unit)}f}{suffix}"
     return f"{value:.{_decimals(step)}f}"
 
 
@@ -230,7 +230,7 @@ def compare_chart(rows: Sequence[RunRow], mode: XMode) -> tuple[ChartSpec, list[
         raw.append((index, xs, ys))
     factor, suffix = _scale([x for _, xs, _ in raw for x in xs]) if mode == "tokens" else (1.0, "")
     for index, xs, ys in raw:
-        # No plotext legend: it would sit on the curves; the screen draws one above.
+        # No legend in the chart: it would sit on the curves; the screen draws one above.
         traces.append(Trace(tuple(x / factor for x in xs), ys, PALETTE[index % len(PALETTE)]))
     xlabel = {"tokens": f"tokens seen ({suffix or 'count'})", "iter": "iteration", "wall": "hours since start"}[mode]
     empty = "wall time is unavailable for these runs" if mode == "wall" else "no loss logged yet"
