@@ -167,9 +167,8 @@ def corpus_snapshot(corpus: Path) -> Snapshot:
 
 @pytest.mark.parametrize("fault", ["full_disk", "read_only"])
 async def test_app_export_fault_is_one_notification(fault: str, corpus: Path, request: pytest.FixtureRequest) -> None:
-    from textual.widgets import DataTable
-
     from trainwatch.tui.app import TrainwatchApp
+    from trainwatch.tui.runs_table import RunsTable
 
     place: Fault = request.getfixturevalue(fault)
     snapshot = corpus_snapshot(corpus)
@@ -177,7 +176,7 @@ async def test_app_export_fault_is_one_notification(fault: str, corpus: Path, re
     async with app.run_test(size=(160, 40)) as pilot:
         for _ in range(3):
             await pilot.pause()
-        assert app.screen.query_one(DataTable).row_count == len(snapshot.rows)
+        assert app.screen.query_one(RunsTable).row_count == len(snapshot.rows)
         await pilot.press("e")
         await app.workers.wait_for_complete()
         for _ in range(3):

@@ -215,16 +215,16 @@ class FakeSource:
 
 async def test_app_shows_names_literally(tmp_path: Path) -> None:
     from rich.console import Console
-    from textual.widgets import DataTable
 
     from trainwatch.tui.app import TrainwatchApp
+    from trainwatch.tui.runs_table import RunsTable
 
     snapshot = evil_snapshot(tmp_path)
     app = TrainwatchApp(lambda publish: FakeSource(publish, snapshot), clock=lambda: NOW)
     async with app.run_test(size=(240, 60)) as pilot:
         for _ in range(3):
             await pilot.pause()
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(RunsTable)
         assert table.row_count == len(snapshot.rows)
         names = [table.get_cell(row.key, "run") for row in snapshot.rows]
         for cell in names:

@@ -82,9 +82,8 @@ async def test_app_session_leaves_the_tree_alone(
 ) -> None:
     """The real Watcher, started from inside the watched folder: the export key
     writes to ~/trainwatch-exports, not beside the logs."""
-    from textual.widgets import DataTable
-
     from trainwatch.tui.app import EXPORT_FALLBACK, TrainwatchApp
+    from trainwatch.tui.runs_table import RunsTable
     from trainwatch.watch import Watcher
 
     home = tmp_path / "home"
@@ -99,7 +98,7 @@ async def test_app_session_leaves_the_tree_alone(
     app = TrainwatchApp(factory, watched=[watched])
     assert app.export_dir == home / EXPORT_FALLBACK
     async with app.run_test(size=(200, 50)) as pilot:
-        table = app.screen.query_one(DataTable)
+        table = app.screen.query_one(RunsTable)
         for _ in range(400):  # the watcher reads in the background: wait for every run
             await pilot.pause(0.05)
             if table.row_count >= 6:

@@ -195,11 +195,10 @@ async def test_app_first_snapshot_without_runs(tmp_path: Path) -> None:
     first, so its first one is often a notes.txt) raised KeyError in
     ``cells.fit`` and took the app down. Then a run with one logged iteration
     (or a flat loss) made plotext divide by zero in the detail chart."""
-    from textual.widgets import DataTable
-
     from trainwatch.names import Names
     from trainwatch.snapshot import Snapshot, build
     from trainwatch.tui.app import SnapshotReady, TrainwatchApp
+    from trainwatch.tui.runs_table import RunsTable
 
     class Source:
         mode, network_paths = "inotify", []
@@ -225,7 +224,7 @@ async def test_app_first_snapshot_without_runs(tmp_path: Path) -> None:
         app.post_message(SnapshotReady(build([source], Names(), NOW)))
         for _ in range(3):
             await pilot.pause()
-        assert app.screen.query_one(DataTable).row_count == 1
+        assert app.screen.query_one(RunsTable).row_count == 1
         await pilot.press("enter")
         for _ in range(3):
             await pilot.pause()

@@ -42,7 +42,7 @@ def table(app: TrainwatchApp) -> RunsTable:
 
 def names_in_order(app: TrainwatchApp) -> list[str]:
     t = table(app)
-    return [t.get_cell(row.key, "run").plain for row in t.ordered_rows]
+    return [t.get_cell(key, "run").plain for key in t.row_keys]
 
 
 def selected_name(app: TrainwatchApp) -> str:
@@ -145,12 +145,9 @@ async def test_sort_keys_and_header_click_keep_the_selected_run(make_app: AppMak
         assert names_in_order(app)[0] == "Qwen3 1.8B Optimal"
         assert selected_name(app) == "GPT-2 1.36B"
         t = table(app)
-        assert "▼" in t.columns[next(k for k in t.columns if k.value == "run")].label.plain
+        assert "▼" in t.header_label("run").plain
         # Clicking a header sorts by it (the loss column, ascending).
-        columns = t.ordered_columns
-        index = next(i for i, c in enumerate(columns) if c.key.value == "loss")
-        x = sum(c.get_render_width(t) for c in columns[:index]) + 2
-        await pilot.click(RunsTable, offset=(x, 0))
+        await pilot.click(RunsTable, offset=(t.column_x("loss") + 2, 0))
         await settle(pilot)
         assert names_in_order(app) == ["Qwen3 1.8B Optimal", "LLaMA 3 2.2B", "LLaMA 2 1.36B", "GPT-2 1.36B"]
         assert selected_name(app) == "GPT-2 1.36B"
@@ -196,7 +193,7 @@ async def test_marks_and_compare(make_app: AppMaker, live_snapshot: Snapshot) ->
         await settle(pilot)
         await pilot.press("down", "space", "down", "down", "space")
         t = table(app)
-        assert [t.get_cell(row.key, "mark").plain for row in t.ordered_rows] == [" ", "◆", " ", "◆"]
+        assert [t.get_cell(key, "mark").plain for key in t.row_keys] == [" ", "◆", " ", "◆"]
         await pilot.press("c")
         await settle(pilot)
         screen = app.screen

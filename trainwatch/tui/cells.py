@@ -127,15 +127,21 @@ def layouts(count_width: int = 0) -> Iterable[Layout]:
 
 
 def fit(
-    rows: Sequence[RunRow], width: int, now: datetime, sort_column: str | None = None
+    rows: Sequence[RunRow],
+    width: int,
+    now: datetime,
+    sort_column: str | None = None,
+    widest: dict[str, int] | None = None,
 ) -> tuple[Layout, dict[str, int]]:
     """The richest layout whose columns fit ``width`` cells, and their widths.
 
     Room left over goes to run names that the layout had to shorten. Widths
-    come from plain text lengths measured once per call, so trying every
-    layout costs O(rows) and not O(rows × layouts) cell renders.
+    come from plain text lengths measured once per call (or passed in as
+    ``widest``, see ``measure``), so trying every layout costs O(rows) and
+    not O(rows × layouts) cell renders.
     """
-    widest = _widest(rows, now)
+    if widest is None:
+        widest = merge_widths(measure(row, now) for row in rows)
     chosen: tuple[Layout, dict[str, int]] | None = None
     for layout in layouts(widest["count"]):
         widths = _widths(widest, layout, sort_column)
@@ -152,28 +158,46 @@ def fit(
     return layout, widths
 
 
-def _widest(rows: Sequence[RunRow], now: datetime) -> dict[str, int]:
-    """The longest plain text of every cell, in each of its variants."""
-    # Zeros first: a snapshot with no runs yet (only unrecognised files) has no widths.
-    keys = ("name", "status", "status_short", "count", "loss", "siter", "tokh", "mfu", "train", "eta", "finish")
-    widest: dict[str, int] = dict.fromkeys(keys, 0)
+#: What ``measure`` returns, in every variant a layout may choose.
+MEASURED = ("name", "status", "status_short", "count", "loss", "siter", "tokh", "mfu", "train", "eta", "finish")
+#: Cells whose text changes with the clock alone (a stalled run's age, the
+#: finish date relative to today), for rows whose stats did not change.
+TIMED = ("status", "finish")
 
-    def see(key: str, text: str) -> None:
-        widest[key] = max(widest.get(key, 0), cell_len(text))
 
-    for row in rows:
-        s = row.stats
-        see("name", _clean(row.name))
-        see("status", status_text(s, now, True))
-        see("status_short", status_text(s, now, False))
-        see("count", progress_count(s))
-        see("loss", loss_text(s.loss))
-        see("siter", fmt.number(s.mean_iter_s, 2))
-        see("tokh", fmt.si(s.tokens_per_hour))
-        see("mfu", fmt.pct(s.mfu_mean_pct, 1) + FLAG)
-        see("train", fmt.duration(s.train_time_logged_s))
-        see("eta", eta_text(s))
-        see("finish", fmt.clock(s.finish_at, now))
+def measure(row: RunRow, now: datetime) -> dict[str, int]:
+    """The plain text length of each of ``row``'s cells, in each variant."""
+    s = row.stats
+    return {
+        "name": cell_len(_clean(row.name)),
+        "count": cell_len(progress_count(s)),
+        "loss": cell_len(loss_text(s.loss)),
+        "siter": cell_len(fmt.number(s.mean_iter_s, 2)),
+        "tokh": cell_len(fmt.si(s.tokens_per_hour)),
+        "mfu": cell_len(fmt.pct(s.mfu_mean_pct, 1) + FLAG),
+        "train": cell_len(fmt.duration(s.train_time_logged_s)),
+        "eta": cell_len(eta_text(s)),
+        **measure_timed(row, now),
+    }
+
+
+def measure_timed(row: RunRow, now: datetime) -> dict[str, int]:
+    """``measure`` of the ``TIMED`` cells only."""
+    s = row.stats
+    return {
+        "status": cell_len(status_text(s, now, True)),
+        "status_short": cell_len(status_text(s, now, False)),
+        "finish": cell_len(fmt.clock(s.finish_at, now)),
+    }
+
+
+def merge_widths(measured: Iterable[dict[str, int]]) -> dict[str, int]:
+    """The widest of every measured cell (zeros with no rows: only unrecognised files yet)."""
+    widest = dict.fromkeys(MEASURED, 0)
+    for widths in measured:
+        for key, value in widths.items():
+            if value > widest[key]:
+                widest[key] = value
     return widest
 
 
@@ -196,15 +220,10 @@ def _widths(widest: dict[str, int], layout: Layout, sort_column: str | None) -> 
     }
 
 
-def column_widths(
-    rows: Sequence[RunRow], layout: Layout, now: datetime, sort_column: str | None = None
-) -> dict[str, int]:
-    """Widths of ``layout``'s columns for ``rows``."""
-    return _widths(_widest(rows, now), layout, sort_column)
-
-
-def row_cells(row: RunRow, layout: Layout, now: datetime, *, marked: bool) -> dict[str, Text]:
-    """The visible cells of one run, keyed by column."""
+def row_cells(
+    row: RunRow, layout: Layout, now: datetime, *, marked: bool, only: Iterable[str] | None = None
+) -> dict[str, Text]:
+    """The visible cells of one run (of them, those in ``only``), keyed by column."""
     s = row.stats
     tone = ROW_STYLE[s.status]
     builders: dict[str, Callable[[], Text]] = {
@@ -222,7 +241,8 @@ def row_cells(row: RunRow, layout: Layout, now: datetime, *, marked: bool) -> di
         "eta": lambda: Text(eta_text(s), style=tone),
         "finish": lambda: Text(fmt.clock(s.finish_at, now), style=tone),
     }
-    cells = {key: builders[key]() for key in layout.columns}
+    keys = layout.columns if only is None else [k for k in layout.columns if k in only]
+    cells = {key: builders[key]() for key in keys}
     for key, text in cells.items():
         text.no_wrap = True
         text.overflow = "ellipsis"
@@ -316,8 +336,10 @@ def loss_trend(stats: RunStats) -> tuple[float, ...]:
 def value_with_spark(value: str, ys: Sequence[float], width: int, tone: str, *, relative_span: float = 0.0) -> Text:
     text = Text(value, style=RED if value in ("nan", "inf", "-inf") else tone)
     if width:
-        finite = sorted(y for y in ys if math.isfinite(y))
-        span = relative_span * abs(finite[len(finite) // 2]) if finite else 0.0
+        span = 0.0
+        if relative_span:  # the median sets the scale: a sort, only when asked for
+            finite = sorted(y for y in ys if math.isfinite(y))
+            span = relative_span * abs(finite[len(finite) // 2]) if finite else 0.0
         spark = fmt.sparkline(tuple(ys), width, min_span=span)
         text.append(" " + spark.ljust(width, BLANK), style="#5f87af")
     return text

@@ -12,7 +12,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import Footer, Input, Static
 
 from trainwatch.tui import cells
 from trainwatch.tui.header import HeaderBar
@@ -42,6 +42,7 @@ class MainScreen(LiveScreen):
     def __init__(self, where: str, mode: Callable[[], str], clock: Callable[[], datetime]) -> None:
         super().__init__()
         self._header = HeaderBar(where, mode, clock)
+        self._titles: tuple[Text | None, Text | None] = (None, None)  # of the runs box, as last set
 
     def compose(self) -> ComposeResult:
         yield self._header
@@ -98,7 +99,9 @@ class MainScreen(LiveScreen):
                 title.append(f"{mark} {counts[status]} {status}", style=cells.STATUS_STYLE[status])
         if self.has_class("-narrow"):  # a bare top rule: Textual pads titles only beside corners
             title = Text(" ").append_text(title).append(" ")
-        box.border_title = title
+        # Assigning a border title repaints the whole box, even when equal.
+        if not _same_text(self._titles[0], title):
+            box.border_title = title
         subtitle = Text()
         if self.table.query_text:
             subtitle.append(f"filter: {self.table.query_text} ({len(self.table.visible_rows)} shown)")
@@ -106,7 +109,10 @@ class MainScreen(LiveScreen):
             subtitle.append(" · " if subtitle else "")
             n = len(snapshot.unrecognised)
             subtitle.append(f"{n} other file{'s' if n != 1 else ''} not a run", style="dim")
-        box.border_subtitle = subtitle if subtitle else None
+        subtitle_or_none = subtitle if subtitle else None
+        if not _same_text(self._titles[1], subtitle_or_none):
+            box.border_subtitle = subtitle_or_none
+        self._titles = (title, subtitle_or_none)
         empty = self.query_one("#empty", Static)
         if snapshot.rows and self.table.visible_rows:
             empty.display = False
@@ -125,8 +131,8 @@ class MainScreen(LiveScreen):
     def _follow(self, event: RunsTable.Selected) -> None:
         self.query_one(RunPanel).selected = event.key
 
-    @on(DataTable.RowSelected)
-    def _open_detail(self, event: DataTable.RowSelected) -> None:
+    @on(RunsTable.Opened)
+    def _open_detail(self, event: RunsTable.Opened) -> None:
         event.stop()
         self.action_detail()
 
@@ -188,3 +194,10 @@ class MainScreen(LiveScreen):
     def _filter_done(self, event: Input.Submitted) -> None:
         event.input.display = False
         self.table.focus()
+
+
+def _same_text(shown: Text | None, new: Text | None) -> bool:
+    """Whether a border title already shows ``new`` (text and styles)."""
+    if shown is None or new is None:
+        return shown is new
+    return shown.plain == new.plain and shown.spans == new.spans and shown.style == new.style

@@ -1,42 +1,76 @@
-"""The runs table: one row per run, updated in place from each snapshot.
+"""The runs table: one row per run, repainting only the rows that changed.
 
-A new snapshot changes only the cells whose text changed (``update_cell``);
-rows are keyed by ``RunRow.key`` so the cursor stays on the same run across
-updates, re-sorts and filtering. The columns are rebuilt only when the
-layout changes (a resize, a new sort arrow), never per snapshot.
+Textual's ``DataTable`` re-renders every visible cell whenever any cell
+changes (its render caches are keyed on a global update count): with 20 runs
+that was ~170 ms per snapshot, the largest cost of the live view. This table
+is a line-API widget instead: each row is rendered to one ``Strip`` when its
+text changes and kept; a snapshot that changes one run's cells repaints that
+one line. The header stays on the first line while the rows scroll.
+
+Rows are keyed by ``RunRow.key``, so the cursor stays on the same run across
+updates, re-sorts and filtering. The column layout (which columns, how wide)
+comes from ``cells.fit`` over every run, so filtering never reflows it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
 from textual.message import Message
-from textual.reactive import reactive
-from textual.widgets import DataTable
-from textual.widgets.data_table import CellDoesNotExist
+from textual.reactive import var
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from trainwatch.tui import cells
 
 if TYPE_CHECKING:
+    from rich.align import AlignMethod
+
     from trainwatch.snapshot import RunRow, Snapshot
+    from trainwatch.stats import RunStats
+
+#: Cells are rebuilt for every run at least this often (status ages, ETAs
+#: count down with the clock); in between, only runs whose stats changed.
+CLOCK_STEP = timedelta(seconds=1)
+_ALIGN: dict[str, AlignMethod] = {"left": "left", "center": "center", "right": "right"}
 
 
-class _KeyedText(Text):
-    """The mark cell, which also carries its row's key so that sorting can use
-    our own order (DataTable.sort hands the key function cell values only)."""
-
-    def __init__(self, text: Text, row_key: str) -> None:
-        super().__init__(text.plain, style=text.style, justify=text.justify, no_wrap=True, end="")
-        self.row_key = row_key
-
-
-class RunsTable(DataTable[Text]):
+class RunsTable(ScrollView, can_focus=True):
     """Runs as rows, with sorting, a name filter and marks for comparing."""
 
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("enter", "select_cursor", "Detail", key_display="⏎")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "open", "Detail", key_display="⏎"),
+        Binding("up,k", "cursor(-1)", "Up", show=False),
+        Binding("down,j", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "cursor_to(0)", "First", show=False),
+        Binding("end", "cursor_to(-1)", "Last", show=False),
+    ]
+    COMPONENT_CLASSES: ClassVar[set[str]] = {"runs-table--header", "runs-table--cursor"}
+    DEFAULT_CSS = """
+    RunsTable {
+        height: auto;
+        background: $surface;
+        color: $foreground;
+    }
+    RunsTable > .runs-table--header {
+        text-style: bold;
+    }
+    RunsTable > .runs-table--cursor {
+        background: $block-cursor-blurred-background;
+    }
+    RunsTable:focus > .runs-table--cursor {
+        background: $block-cursor-background;
+    }
+    """
 
     class Selected(Message):
         """The run under the cursor changed (moved, sorted, filtered or first shown)."""
@@ -45,35 +79,90 @@ class RunsTable(DataTable[Text]):
             super().__init__()
             self.key = key
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    class Opened(Message):
+        """Enter (or a click on the highlighted row): open this run."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    snapshot: var[Snapshot | None] = var(None, always_update=True)
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=False, cell_padding=1)
+        super().__init__(id=id)
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.query_text = ""
         self.marked: set[str] = set()
-        self._layout: cells.Layout | None = None
-        self._label_state: tuple[str | None, bool] = (None, False)
-        self._cells: dict[str, dict[str, Text]] = {}
-        self._announced: str | None = None
+        self.cursor_row = 0
+        self._keys: list[str] = []  # shown, in display order
         self._visible: list[RunRow] = []
+        self._layout: cells.Layout | None = None
+        self._widths: dict[str, int] = {}
+        self._header: Strip | None = None
+        self._cells: dict[str, dict[str, Text]] = {}
+        self._strips: dict[str, Strip] = {}
+        # What each row's cells and widths were made from: (stats, name, marked) and (stats, name, widths).
+        self._built: dict[str, tuple[RunStats, str, bool]] = {}
+        self._measured: dict[str, tuple[RunStats, str, dict[str, int]]] = {}
+        self._cells_at: datetime | None = None
+        self._label_state: tuple[str | None, bool] = (None, False)
+        self._width = 0
+        self._announced: str | None = None
 
     # ------------------------------------------------------------- public API
 
     @property
+    def row_count(self) -> int:
+        return len(self._keys)
+
+    @property
+    def row_keys(self) -> list[str]:
+        """The keys of the rows shown, in display order."""
+        return list(self._keys)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self._layout.columns if self._layout else ()
+
+    @property
     def selected_key(self) -> str | None:
-        if not self.row_count:
-            return None
-        try:
-            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
-        except CellDoesNotExist:
-            return None
+        return self._keys[self.cursor_row] if self._keys else None
 
     @property
     def visible_rows(self) -> list[RunRow]:
         """The rows shown, in display order."""
         return list(self._visible)
+
+    def get_cell(self, key: str, column: str) -> Text:
+        """The text shown for run ``key`` in ``column``."""
+        return self._cells[key][column]
+
+    def get_row_index(self, key: str) -> int:
+        return self._keys.index(key)
+
+    def header_label(self, column: str) -> Text:
+        return self._label(column)
+
+    def column_x(self, column: str) -> int:
+        """The first cell of ``column`` (its padding), from the left edge."""
+        x = 0
+        for key in self.columns:
+            if key == column:
+                return x
+            x += self._widths[key] + cells.PADDING
+        raise KeyError(column)
+
+    def move_cursor(self, row: int) -> None:
+        if not self._keys:
+            return
+        row = max(0, min(row, len(self._keys) - 1))
+        if row != self.cursor_row:
+            self._refresh_row(self.cursor_row)
+            self.cursor_row = row
+            self._refresh_row(row)
+        self._scroll_to_cursor()
+        self._announce()
 
     def set_sort(self, column: str | None, reverse: bool = False) -> None:
         self.sort_column, self.sort_reverse = column, reverse
@@ -97,95 +186,90 @@ class RunsTable(DataTable[Text]):
         self.marked ^= {key}
         self._sync()
 
+    # ---------------------------------------------------------------- actions
+
+    def action_cursor(self, step: int) -> None:
+        self.move_cursor(self.cursor_row + step)
+
+    def action_page(self, direction: int) -> None:
+        self.move_cursor(self.cursor_row + direction * max(1, self.size.height - 2))
+
+    def action_cursor_to(self, row: int) -> None:
+        self.move_cursor(row if row >= 0 else len(self._keys) - 1)
+
+    def action_open(self) -> None:
+        key = self.selected_key
+        if key is not None:
+            self.post_message(self.Opened(key))
+
     # ----------------------------------------------------------------- events
 
     def watch_snapshot(self) -> None:
         self._sync()
 
     def on_resize(self) -> None:
-        self._sync()
+        if self.size.width != self._width:
+            self._sync()
 
-    def on_data_table_row_highlighted(self) -> None:
-        self._announce()
+    def on_focus(self) -> None:
+        self._refresh_row(self.cursor_row)  # the cursor's colour follows focus
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        event.stop()
-        key = event.column_key.value
-        if key not in cells.SORTABLE:
+    def on_blur(self) -> None:
+        self._refresh_row(self.cursor_row)
+
+    def on_click(self, event: events.Click) -> None:
+        if event.y == 0:
+            column = self._column_at(event.x)
+            if column is not None and column in cells.SORTABLE:
+                self.set_sort(column, not self.sort_reverse if column == self.sort_column else False)
             return
-        self.set_sort(key, not self.sort_reverse if key == self.sort_column else False)
+        row = int(self.scroll_offset.y) + event.y - 1
+        if 0 <= row < len(self._keys):
+            if row == self.cursor_row:
+                self.action_open()
+            else:
+                self.move_cursor(row)
 
-    # -------------------------------------------------------------- internals
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._header = None
+        self._strips.clear()  # the theme changed: colours are baked into strips
 
-    def _sync(self) -> None:
-        snapshot = self.snapshot
-        if snapshot is None:
-            return
-        now = snapshot.generated_at
-        rows = [r for r in snapshot.rows if cells.matches(r, self.query_text)]
-        self._visible = cells.sort_rows(rows, self.sort_column, self.sort_reverse)
-        self.marked &= {r.key for r in snapshot.rows}
-        # The layout depends on every run, not the filtered few: filtering must not reflow.
-        layout, _ = cells.fit(snapshot.rows, max(0, self.size.width - 1), now, self.sort_column)
-        fresh = {r.key: cells.row_cells(r, layout, now, marked=r.key in self.marked) for r in self._visible}
-        keep = self.selected_key
-        if layout != self._layout or self._label_state != (self.sort_column, self.sort_reverse):
-            self._rebuild(layout, fresh)
-        else:
-            self._update(fresh)
-        self._restore_cursor(keep)
-        self._announce()
+    # -------------------------------------------------------------- rendering
 
-    def _rebuild(self, layout: cells.Layout, fresh: dict[str, dict[str, Text]]) -> None:
-        self._layout = layout
-        self._label_state = (self.sort_column, self.sort_reverse)
-        self.clear(columns=True)
-        for key in layout.columns:
-            self.add_column(self._label(key), key=key)
-        self._cells = {}
-        for key, row in fresh.items():
-            self._add(key, row)
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            if self._header is None:
+                header_style = self.get_component_rich_style("runs-table--header")
+                texts = [self._label(key) for key in self.columns]
+                self._header = self._strip(texts, base + header_style)
+            return self._header.crop_extend(0, width, base)
+        index = int(self.scroll_offset.y) + y - 1
+        if not 0 <= index < len(self._keys):
+            return Strip.blank(width, base)
+        key = self._keys[index]
+        strip = self._strips.get(key)
+        if strip is None:
+            row = self._cells[key]
+            strip = self._strips[key] = self._strip([row[c] for c in self.columns], base)
+        if index == self.cursor_row:
+            cursor = self.get_component_rich_style("runs-table--cursor")
+            strip = Strip(Segment.apply_style(iter(strip), post_style=Style(bgcolor=cursor.bgcolor)))
+        return strip.crop_extend(0, width, base)
 
-    def _update(self, fresh: dict[str, dict[str, Text]]) -> None:
-        for key in [k for k in self._cells if k not in fresh]:
-            self.remove_row(key)
-            del self._cells[key]
-        for key, row in fresh.items():
-            if key not in self._cells:
-                self._add(key, row)
-                continue
-            old = self._cells[key]
-            for column, text in row.items():
-                if not _same(old.get(column), text):
-                    value = _KeyedText(text, key) if column == "mark" else text
-                    self.update_cell(key, column, value, update_width=True)
-            self._cells[key] = row
-        self._apply_order([r.key for r in self._visible])
-
-    def _add(self, key: str, row: dict[str, Text]) -> None:
-        values = [_KeyedText(text, key) if column == "mark" else text for column, text in row.items()]
-        self.add_row(*values, key=key)
-        self._cells[key] = row
-
-    def _apply_order(self, keys: Sequence[str]) -> None:
-        current = [row.key.value for row in self.ordered_rows]
-        if current == list(keys):
-            return
-        position = {key: index for index, key in enumerate(keys)}
-        self.sort("mark", key=lambda cell: position[cell.row_key])
-
-    def _restore_cursor(self, key: str | None) -> None:
-        if key is None or key not in self._cells:
-            return
-        index = self.get_row_index(key)
-        if index != self.cursor_row:
-            self.move_cursor(row=index, animate=False)
-
-    def _announce(self) -> None:
-        key = self.selected_key
-        if key != self._announced:
-            self._announced = key
-            self.post_message(self.Selected(key))
+    def _strip(self, texts: list[Text], base: Style) -> Strip:
+        """Cells padded to their column widths, as one line."""
+        line = Text(no_wrap=True, end="")
+        for key, text in zip(self.columns, texts, strict=True):
+            cell = text.copy()
+            cell.truncate(self._widths[key], overflow="ellipsis")
+            cell.align(_ALIGN.get(text.justify or "left", "left"), self._widths[key])
+            line.append(" ")
+            line.append_text(cell)
+            line.append(" ")
+        return Strip(Segment.apply_style(line.render(self.app.console), base), line.cell_len)
 
     def _label(self, key: str) -> Text:
         column = cells.COLUMN[key]
@@ -195,6 +279,131 @@ class RunsTable(DataTable[Text]):
             arrow = "▼" if self.sort_reverse else "▲"
             title = f"{title} {arrow}" if justify == "left" else f"{arrow} {title}"
         return Text(title, justify=justify, no_wrap=True)
+
+    # -------------------------------------------------------------- internals
+
+    def _sync(self) -> None:
+        snapshot = self.snapshot
+        if snapshot is None:
+            return
+        now = snapshot.generated_at
+        # Every run's cells follow the clock once a second; in between only
+        # runs whose stats changed are looked at (the watcher hands over the
+        # same RunStats object for a run whose log did not change).
+        elapsed = now - self._cells_at if self._cells_at is not None else None
+        clock = elapsed is None or elapsed >= CLOCK_STEP or elapsed < timedelta(0)
+        if clock:
+            self._cells_at = now
+        keep = self.selected_key
+        self.marked &= {r.key for r in snapshot.rows}
+        rows = [r for r in snapshot.rows if cells.matches(r, self.query_text)]
+        self._visible = cells.sort_rows(rows, self.sort_column, self.sort_reverse)
+        keys = [r.key for r in self._visible]
+        # The layout depends on every run, not the filtered few: filtering must not reflow.
+        self._width = self.size.width
+        widest = cells.merge_widths(self._measure(row, now, clock) for row in snapshot.rows)
+        layout, widths = cells.fit(snapshot.rows, max(0, self._width - 1), now, self.sort_column, widest)
+        relayout = (layout, widths) != (self._layout, self._widths)
+        if relayout:
+            self._layout, self._widths = layout, widths
+            self._strips.clear()
+            self._built.clear()  # every cell is rebuilt for the new layout
+        label_state = (self.sort_column, self.sort_reverse)
+        if relayout or self._header is None or self._label_state != label_state:
+            self._header = None
+            self._label_state = label_state
+            self._refresh_line(0)
+        changed = self._update_cells(now, clock)
+        if keys != self._keys or relayout:
+            self._keys = keys
+            self.virtual_size = Size(self._width, len(keys) + 1)
+            self.refresh()
+        else:
+            for key in changed:
+                self._refresh_row(self._keys.index(key))
+        self._restore_cursor(keep)
+        self._announce()
+
+    def _measure(self, row: RunRow, now: datetime, clock: bool) -> dict[str, int]:
+        """``cells.measure`` of ``row``, remeasured only when needed (see ``_sync``)."""
+        memo = self._measured.get(row.key)
+        if memo is None or memo[0] is not row.stats or memo[1] != row.name:
+            widths = cells.measure(row, now)
+        elif clock:
+            widths = {**memo[2], **cells.measure_timed(row, now)}
+        else:
+            return memo[2]
+        self._measured[row.key] = (row.stats, row.name, widths)
+        return widths
+
+    def _update_cells(self, now: datetime, clock: bool) -> list[str]:
+        """Rebuild the cells of runs that changed, and the clock's cells of
+        the others when ``clock``; the keys of rows whose text changed."""
+        layout = self._layout
+        assert layout is not None
+        shown = {r.key for r in self._visible}
+        for key in [k for k in self._cells if k not in shown]:
+            del self._cells[key]
+            self._built.pop(key, None)
+            self._strips.pop(key, None)
+        for key in [k for k in self._measured if k not in shown]:
+            del self._measured[key]
+        changed = []
+        for row in self._visible:
+            marked = row.key in self.marked
+            built = (row.stats, row.name, marked)
+            old = self._built.get(row.key)
+            if old is not None and old[0] is built[0] and old[1:] == built[1:]:
+                if not clock:
+                    continue
+                fresh = {**self._cells[row.key], **cells.row_cells(row, layout, now, marked=marked, only=cells.TIMED)}
+            else:
+                fresh = cells.row_cells(row, layout, now, marked=marked)
+            self._built[row.key] = built
+            if not _same_row(self._cells.get(row.key), fresh):
+                self._cells[row.key] = fresh
+                self._strips.pop(row.key, None)
+                changed.append(row.key)
+        return changed
+
+    def _restore_cursor(self, key: str | None) -> None:
+        if key is not None and key in self._keys:
+            self.cursor_row = self._keys.index(key)
+        self.cursor_row = max(0, min(self.cursor_row, len(self._keys) - 1))
+        self._scroll_to_cursor()
+
+    def _scroll_to_cursor(self) -> None:
+        rows_shown = max(1, self.size.height - 1)
+        top = int(self.scroll_offset.y)
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + rows_shown:
+            self.scroll_to(y=self.cursor_row - rows_shown + 1, animate=False, immediate=True)
+
+    def _refresh_row(self, index: int) -> None:
+        self._refresh_line(1 + index - int(self.scroll_offset.y))
+
+    def _refresh_line(self, line: int) -> None:
+        if 0 <= line < self.size.height:
+            self.refresh(Region(0, line, self.size.width, 1))
+
+    def _column_at(self, x: int) -> str | None:
+        for key in self.columns:
+            width = self._widths[key] + cells.PADDING
+            if x < width:
+                return key
+            x -= width
+        return None
+
+    def _announce(self) -> None:
+        key = self.selected_key
+        if key != self._announced:
+            self._announced = key
+            self.post_message(self.Selected(key))
+
+
+def _same_row(old: dict[str, Text] | None, new: dict[str, Text]) -> bool:
+    return old is not None and old.keys() == new.keys() and all(_same(old[c], t) for c, t in new.items())
 
 
 def _same(a: Text | None, b: Text) -> bool:
