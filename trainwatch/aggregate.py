@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from statistics import median
+from typing import Any
 
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.series import Series
@@ -119,6 +120,11 @@ class RunAggregator:
         self.observed: list[datetime] = []  # file update times seen by the watcher
         self._recent: deque[float] = deque(maxlen=16)  # for the outlier rule
         self._eval_pending = False  # an eval ran since the last logged iteration
+        # Bumped by every input (add, add_all, observe): figures derived from
+        # the state alone are memoised against it (``metrics._rate``), so a
+        # once-a-second re-derive of an unchanged run does not rescan windows.
+        self.changes = 0
+        self.memo: dict[str, tuple[int, Any]] = {}
         self._new_series()
         self._reset_sums()
 
@@ -126,6 +132,7 @@ class RunAggregator:
 
     def add(self, record: Record) -> None:
         """Take one record into account."""
+        self.changes += 1
         if isinstance(record, Iteration):
             self._add_iteration(record)
         elif isinstance(record, RunInfo):
@@ -151,6 +158,7 @@ class RunAggregator:
 
     def add_all(self, records: Iterable[Record]) -> None:
         """``add`` each record in order (runs of iterations take the bulk path)."""
+        self.changes += 1
         batch: list[Iteration] = []
         for record in records:
             if record.__class__ is Iteration:
@@ -176,6 +184,7 @@ class RunAggregator:
 
     def observe(self, at: datetime) -> None:
         """The log changed at ``at`` (file mtime): wall-clock evidence."""
+        self.changes += 1
         if not self.observed or at > self.observed[-1]:
             self.observed.append(at)
             del self.observed[:-64]

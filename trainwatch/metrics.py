@@ -310,6 +310,15 @@ def _derived_mfu(
 
 def _rate(agg: RunAggregator) -> tuple[float | None, str | None]:
     """Seconds per iteration now: wall clock where the log has it."""
+    memo = agg.memo.get("rate")
+    if memo is not None and memo[0] == agg.changes:
+        return memo[1]
+    rate = _measure_rate(agg)
+    agg.memo["rate"] = (agg.changes, rate)
+    return rate
+
+
+def _measure_rate(agg: RunAggregator) -> tuple[float | None, str | None]:
     walls: list[tuple[int, float]] = []
     for i in range(len(agg.iters) - 1, -1, -1) if agg.walls is not None else ():
         if not math.isnan(agg.walls[i]):  # type: ignore[index]

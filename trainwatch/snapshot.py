@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -46,15 +46,23 @@ class Snapshot:
     unrecognised: tuple[tuple[str, str], ...] = ()  # (path, reason)
 
 
-def build(sources: Iterable[LogSource], names: Names, now: datetime) -> Snapshot:
-    """Rows for every source that holds a run; the rest as unrecognised."""
+def build(
+    sources: Iterable[LogSource],
+    names: Names,
+    now: datetime,
+    derive: Callable[[LogSource], RunStats] | None = None,
+) -> Snapshot:
+    """Rows for every source that holds a run; the rest as unrecognised.
+
+    ``derive`` gives a source's stats (default: derived afresh as of ``now``);
+    the watcher passes one that reuses the stats of sources that did not change."""
     rows: list[RunRow] = []
     unrecognised: list[tuple[str, str]] = []
     for source in sources:
         if source.spec is None or not source.ready:
             unrecognised.append((str(source.path), source.problem or "not a training log"))
             continue
-        stats = source.agg.stats(now)
+        stats = source.agg.stats(now) if derive is None else derive(source)
         if stats.logged_iters == 0 and stats.iter is None:
             unrecognised.append((str(source.path), f"{source.spec.format}: no iterations logged yet"))
             continue

@@ -44,6 +44,7 @@ from trainwatch import mounts, remote
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
 from trainwatch.source import LogSource, RunOptions, SourceError, discover, is_log_name
+from trainwatch.stats import RunStats
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
@@ -52,6 +53,8 @@ log.addHandler(logging.NullHandler())  # never print over the TUI; problems are 
 MIN_PASS_INTERVAL = 0.1
 #: While the first read of many files runs, publish rows this often.
 LOAD_PUBLISH_INTERVAL = 0.25
+#: A clock tick that changes no figure publishes nothing, for at most this long.
+QUIET_REPUBLISH = 15.0
 #: Default polling interval for roots on network filesystems (inotify cannot
 #: see other hosts' writes) and for remote hosts (``--poll-network``).
 NETWORK_POLL = 2.0
@@ -141,6 +144,9 @@ class Watcher:
         self._live = False
         self._next_tick = 0.0
         self._last_pass = 0.0
+        self._published_at = -QUIET_REPUBLISH
+        # Each run's stats and when (monotonic) they were derived, kept while its log is unchanged.
+        self._derived: dict[LogSource, tuple[float, RunStats]] = {}
         self._loading: tuple[int, int] | None = None
         self._worker: threading.Thread | None = None
         self._fallback: str | None = None
@@ -307,6 +313,8 @@ class Watcher:
             target, self._target = self._target, None
         if target is not None:
             self._apply_target(target[0])
+        if force:
+            self._derived.clear()  # a refresh asked for: every figure as of now
         for folder in gone_dirs:
             self._folder_gone(folder)
             dirty.update(k for k in self._sources if k.startswith(folder.rstrip(os.sep) + os.sep))
@@ -322,8 +330,10 @@ class Watcher:
             key = self._key(path, moved.get(path))
             if key is not None:
                 changed |= self._refresh(key)
-        if changed or force or (self._live and time.monotonic() >= self._next_tick):
+        if changed or force:
             self._publish()
+        elif self._live and time.monotonic() >= self._next_tick:
+            self._publish(quiet=True)
 
     def _adopt_remote(self, dirty: set[str]) -> bool:
         """Remote files with news are dirty (new ones get a row); ``True`` if a host's state changed."""
@@ -382,6 +392,7 @@ class Watcher:
 
     def _refresh(self, key: str) -> bool:
         source = self._sources[key]
+        self._derived.pop(source, None)  # derived again at the next publish (see there)
         first = key in self._unread
         self._unread.discard(key)
         before = source.problem
@@ -404,17 +415,51 @@ class Watcher:
             return True
         return changed or first or had_problem or source.problem != before
 
-    def _publish(self) -> None:
+    def _publish(self, quiet: bool = False) -> None:
+        """Derive and hand over a new snapshot. ``quiet`` (a clock tick, no
+        file changed): skip it when every figure is as before, up to
+        ``QUIET_REPUBLISH`` seconds (a stalled run's age, shown in minutes,
+        and finish dates still follow the clock)."""
         now = self._clock()
-        snapshot = build((s for k, s in self._sources.items() if k not in self._unread), self._names, now)
+        clock = time.monotonic()
+        ready = [s for k, s in self._sources.items() if k not in self._unread]
+        fresh = [self._stats(source, now, clock) for source in ready if source.spec is not None and source.ready]
+        if quiet and not any(fresh) and clock - self._published_at < QUIET_REPUBLISH:
+            self._next_tick = clock + self._tick
+            return  # a tick that changed no figure (and no file changed): nothing to show
+        if len(self._derived) > len(self._sources):  # runs gone since: forget them
+            live = set(self._sources.values())
+            self._derived = {s: memo for s, memo in self._derived.items() if s in live}
+        snapshot = build(ready, self._names, now, lambda source: self._derived[source][1])
         rows = tuple(self._annotate(row) for row in snapshot.rows)
         snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised + tuple(self._remote.unrecognised()))
         self._live = any(row.stats.status in _LIVE for row in rows)
         self._next_tick = time.monotonic() + self._tick
+        self._published_at = time.monotonic()
         try:
             self._publish_cb(snapshot)
         except Exception:  # the consumer's bug must not stop the watching
             log.exception("trainwatch: publishing a snapshot failed")
+
+    def _stats(self, source: LogSource, now: datetime, clock: float) -> bool:
+        """Bring ``source``'s stats up to date in ``_derived``; ``True`` if they changed.
+
+        A run's stats are derived again when its log changed (``_refresh``
+        drops them) or when they are a tick old (ETAs and stall detection
+        follow the clock). With 100 busy runs, re-deriving every run on each
+        of ten passes a second cost more than everything else here. A
+        re-derive that changes nothing keeps the previous object, so that the
+        app (and ``_publish``) can tell an unchanged run by identity, for free.
+        """
+        memo = self._derived.get(source)
+        if memo is not None and clock - memo[0] < self._tick:
+            return False
+        stats = source.agg.stats(now)
+        if memo is not None and memo[1] == stats:
+            self._derived[source] = (clock, memo[1])
+            return False
+        self._derived[source] = (clock, stats)
+        return True
 
     def _annotate(self, row: RunRow) -> RunRow:
         """A run whose file went away or became unreadable says so (⚑) and keeps its figures."""
@@ -430,6 +475,7 @@ class Watcher:
         return replace(row, stats=replace(row.stats, warnings=(*row.stats.warnings, note)))
 
     def _apply_target(self, target: int | None) -> None:
+        self._derived.clear()
         self._options = self._remote.options = replace(self._options, target=target)
         for source in self._sources.values():
             source.options = self._options  # documents build a new aggregator per parse
