@@ -21,7 +21,7 @@ from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 
 from trainwatch.tui import cells
@@ -104,7 +104,7 @@ class TrainwatchApp(App[int]):
         Binding("q", "quit", "Quit"),
     ]
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: var[Snapshot | None] = var(None, always_update=True)
 
     def __init__(
         self,

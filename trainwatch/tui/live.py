@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.screen import Screen
 
 if TYPE_CHECKING:
@@ -15,4 +15,4 @@ class LiveScreen(Screen[None]):
     """A screen with a reactive ``snapshot``; the app sets it on every screen
     in the stack (inside one ``batch_update``) when a new snapshot arrives."""
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
+    snapshot: var[Snapshot | None] = var(None, always_update=True)

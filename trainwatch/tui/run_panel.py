@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
-from textual.reactive import reactive
+from textual.reactive import var
 from textual.widgets import Static
 
 from trainwatch.tui import cells, plotspec
 
 if TYPE_CHECKING:
     from trainwatch.snapshot import RunRow, Snapshot
+    from trainwatch.stats import RunStats
     from trainwatch.tui.charts import Chart
+
+
+#: Seconds between two redraws of the charts for the same selected run.
+REDRAW_EVERY = 0.5
 
 
 class RunPanel(Horizontal):
     """Follows the table's cursor. The charts are mounted after the first
-    frame so that importing the plotting library never delays startup."""
+    frame, so that the table is on screen as early as can be."""
 
-    snapshot: reactive[Snapshot | None] = reactive(None, always_update=True)
-    selected: reactive[str | None] = reactive(None)
+    snapshot: var[Snapshot | None] = var(None, always_update=True)
+    selected: var[str | None] = var(None)
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._charts: dict[str, Chart] = {}
+        self._drawn: tuple[str | None, str, RunStats] | None = None
+        self._pending = False  # a redraw is scheduled
+        self._redrawn_at = -REDRAW_EVERY
 
     def compose(self) -> ComposeResult:
         yield Static(Text("loading…", style="dim"), id="panel-placeholder")
@@ -43,6 +52,24 @@ class RunPanel(Horizontal):
         self._redraw()
 
     def watch_snapshot(self) -> None:
+        # The numbers first: the charts are redrawn after the frame that
+        # shows the table's new cells (drawing three charts costs more than
+        # the rest of that frame), and at most every REDRAW_EVERY seconds
+        # however often a busy run's log grows.
+        if self._pending:
+            return
+        self._pending = True
+        wait = self._redrawn_at + REDRAW_EVERY - time.monotonic()
+        if wait > 0:
+            self.set_timer(wait, self._after_next_frame)
+        else:
+            self._after_next_frame()
+
+    def _after_next_frame(self) -> None:
+        self.call_after_refresh(self._deferred_redraw)
+
+    def _deferred_redraw(self) -> None:
+        self._pending = False
         self._redraw()
 
     def watch_selected(self) -> None:
@@ -57,6 +84,18 @@ class RunPanel(Horizontal):
         if not self._charts:
             return
         row = self._row()
+        # The watcher hands over the same RunStats while a run's log is
+        # unchanged: then the charts are too, and need no new specs.
+        drawn = (self.selected, row.name, row.stats) if row is not None else None
+        if (
+            drawn is not None
+            and self._drawn is not None
+            and drawn[:2] == self._drawn[:2]
+            and drawn[2] is self._drawn[2]
+        ):
+            return
+        self._drawn = drawn
+        self._redrawn_at = time.monotonic()
         if row is None:
             for chart in self._charts.values():
                 chart.spec = None
@@ -70,3 +109,7 @@ class RunPanel(Horizontal):
         for key, chart in self._charts.items():
             if chart.spec != specs[key]:  # unchanged series: no replot
                 chart.spec = specs[key]
+
+
+def _same_run(a: tuple[str | None, str, RunStats], b: tuple[str | None, str, RunStats]) -> bool:
+    return a[:2] == b[:2] and a[2] is b[2]
