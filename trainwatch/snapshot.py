@@ -8,6 +8,7 @@ add fields freely, never rename or drop one.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
@@ -85,37 +86,41 @@ def _disambiguate(rows: list[RunRow]) -> list[RunRow]:
     suffix: dict[int, str] = {}
     for twins in groups.values():
         if len(twins) > 1:
-            suffix.update(_distinguish(twins))
+            found = _suffixes(tuple((r.path, r.stats.run_id) for r in twins))
+            suffix.update(zip(map(id, twins), found, strict=True))
     return [
         RunRow(f"{row.name} · {suffix[id(row)]}", row.path, row.format, row.stats) if id(row) in suffix else row
         for row in rows
     ]
 
 
-def _distinguish(twins: list[RunRow]) -> dict[int, str]:
-    """For each of runs sharing a name (by ``id``): its run id if no twin has
-    it, else the fewest trailing path parts no twin shares."""
-    ids = Counter(r.stats.run_id for r in twins)
-    parts = {id(r): Path(r.path).parts for r in twins}
-    names = Counter(p[-1] for p in parts.values())
+@functools.lru_cache(maxsize=64)
+def _suffixes(twins: tuple[tuple[str, str | None], ...]) -> tuple[str, ...]:
+    """For each of runs (path, run id) sharing a name: its run id if no twin
+    has it, else the fewest trailing path parts no twin shares.
+
+    Cached: the live view asks again on every update, for the same runs."""
+    ids = Counter(run_id for _, run_id in twins)
+    parts = [Path(path).parts for path, _ in twins]
+    names = Counter(p[-1] for p in parts)
     tails: dict[int, Counter[tuple[str, ...]]] = {}  # depth -> how many twins end so
-    out: dict[int, str] = {}
-    for row in twins:
-        if row.stats.run_id and ids[row.stats.run_id] == 1:
-            out[id(row)] = row.stats.run_id
+    out: list[str] = []
+    for (path, run_id), mine in zip(twins, parts, strict=True):
+        if run_id and ids[run_id] == 1:
+            out.append(run_id)
             continue
-        mine = parts[id(row)]
-        out[id(row)] = row.path
+        shown_as = path
         for depth in range(1, len(mine) + 1):
             if depth not in tails:
-                tails[depth] = Counter(p[-depth:] for p in parts.values())
+                tails[depth] = Counter(p[-depth:] for p in parts)
             tail = mine[-depth:]
             if tails[depth][tail] == 1:
                 # The file name alone says nothing once folders differ: show the folders.
                 shown = tail[:-1] if depth > 1 and names[mine[-1]] == len(twins) else tail
-                out[id(row)] = "/".join(shown)
+                shown_as = "/".join(shown)
                 break
-    return out
+        out.append(shown_as)
+    return tuple(out)
 
 
 def run_record(row: RunRow) -> dict[str, Any]:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 #: Seconds between two redraws of the charts for the same selected run.
-REDRAW_EVERY = 0.5
+REDRAW_EVERY = 1.0
 
 
 class RunPanel(Horizontal):
