@@ -231,10 +231,47 @@ def test_idle_when_every_run_is_over(tmp_path: Path, start: Callable[..., tuple[
 
 def test_running_run_ticks(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
     write_log(tmp_path / "live.log", range(0, 30, 10))
-    _, rec = start([tmp_path], tick=0.05)
-    rec.wait(lambda s: len(s.rows) == 1)
-    first = rec.count
-    rec.wait(lambda s: True, since=first + 3)  # ETA countdown: ticks come without file changes
+    now = [datetime.now()]
+    _, rec = start([tmp_path], clock=lambda: now[0], tick=0.05)
+    first = rec.wait(lambda s: len(s.rows) == 1)
+    eta = first.rows[0].stats.eta_s
+    assert eta is not None
+    now[0] += timedelta(seconds=0.5)  # no file changes, only the clock: the ETA counts down
+    later = rec.wait(lambda s: s.rows[0].stats.eta_s is not None and s.rows[0].stats.eta_s < eta)
+    assert later.rows[0].stats.eta_s == pytest.approx(eta - 0.5)
+
+
+def test_quiet_ticks_publish_nothing_until_a_figure_changes(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = write_log(tmp_path / "live.log", range(0, 30, 10))
+    now = [datetime.now()]  # a clock that stands still: every re-derive gives the same figures
+    _, rec = start([tmp_path], clock=lambda: now[0], tick=0.02)
+    first = rec.wait(at_iter(log, 20))
+    count = rec.count
+    time.sleep(0.5)  # 25 ticks; the assertion is that none of them published
+    assert rec.count == count
+    # At most QUIET_REPUBLISH apart all the same (stall ages, finish dates), with
+    # the very same RunStats object: the app can skip the unchanged run.
+    monkeypatch.setattr(watch, "QUIET_REPUBLISH", 0.1)
+    again = rec.wait(lambda s: True, since=count)
+    assert again.rows[0].stats is first.rows[0].stats
+
+
+def test_an_unchanged_run_keeps_its_stats_object(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    busy = write_log(tmp_path / "a" / "train.log", range(0, 30, 10))
+    quiet = write_log(tmp_path / "b" / "train.log", range(0, 30, 10))
+    _, rec = start([tmp_path])
+    before = rec.wait(lambda s: len(s.rows) == 2 and all(r.stats.iter == 20 for r in s.rows))
+    append(busy, iter_line(30))
+    after = rec.wait(at_iter(busy, 30))
+    quiet_before, quiet_after = row(before, quiet), row(after, quiet)
+    assert quiet_before is not None and quiet_after is not None
+    assert quiet_after.stats is quiet_before.stats  # not derived again (the tick is 1 s)
+    busy_before, busy_after = row(before, busy), row(after, busy)
+    assert busy_before is not None and busy_after is not None and busy_after.stats is not busy_before.stats
 
 
 def test_stall_detected_by_the_tick(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:

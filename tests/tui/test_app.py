@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html
 import io
 import os
 import shutil
@@ -14,6 +15,7 @@ import orjson
 import pytest
 from rich.console import Console
 from textual.pilot import Pilot
+from textual.strip import Strip
 from textual.widgets import Input, Static
 
 from trainwatch.export import render
@@ -359,3 +361,75 @@ async def test_watch_problems_are_one_line_errors(make_app: AppMaker, live_snaps
         await settle(pilot)
         errors = [str(n.message) for n in app._notifications if n.severity == "error"]
         assert errors == ["cannot read /runs/a.log: Permission denied"]  # once, not per snapshot
+
+
+def many_runs(snapshot: Snapshot, count: int) -> Snapshot:
+    """``count`` runs (copies of the seed runs under other paths and names)."""
+    rows = [
+        dataclasses.replace(base, name=f"run {k:02d}", path=f"/runs/{k:02d}/{Path(base.path).name}")
+        for k, base in ((k, snapshot.rows[k % len(snapshot.rows)]) for k in range(count))
+    ]
+    return dataclasses.replace(snapshot, rows=tuple(rows))
+
+
+def screen_text(app: TrainwatchApp) -> str:
+    return html.unescape(app.export_screenshot()).replace("\xa0", " ")
+
+
+async def test_table_scrolls_with_the_cursor_and_keeps_its_header(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    snap = many_runs(live_snapshot, 40)
+    app, _ = make_app(snap)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        assert t.row_count == 40 and t.size.height < 40  # more runs than lines
+        assert "run 00" in screen_text(app) and "run 39" not in screen_text(app)
+        await pilot.press("end")
+        assert selected_name(app) == "run 39"
+        text = screen_text(app)
+        assert "run 39" in text and "run 00" not in text
+        assert "Status" in text and "Progress" in text  # the header stayed on screen
+        await pilot.press("home", "down", "down")
+        assert selected_name(app) == "run 02"
+        await pilot.press("pagedown")
+        assert t.cursor_row == 2 + t.size.height - 2
+        assert selected_name(app) in screen_text(app)
+
+
+async def test_click_selects_a_row_and_a_second_click_opens_it(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    app, _ = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        assert t.cursor_row == 0
+        await pilot.click(RunsTable, offset=(10, 3))  # line 0 is the header: the third run
+        assert t.cursor_row == 2 and isinstance(app.screen, MainScreen)
+        await pilot.click(RunsTable, offset=(10, 3))
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+
+
+async def test_a_new_snapshot_repaints_only_the_rows_that_changed(
+    make_app: AppMaker, live_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, sources = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        await pilot.pause(0.2)
+        painted: list[int] = []
+        render_line = RunsTable.render_line
+
+        def spy(self: RunsTable, y: int) -> Strip:
+            painted.append(y)
+            return render_line(self, y)
+
+        monkeypatch.setattr(RunsTable, "render_line", spy)
+        # One run's loss changes (a new RunStats object); the others are handed over as they were.
+        rows = list(live_snapshot.rows)
+        index = t.get_row_index(rows[1].key)
+        rows[1] = dataclasses.replace(rows[1], stats=dataclasses.replace(rows[1].stats, loss=1.234))
+        sources[0].publish(dataclasses.replace(live_snapshot, rows=tuple(rows)))
+        await settle(pilot)
+        assert t.get_cell(rows[1].key, "loss").plain.startswith("1.234")
+        assert painted == [1 + index]  # its line, below the header, and no other
