@@ -179,10 +179,13 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     server = _metrics_server(args) if args.metrics_port is not None else None
 
     def factory(publish: Callable[[Snapshot], None]) -> Watcher:
-        from trainwatch.prometheus import tee
         from trainwatch.watch import Watcher
 
-        also = tee(publish, server.publish) if server is not None else publish
+        also = publish
+        if server is not None:  # prometheus_client costs ~50 ms to import: only when asked for
+            from trainwatch.prometheus import tee
+
+            also = tee(publish, server.publish)
         return Watcher(args.paths, options, names, also, poll=args.poll, network_poll=args.poll_network)
 
     try:

@@ -11,6 +11,7 @@ Widgets then redraw only what changed.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import partial
@@ -124,6 +125,11 @@ class TrainwatchApp(App[int]):
         self.exported: list[Path] = []
         self._source_factory = source_factory
         self._source: SnapshotSource | None = None
+        self._source_error: OSError | None = None
+        # Snapshots published before the app is mounted wait here (start_source).
+        self._early_lock = threading.Lock()
+        self._mounted = False
+        self._early: Snapshot | None = None
         self._problems_seen: set[str] = set()
 
     # ------------------------------------------------------------ lifecycle
@@ -141,19 +147,35 @@ class TrainwatchApp(App[int]):
             return f"{self._source.mode} · reading {loading[0]}/{loading[1]} files…"
         return self._source.mode
 
-    def on_mount(self) -> None:
-        # Create and start the watcher once the first frame is on screen: the
-        # user sees "loading…" at once, whatever importing the parsers and the
-        # first read cost.
-        self.call_after_refresh(self._start_source)
-
-    def _start_source(self) -> None:
+    def start_source(self) -> None:
+        """Create and start the source now, before the app runs: the logs are
+        then read while Textual starts, and the first frame can hold rows.
+        Without this call the source starts after the first frame."""
         try:
             self._source = self._source_factory(self._publish)
             self._source.start()
         except OSError as exc:
+            self._source_error = exc
+
+    def on_mount(self) -> None:
+        with self._early_lock:
+            self._mounted = True
+            early, self._early = self._early, None
+        if early is not None:
+            self.snapshot = early
+        # Without an early start, create and start the source once the first
+        # frame is on screen: the user sees "loading…" at once, whatever
+        # importing the parsers and the first read cost.
+        self.call_after_refresh(self._start_source)
+
+    def _start_source(self) -> None:
+        if self._source is None and self._source_error is None:
+            self.start_source()
+        if self._source_error is not None:
+            exc = self._source_error
             self.notify(f"cannot watch: {exc.strerror or exc}", severity="error", markup=False, timeout=30)
             return
+        assert self._source is not None
         for header in self.query(HeaderBar):
             header.refresh()  # it shows the watch mode, known only now
         if self._source.network_paths and "poll" not in self._source.mode:
@@ -166,11 +188,18 @@ class TrainwatchApp(App[int]):
             )
 
     def on_unmount(self) -> None:
+        self.stop_source()
+
+    def stop_source(self) -> None:
         if self._source is not None:
             self._source.stop()
 
     def _publish(self, snapshot: Snapshot) -> None:
         """Called by the source, usually from its worker thread."""
+        with self._early_lock:
+            if not self._mounted:  # the app is still starting: keep the newest for on_mount
+                self._early = snapshot
+                return
         self.post_message(SnapshotReady(snapshot))
 
     @on(SnapshotReady)
@@ -274,13 +303,17 @@ def run_app(
     metrics endpoint and network options)."""
 
     def factory(publish: Publish) -> SnapshotSource:
-        from trainwatch.watch import Watcher  # after the first frame (it loads every parser)
+        from trainwatch.watch import Watcher  # imported here: it loads every parser
 
         return Watcher(paths, options, names, publish, poll=poll)
 
     make: SourceFactory = source_factory or factory
     app = TrainwatchApp(make, where=describe_paths(paths), watched=paths, export_dir=export_dir, bell=bell)
-    status = app.run()
+    app.start_source()  # read the logs while Textual starts up
+    try:
+        status = app.run()
+    finally:
+        app.stop_source()  # also when the app never mounted (on_unmount stops it otherwise)
     if app.exported:
         folders = sorted({str(p.parent) for p in app.exported})
         print(f"trainwatch: exported {len(app.exported)} files to {', '.join(folders)}")

@@ -114,7 +114,7 @@ _STEPS: tuple[Callable[[Layout], Layout], ...] = (
     lambda lay: replace(lay, stall_age=False),
     lambda lay: replace(lay, name_width=12),
 )
-PADDING = 2  # DataTable cell padding, both sides together
+PADDING = 2  # a space either side of every cell (RunsTable)
 
 
 def layouts(count_width: int = 0) -> Iterable[Layout]:
