@@ -258,6 +258,44 @@ def test_quiet_ticks_publish_nothing_until_a_figure_changes(
     assert again.rows[0].stats is first.rows[0].stats
 
 
+def test_a_drifting_finish_estimate_alone_publishes_nothing(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    log = write_log(tmp_path / "live.log", range(0, 30, 10))
+    now = [datetime.now()]
+    _, rec = start([tmp_path], clock=lambda: now[0], tick=0.02)
+    first = rec.wait(at_iter(log, 20))
+    assert first.rows[0].stats.status == "running"
+    # Past the ETA countdown's cap (the next log line is due): the estimate
+    # stands still and the finish time moves with the clock, tick by tick.
+    now[0] += timedelta(seconds=5)
+    moved = rec.wait(lambda s: s.rows[0].stats.finish_at != first.rows[0].stats.finish_at)
+    count = rec.count
+    for _ in range(10):
+        now[0] += timedelta(seconds=0.5)
+        time.sleep(0.05)
+    assert rec.count == count  # 25 ticks, each moving finish_at: nothing published
+    assert moved.rows[0].stats.status == "running"
+
+
+def test_only_clock_moved() -> None:
+    from trainwatch.aggregate import RunAggregator
+    from trainwatch.parsers import nanogpt_stdout
+    from trainwatch.stats import only_clock_moved
+
+    agg_log = PREAMBLE.format(target=1000) + "".join(iter_line(s) for s in range(0, 30, 10))
+    agg = RunAggregator()
+    parser = nanogpt_stdout.SPEC.new_line_parser()
+    for line in agg_log.splitlines():
+        agg.add_all(parser.feed(line))
+    agg.observe(datetime(2025, 1, 1, 12, 0, 0))
+    at_noon = agg.stats(datetime(2025, 1, 1, 12, 0, 10))
+    later = agg.stats(datetime(2025, 1, 1, 12, 0, 20))
+    assert later.finish_at != at_noon.finish_at and only_clock_moved(at_noon, later)
+    agg.add_all(parser.feed(iter_line(30).rstrip("\n")))
+    assert not only_clock_moved(later, agg.stats(datetime(2025, 1, 1, 12, 0, 20)))
+
+
 def test_an_unchanged_run_keeps_its_stats_object(
     tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
 ) -> None:

@@ -6,7 +6,7 @@ Field names mirror the snapshot JSON contract (shared/design/SNAPSHOT.md);
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
@@ -81,3 +81,13 @@ class RunStats:
     mfu_series: Points = EMPTY
     tps_series: Points = EMPTY
     wall_series: Points = field(default=EMPTY)
+
+
+def only_clock_moved(old: RunStats, new: RunStats) -> bool:
+    """Whether ``new`` differs from ``old`` at most in the figures that move
+    with the clock by themselves: a run with no news has its finish estimate
+    drift and its wall time grow, second by second. That is no news to show
+    at once (the table shows the finish time in minutes)."""
+    if old is new:
+        return True
+    return replace(new, finish_at=old.finish_at, wall_elapsed_s=old.wall_elapsed_s) == old

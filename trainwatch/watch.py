@@ -44,7 +44,7 @@ from trainwatch import mounts, remote
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
 from trainwatch.source import LogSource, RunOptions, SourceError, discover, is_log_name
-from trainwatch.stats import RunStats
+from trainwatch.stats import RunStats, only_clock_moved
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
@@ -53,7 +53,8 @@ log.addHandler(logging.NullHandler())  # never print over the TUI; problems are 
 MIN_PASS_INTERVAL = 0.1
 #: While the first read of many files runs, publish rows this often.
 LOAD_PUBLISH_INTERVAL = 0.25
-#: A clock tick that changes no figure publishes nothing, for at most this long.
+#: A clock tick that changes no figure (or only a finish estimate drifting
+#: with the clock) publishes nothing, for at most this long.
 QUIET_REPUBLISH = 15.0
 #: Default polling interval for roots on network filesystems (inotify cannot
 #: see other hosts' writes) and for remote hosts (``--poll-network``).
@@ -458,8 +459,11 @@ class Watcher:
         if memo is not None and memo[1] == stats:
             self._derived[source] = (clock, memo[1])
             return False
+        # Kept either way (a snapshot published for another reason carries
+        # the current figures), but the drift of a finish estimate alone is
+        # no reason to publish: QUIET_REPUBLISH covers it.
         self._derived[source] = (clock, stats)
-        return True
+        return memo is None or not only_clock_moved(memo[1], stats)
 
     def _annotate(self, row: RunRow) -> RunRow:
         """A run whose file went away or became unreadable says so (⚑) and keeps its figures."""

@@ -11,6 +11,7 @@ from textual.containers import Horizontal
 from textual.reactive import var
 from textual.widgets import Static
 
+from trainwatch.stats import only_clock_moved
 from trainwatch.tui import cells, plotspec
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ class RunPanel(Horizontal):
             return
         row = self._row()
         # The watcher hands over the same RunStats while a run's log is
-        # unchanged: then the charts are too, and need no new specs.
+        # unchanged (or stats that differ only in figures that follow the
+        # clock): then the charts are as drawn, and need no new specs.
         drawn = (self.selected, row.name, row.stats) if row is not None else None
         if (
             drawn is not None
@@ -112,4 +114,4 @@ class RunPanel(Horizontal):
 
 
 def _same_run(a: tuple[str | None, str, RunStats], b: tuple[str | None, str, RunStats]) -> bool:
-    return a[:2] == b[:2] and a[2] is b[2]
+    return a[:2] == b[:2] and only_clock_moved(b[2], a[2])
