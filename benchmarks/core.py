@@ -29,10 +29,10 @@ class Sizes:
     busy_runs: int
     busy_s: float
     keypresses: int
-    settle: float  # seconds an app gets after its first frame before being measured
+    settle: float  # seconds an app gets after its first frame, to finish starting up, before being measured
 
 
-FULL = Sizes("full", 100_000_000, 100_000, 3, 20, 8, 1_000_000, 50, 30.0, (1, 8, 64), 100, 30.0, 20, 2.0)
+FULL = Sizes("full", 100_000_000, 100_000, 3, 20, 8, 1_000_000, 50, 30.0, (1, 8, 64), 100, 30.0, 20, 5.0)
 SMOKE = Sizes("smoke", 2_000_000, 2_000, 1, 3, 2, 20_000, 5, 3.0, (8,), 8, 2.0, 2, 0.5)
 
 
