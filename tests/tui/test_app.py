@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,6 +22,7 @@ from textual.widgets import Input, Static
 from trainwatch.export import render
 from trainwatch.snapshot import Snapshot
 from trainwatch.tui.app import TrainwatchApp, default_export_dir, describe_paths
+from trainwatch.tui.charts import Chart
 from trainwatch.tui.compare import CompareScreen
 from trainwatch.tui.detail import DetailScreen
 from trainwatch.tui.dialogs import HelpScreen, TargetScreen
@@ -433,3 +435,47 @@ async def test_a_new_snapshot_repaints_only_the_rows_that_changed(
         await settle(pilot)
         assert t.get_cell(rows[1].key, "loss").plain.startswith("1.234")
         assert painted == [1 + index]  # its line, below the header, and no other
+
+
+async def test_detail_follows_the_run_and_skips_clock_only_updates(
+    make_app: AppMaker, moving_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainwatch.tui import plotspec
+
+    specs: list[object] = []
+    loss_chart = plotspec.loss_chart
+
+    def counted(*args: Any, **kwargs: Any) -> plotspec.ChartSpec:
+        specs.append(args)
+        return loss_chart(*args, **kwargs)
+
+    monkeypatch.setattr(plotspec, "loss_chart", counted)
+    first = snapshot_of(moving_dir, NOW)
+    app, sources = make_app(first)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        qwen = next(r for r in first.rows if QWEN in r.key)
+        t.move_cursor(row=t.get_row_index(qwen.key))
+        await pilot.press("enter")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, DetailScreen)
+        assert "1,230 / 2,000" in shown(app, "#facts-progress")
+        loss, built = screen.query_one("#d-loss", Chart).spec, len(specs)
+        # The same run a few seconds on, with no news: only the finish estimate moved.
+        drift = dataclasses.replace(
+            qwen.stats, finish_at=qwen.stats.finish_at + timedelta(seconds=3) if qwen.stats.finish_at else None
+        )
+        rows = tuple(dataclasses.replace(r, stats=drift) if r.key == qwen.key else r for r in first.rows)
+        sources[0].publish(dataclasses.replace(first, rows=rows))
+        await settle(pilot)
+        assert len(specs) == built  # no chart spec rebuilt
+        assert screen.query_one("#d-loss", Chart).spec is loss
+        # Ten more iterations: the facts and the charts follow.
+        later = NOW + timedelta(seconds=280)
+        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        sources[0].publish(snapshot_of(moving_dir, later))
+        await settle(pilot)
+        assert "1,240 / 2,000" in shown(app, "#facts-progress")
+        assert len(specs) > built and screen.query_one("#d-loss", Chart).spec != loss

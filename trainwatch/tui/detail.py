@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -14,7 +15,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
 from trainwatch import fmt
-from trainwatch.stats import RunStats
+from trainwatch.stats import RunStats, only_clock_moved
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.live import LiveScreen
@@ -124,6 +125,8 @@ class DetailScreen(LiveScreen):
         super().__init__()
         self.key = key
         self.set_reactive(LiveScreen.snapshot, snapshot)
+        self._shown: dict[str, Any] = {}  # selector -> what its Static shows
+        self._shown_stats: RunStats | None = None  # the charts and notes were made from these
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
@@ -142,6 +145,12 @@ class DetailScreen(LiveScreen):
 
     def on_mount(self) -> None:
         self._show()
+
+    def _update(self, selector: str, content: Any, render: Callable[[Any], RenderableType] | None = None) -> None:
+        """``Static.update`` of ``selector`` when ``content`` differs from what it shows."""
+        if self._shown.get(selector) != content:
+            self._shown[selector] = content
+            self.query_one(selector, Static).update(render(content) if render else content)
 
     def _row(self) -> RunRow | None:
         if self.snapshot is None:
@@ -162,7 +171,9 @@ class DetailScreen(LiveScreen):
         title.append("  ")
         title.append(cells.status_text(s, now), style=cells.STATUS_STYLE[s.status])
         title.append(f"  {cells.safe_text(Path(row.path).name)} · {row.format}", style="dim")
-        self.query_one("#detail-title", Static).update(title)
+        # Only what changed is updated: every update repaints its widget, and
+        # most snapshots (another run's news, a clock tick) change little here.
+        self._update("#detail-title", title)
         boxes = {
             "#facts-run": ("Run", run_facts(row)),
             "#facts-progress": ("Progress", progress_facts(row, fmt.clock(s.finish_at, now))),
@@ -170,8 +181,12 @@ class DetailScreen(LiveScreen):
         }
         for selector, (name, pairs) in boxes.items():
             box = self.query_one(selector, Static)
-            box.border_title = name
-            box.update(_grid(pairs))
+            if box.border_title is None:
+                box.border_title = name
+            self._update(selector, pairs, _grid)
+        shown, self._shown_stats = self._shown_stats, s
+        if shown is not None and only_clock_moved(shown, s):
+            return  # charts and notes depend on no figure that moved
         charts = {
             "#d-loss": plotspec.loss_chart(s),
             "#d-time": plotspec.time_chart(s),
