@@ -479,3 +479,36 @@ async def test_detail_follows_the_run_and_skips_clock_only_updates(
         await settle(pilot)
         assert "1,240 / 2,000" in shown(app, "#facts-progress")
         assert len(specs) > built and screen.query_one("#d-loss", Chart).spec != loss
+
+
+async def test_compare_rebuilds_curves_only_for_news(
+    make_app: AppMaker, live_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainwatch.tui import plotspec
+
+    calls: list[str] = []
+    compare_chart = plotspec.compare_chart
+
+    def counted(rows: Any, mode: plotspec.XMode) -> Any:
+        calls.append(mode)
+        return compare_chart(rows, mode)
+
+    monkeypatch.setattr(plotspec, "compare_chart", counted)
+    app, sources = make_app(live_snapshot)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("c")
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen) and calls == ["tokens"]
+
+        def moved(**changes: Any) -> Snapshot:
+            rows = [dataclasses.replace(r, stats=dataclasses.replace(r.stats, **changes)) for r in live_snapshot.rows]
+            return dataclasses.replace(live_snapshot, rows=tuple(rows))
+
+        sources[0].publish(moved(wall_elapsed_s=12345.0))  # the clock's own figures only
+        await settle(pilot)
+        assert calls == ["tokens"]
+        sources[0].publish(moved(loss=1.5))  # news
+        await settle(pilot)
+        await pilot.press("i")
+        assert calls == ["tokens", "tokens", "iter"]

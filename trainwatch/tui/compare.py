@@ -12,6 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Static
 
 from trainwatch import fmt
+from trainwatch.stats import RunStats, only_clock_moved
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.live import LiveScreen
@@ -88,6 +89,7 @@ class CompareScreen(LiveScreen):
         self.keys = keys
         self.set_reactive(LiveScreen.snapshot, snapshot)
         self._shown: list[tuple[str, list[str]]] = []
+        self._drawn: tuple[str, list[tuple[str, str, RunStats]]] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-title")
@@ -125,6 +127,13 @@ class CompareScreen(LiveScreen):
         if self.snapshot is None:
             return
         rows = self.rows()
+        self._fill_table(rows)
+        # The curves change only when a compared run has news (not with the
+        # clock, nor with another run's log): then rebuild them.
+        drawn = (self.x_mode, [(r.key, r.name, r.stats) for r in rows])
+        if self._drawn is not None and _same_curves(self._drawn, drawn):
+            return
+        self._drawn = drawn
         spec, notes = plotspec.compare_chart(rows, self.x_mode)
         title = Text(" Compare ", style="bold")
         title.append(f"· {len(rows)} run{'s' if len(rows) != 1 else ''} · loss vs ")
@@ -139,7 +148,6 @@ class CompareScreen(LiveScreen):
         if chart.spec != spec:
             chart.spec = spec
         self.query_one("#compare-notes", Static).update(Text("\n".join(notes), style="dim"))
-        self._fill_table(rows)
 
     def _fill_table(self, rows: list[RunRow]) -> None:
         assert self.snapshot is not None
@@ -159,3 +167,12 @@ class CompareScreen(LiveScreen):
             columns.append(figures(row, now))
         for i, name in enumerate(FIGURE_NAMES):
             table.add_row(Text(name, style="dim"), *(col[i] for col in columns))
+
+
+def _same_curves(
+    old: tuple[str, list[tuple[str, str, RunStats]]], new: tuple[str, list[tuple[str, str, RunStats]]]
+) -> bool:
+    """Same x-axis, same runs in the same order, none with news beyond the clock."""
+    if old[0] != new[0] or len(old[1]) != len(new[1]):
+        return False
+    return all(a[:2] == b[:2] and only_clock_moved(a[2], b[2]) for a, b in zip(old[1], new[1], strict=True))
