@@ -281,7 +281,7 @@ def test_a_drifting_finish_estimate_alone_publishes_nothing(
 def test_only_clock_moved() -> None:
     from trainwatch.aggregate import RunAggregator
     from trainwatch.parsers import nanogpt_stdout
-    from trainwatch.stats import only_clock_moved
+    from trainwatch.stats import COUNTDOWN, only_clock_moved
 
     agg_log = PREAMBLE.format(target=1000) + "".join(iter_line(s) for s in range(0, 30, 10))
     agg = RunAggregator()
@@ -292,6 +292,11 @@ def test_only_clock_moved() -> None:
     at_noon = agg.stats(datetime(2025, 1, 1, 12, 0, 10))
     later = agg.stats(datetime(2025, 1, 1, 12, 0, 20))
     assert later.finish_at != at_noon.finish_at and only_clock_moved(at_noon, later)
+    # Between two log lines the ETA counts down: news for the watcher (it is
+    # shown in seconds), only the clock's cells for the app.
+    early, less = (agg.stats(datetime(2025, 1, 1, 12, 0, 0, ms * 1000)) for ms in (200, 500))
+    assert less.eta_s is not None and early.eta_s is not None and less.eta_s < early.eta_s
+    assert not only_clock_moved(early, less) and only_clock_moved(early, less, COUNTDOWN)
     agg.add_all(parser.feed(iter_line(30).rstrip("\n")))
     assert not only_clock_moved(later, agg.stats(datetime(2025, 1, 1, 12, 0, 20)))
 

@@ -44,7 +44,7 @@ from trainwatch import mounts, remote
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
 from trainwatch.source import LogSource, RunOptions, SourceError, discover, is_log_name
-from trainwatch.stats import RunStats, only_clock_moved
+from trainwatch.stats import DRIFT, RunStats, only_clock_moved
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
@@ -463,7 +463,7 @@ class Watcher:
         # the current figures), but the drift of a finish estimate alone is
         # no reason to publish: QUIET_REPUBLISH covers it.
         self._derived[source] = (clock, stats)
-        return memo is None or not only_clock_moved(memo[1], stats)
+        return memo is None or not only_clock_moved(memo[1], stats, DRIFT)
 
     def _annotate(self, row: RunRow) -> RunRow:
         """A run whose file went away or became unreadable says so (⚑) and keeps its figures."""

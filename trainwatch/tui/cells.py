@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from operator import itemgetter
 from typing import TYPE_CHECKING, Literal
 
 from rich.cells import cell_len
@@ -160,9 +161,10 @@ def fit(
 
 #: What ``measure`` returns, in every variant a layout may choose.
 MEASURED = ("name", "status", "status_short", "count", "loss", "siter", "tokh", "mfu", "train", "eta", "finish")
-#: Cells whose text changes with the clock alone (a stalled run's age, the
-#: finish date relative to today), for rows whose stats did not change.
-TIMED = ("status", "finish")
+#: Cells whose text follows the clock (a stalled run's age, the ETA counting
+#: down, the finish date relative to today): rebuilt alone for rows whose
+#: stats moved only with the clock (``stats.COUNTDOWN``).
+TIMED = ("status", "eta", "finish")
 
 
 def measure(row: RunRow, now: datetime) -> dict[str, int]:
@@ -176,7 +178,6 @@ def measure(row: RunRow, now: datetime) -> dict[str, int]:
         "tokh": cell_len(fmt.si(s.tokens_per_hour)),
         "mfu": cell_len(fmt.pct(s.mfu_mean_pct, 1) + FLAG),
         "train": cell_len(fmt.duration(s.train_time_logged_s)),
-        "eta": cell_len(eta_text(s)),
         **measure_timed(row, now),
     }
 
@@ -187,18 +188,15 @@ def measure_timed(row: RunRow, now: datetime) -> dict[str, int]:
     return {
         "status": cell_len(status_text(s, now, True)),
         "status_short": cell_len(status_text(s, now, False)),
+        "eta": cell_len(eta_text(s)),
         "finish": cell_len(fmt.clock(s.finish_at, now)),
     }
 
 
 def merge_widths(measured: Iterable[dict[str, int]]) -> dict[str, int]:
     """The widest of every measured cell (zeros with no rows: only unrecognised files yet)."""
-    widest = dict.fromkeys(MEASURED, 0)
-    for widths in measured:
-        for key, value in widths.items():
-            if value > widest[key]:
-                widest[key] = value
-    return widest
+    rows = list(measured)
+    return {key: max(map(itemgetter(key), rows), default=0) for key in MEASURED}
 
 
 def _widths(widest: dict[str, int], layout: Layout, sort_column: str | None) -> dict[str, int]:

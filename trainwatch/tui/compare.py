@@ -12,7 +12,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Static
 
 from trainwatch import fmt
-from trainwatch.stats import RunStats, only_clock_moved
+from trainwatch.stats import COUNTDOWN, RunStats, only_clock_moved
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.live import LiveScreen
@@ -175,4 +175,4 @@ def _same_curves(
     """Same x-axis, same runs in the same order, none with news beyond the clock."""
     if old[0] != new[0] or len(old[1]) != len(new[1]):
         return False
-    return all(a[:2] == b[:2] and only_clock_moved(a[2], b[2]) for a, b in zip(old[1], new[1], strict=True))
+    return all(a[:2] == b[:2] and only_clock_moved(a[2], b[2], COUNTDOWN) for a, b in zip(old[1], new[1], strict=True))

@@ -15,7 +15,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
 from trainwatch import fmt
-from trainwatch.stats import RunStats, only_clock_moved
+from trainwatch.stats import COUNTDOWN, RunStats, only_clock_moved
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.live import LiveScreen
@@ -185,7 +185,7 @@ class DetailScreen(LiveScreen):
                 box.border_title = name
             self._update(selector, pairs, _grid)
         shown, self._shown_stats = self._shown_stats, s
-        if shown is not None and only_clock_moved(shown, s):
+        if shown is not None and only_clock_moved(shown, s, COUNTDOWN):
             return  # charts and notes depend on no figure that moved
         charts = {
             "#d-loss": plotspec.loss_chart(s),

@@ -11,7 +11,7 @@ from textual.containers import Horizontal
 from textual.reactive import var
 from textual.widgets import Static
 
-from trainwatch.stats import only_clock_moved
+from trainwatch.stats import COUNTDOWN, only_clock_moved
 from trainwatch.tui import cells, plotspec
 
 if TYPE_CHECKING:
@@ -114,4 +114,4 @@ class RunPanel(Horizontal):
 
 
 def _same_run(a: tuple[str | None, str, RunStats], b: tuple[str | None, str, RunStats]) -> bool:
-    return a[:2] == b[:2] and only_clock_moved(b[2], a[2])
+    return a[:2] == b[:2] and only_clock_moved(b[2], a[2], COUNTDOWN)

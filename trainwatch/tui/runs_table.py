@@ -28,7 +28,7 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from trainwatch.stats import only_clock_moved
+from trainwatch.stats import COUNTDOWN, only_clock_moved
 from trainwatch.tui import cells
 
 if TYPE_CHECKING:
@@ -328,7 +328,7 @@ class RunsTable(ScrollView, can_focus=True):
     def _measure(self, row: RunRow, now: datetime, clock: bool) -> dict[str, int]:
         """``cells.measure`` of ``row``, remeasured only when needed (see ``_sync``)."""
         memo = self._measured.get(row.key)
-        if memo is None or memo[1] != row.name or not only_clock_moved(memo[0], row.stats):
+        if memo is None or memo[1] != row.name or not only_clock_moved(memo[0], row.stats, COUNTDOWN):
             widths = cells.measure(row, now)
         elif clock or memo[0] is not row.stats:
             widths = {**memo[2], **cells.measure_timed(row, now)}
@@ -354,7 +354,7 @@ class RunsTable(ScrollView, can_focus=True):
             marked = row.key in self.marked
             built = (row.stats, row.name, marked)
             old = self._built.get(row.key)
-            if old is not None and old[1:] == built[1:] and only_clock_moved(old[0], built[0]):
+            if old is not None and old[1:] == built[1:] and only_clock_moved(old[0], built[0], COUNTDOWN):
                 if not clock and old[0] is built[0]:
                     continue
                 fresh = {**self._cells[row.key], **cells.row_cells(row, layout, now, marked=marked, only=cells.TIMED)}
