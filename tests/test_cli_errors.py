@@ -130,10 +130,15 @@ def test_output_is_a_folder(tmp_path: Path, run_log: Path) -> None:
     assert list(out.iterdir()) == []
 
 
-def test_huge_target_is_not_a_crash(run_log: Path) -> None:
-    result = run_cli("snapshot", str(run_log), "--target", "9" * 30, "-f", "json")
-    assert result.returncode == EXIT_OK and not result.stderr
-    assert json.loads(result.stdout)["runs"][0]["target"] == int("9" * 30)
+def test_target_out_of_range_is_one_line(run_log: Path) -> None:
+    """A target no log can state (over the int32 columns), or "²" (which
+    str.isdigit accepts and int() does not), is a usage error, not a crash
+    and not a nonsense progress figure."""
+    for bad in ("9" * 30, "2147483648", "²", "0", "-5"):
+        result = run_cli("snapshot", str(run_log), "--target", bad, "-f", "json")
+        assert_one_line(result, EXIT_USAGE, "--target")
+    result = run_cli("snapshot", str(run_log), "--target", "2,147,483,647", "-f", "json")
+    assert result.returncode == EXIT_OK and json.loads(result.stdout)["runs"][0]["target"] == 2**31 - 1
 
 
 def test_file_names_that_are_not_utf8(tmp_path: Path) -> None:

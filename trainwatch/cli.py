@@ -18,7 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from trainwatch import __version__
+from trainwatch import __version__, fmt
 
 if TYPE_CHECKING:
     from trainwatch.names import Names
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", type=_positive_int, metavar="N", help="iterations to count progress to")
+    parser.add_argument("--target", type=_count, metavar="N", help="iterations to count progress to")
     parser.add_argument("--tokens-per-iter", type=_positive_int, metavar="N", help="override tokens/iteration")
     parser.add_argument("--params", type=_positive_int, metavar="N", help="parameter count, for derived MFU")
     parser.add_argument("--gpu", metavar="NAME", help="GPU model, for derived MFU (e.g. H100)")
@@ -290,6 +290,13 @@ def _table_text(snapshot: Snapshot, to_terminal: bool) -> str:
     console = Console(record=True, width=200, file=io.StringIO(), color_system=None, highlight=False)
     console.print(rich_table(snapshot))
     return console.export_text()
+
+
+def _count(text: str) -> int:
+    try:
+        return fmt.parse_count(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:

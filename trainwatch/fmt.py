@@ -43,6 +43,23 @@ def count(value: int | float | None) -> str:
     return f"{value:,.0f}"
 
 
+#: The largest iteration count a log can state (the aggregator's int32 columns).
+MAX_COUNT = 2**31 - 1
+
+
+def parse_count(text: str) -> int:
+    """``count``'s inverse for what a person types: ``"2,000"``, ``"2_000"``
+    or ``"2000"`` → 2000; a ValueError that says why for anything else
+    (zero, a sign, "²" or other non-ASCII digits, more than MAX_COUNT)."""
+    digits = text.replace(",", "").replace("_", "").strip()
+    if not (digits.isascii() and digits.isdigit()):
+        raise ValueError(f"expected a whole number, got {text!r}")
+    value = int(digits)
+    if not 0 < value <= MAX_COUNT:
+        raise ValueError(f"expected a number from 1 to {MAX_COUNT:,}, got {text!r}")
+    return value
+
+
 def pct(value: float | None, digits: int = 1) -> str:
     if value is None or not math.isfinite(value):
         return DASH

@@ -272,10 +272,12 @@ async def test_help_and_target(make_app: AppMaker, live_snapshot: Snapshot) -> N
         assert isinstance(app.screen, MainScreen)
         await pilot.press("t")
         assert isinstance(app.screen, TargetScreen)
-        await pilot.press("0")  # not above 0: stays open
-        await pilot.press("enter")
-        assert isinstance(app.screen, TargetScreen)
-        await pilot.press("backspace", "3", "0", "0", "0", "enter")
+        for bad in ("0", "²", "9" * 11):  # not above 0; a digit int() refuses; over the int32 columns
+            await pilot.press(*bad)
+            await pilot.press("enter")
+            assert isinstance(app.screen, TargetScreen)
+            await pilot.press(*["backspace"] * len(bad))
+        await pilot.press("3", "0", "0", "0", "enter")
         await settle(pilot)
         assert isinstance(app.screen, MainScreen)
         assert sources[0].targets == [3000]

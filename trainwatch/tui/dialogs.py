@@ -14,6 +14,8 @@ from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Input, Static
 
+from trainwatch import fmt
+
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Runs",
@@ -74,14 +76,16 @@ class HelpScreen(ModalScreen[None]):
 
 
 def _valid_target(text: str) -> bool:
-    digits = text.replace(",", "").replace("_", "").strip()
-    return not digits or (digits.isdigit() and int(digits) > 0)
+    try:
+        parse_target(text)
+    except ValueError:
+        return False
+    return True
 
 
 def parse_target(text: str) -> int | None:
-    """``"2,000"`` → 2000; empty → ``None`` (each log's own target)."""
-    digits = text.replace(",", "").replace("_", "").strip()
-    return int(digits) if digits else None
+    """``"2,000"`` → 2000; empty → ``None`` (each log's own target); ValueError otherwise."""
+    return fmt.parse_count(text) if text.strip() else None
 
 
 class TargetScreen(ModalScreen[int | None | bool]):
@@ -96,7 +100,7 @@ class TargetScreen(ModalScreen[int | None | bool]):
             yield Input(
                 placeholder="e.g. 2000",
                 id="target-input",
-                validators=[Function(_valid_target, "a whole number above 0")],
+                validators=[Function(_valid_target, f"a whole number from 1 to {fmt.MAX_COUNT:,}")],
             )
             yield Static(id="target-error")
 
@@ -106,7 +110,8 @@ class TargetScreen(ModalScreen[int | None | bool]):
     @on(Input.Submitted)
     def _submit(self, event: Input.Submitted) -> None:
         if not _valid_target(event.value):
-            self.query_one("#target-error", Static).update(Text("a whole number above 0, please", style="red"))
+            message = f"a whole number from 1 to {fmt.MAX_COUNT:,}, please"
+            self.query_one("#target-error", Static).update(Text(message, style="red"))
             return
         self.dismiss(parse_target(event.value))
 

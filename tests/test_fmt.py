@@ -1,0 +1,22 @@
+"""What people type for a count, and how counts are written back."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainwatch import fmt
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("2000", 2000), ("2,000", 2000), ("2_000", 2000), (" 38,000 ", 38000), ("2147483647", 2**31 - 1)],
+)
+def test_parse_count_reads_what_count_writes(text: str, value: int) -> None:
+    assert fmt.parse_count(text) == value
+    assert fmt.parse_count(fmt.count(value)) == value
+
+
+@pytest.mark.parametrize("text", ["", "0", "-5", "+5", "1.5", "1e3", "²", "٣", "2147483648", "9" * 40, "two"])
+def test_parse_count_refuses_with_a_reason(text: str) -> None:
+    with pytest.raises(ValueError, match="expected"):
+        fmt.parse_count(text)
