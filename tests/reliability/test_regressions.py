@@ -230,3 +230,25 @@ async def test_app_first_snapshot_without_runs(tmp_path: Path) -> None:
             await pilot.pause()
         assert "train" in app.export_screenshot()
     assert app.return_code in (None, 0)
+
+
+def test_a_parser_bug_is_logged_not_hidden(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The line parsers' safety net keeps the monitor alive on any line, but
+    a bug it catches reaches the ``trainwatch.parsers`` logger with its
+    traceback (the first few times per format), instead of vanishing."""
+    from trainwatch.parsers import base, nanogpt_stdout
+
+    monkeypatch.setattr(base, "_logged", base.Counter())
+
+    def broken(self: object, line: str, out: list[object]) -> None:
+        raise RuntimeError("a bug in the parser")
+
+    monkeypatch.setattr(nanogpt_stdout.NanoGPTStdoutParser, "_feed", broken)
+    parser = nanogpt_stdout.SPEC.new_line_parser()
+    with caplog.at_level("WARNING", logger="trainwatch.parsers"):
+        for k in range(20):
+            assert list(parser.feed(f"step {k}: train loss 2.0, val loss 2.1")) == []
+    failures = [r for r in caplog.records if r.name == "trainwatch.parsers"]
+    assert len(failures) == base.MAX_LOGGED_ERRORS
+    assert "nanogpt_stdout" in failures[0].getMessage() and "step 0" in failures[0].getMessage()
+    assert failures[0].exc_info is not None and "a bug in the parser" in str(failures[0].exc_info[1])

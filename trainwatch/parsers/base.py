@@ -17,6 +17,8 @@ the same state.
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -84,3 +86,23 @@ class ParserSpec:
     sidecar_names: Callable[[str], list[str]] | None = None
     #: The line parser, given the text of the sidecar that was found.
     new_line_parser_with_sidecar: Callable[[str], LineParser] | None = None
+
+
+log = logging.getLogger("trainwatch.parsers")
+log.addHandler(logging.NullHandler())  # never print over the TUI; a logging config shows these
+#: Tracebacks logged per format at most: a bug that fires on every line must not flood a log.
+MAX_LOGGED_ERRORS = 5
+_logged: Counter[str] = Counter()
+
+
+def line_failed(format_name: str, line: str) -> None:
+    """Record that a parser's safety net caught an exception on ``line``.
+
+    The line parsers catch everything (a monitor must never die on a strange
+    line), which would also hide their bugs: call this from the ``except``
+    so the traceback reaches the ``trainwatch.parsers`` logger, the first
+    MAX_LOGGED_ERRORS times per format.
+    """
+    _logged[format_name] += 1
+    if _logged[format_name] <= MAX_LOGGED_ERRORS:
+        log.warning("%s parser failed on line %.200r", format_name, line, exc_info=True)

@@ -55,7 +55,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.text import clean, slurm_kill, to_float
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
@@ -167,6 +167,7 @@ class LlmcStdoutParser:
         try:
             self._feed(line, out)
         except Exception:  # a safety net only: a monitor must never die on a strange line
+            line_failed(FORMAT, line)
             return out
         return out
 
@@ -391,6 +392,7 @@ class LlmcMainLogParser:
         try:
             self._feed(line.strip(), out)
         except Exception:  # a safety net only, as in the console parser
+            line_failed(MAIN_LOG_FORMAT, line)
             return out
         return out
 

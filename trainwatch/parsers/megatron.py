@@ -29,7 +29,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.text import clean, last_cr_segment, strip_ansi, to_float
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
@@ -127,6 +127,7 @@ class MegatronParser:
         try:
             return self._feed(line)
         except Exception:  # a parser never takes the monitor down
+            line_failed(FORMAT, line)
             return ()
 
     def _feed(self, line: str) -> Sequence[Record]:

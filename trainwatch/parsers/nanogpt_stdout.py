@@ -43,7 +43,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.text import last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
@@ -229,6 +229,7 @@ class NanoGPTStdoutParser:
         try:
             self._feed(line, out)
         except Exception:  # a safety net only: a monitor must never die on a strange line
+            line_failed(FORMAT, line)
             return out
         return out
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.text import last_cr_segment, strip_ansi, strip_prefixes, to_float
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
@@ -96,6 +96,7 @@ class TorchtitanParser:
         try:
             return self._feed(line)
         except Exception:  # a parser never takes the monitor down
+            line_failed(FORMAT, line)
             return ()
 
     def _feed(self, line: str) -> Sequence[Record]:
