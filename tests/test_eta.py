@@ -69,3 +69,22 @@ def test_stale_live_run_is_stalled_without_eta(corpus: Path) -> None:
     stats = agg.stats(now=datetime(2025, 11, 14, 0, 0))
     assert stats.status == "stalled"
     assert stats.eta_s is None
+
+
+@pytest.mark.parametrize(("last", "shown", "progress"), [(1500, "1,500/2,000", 75.0), (2500, "2,500", None)])
+def test_past_the_default_target_progress_and_eta_are_unknown(
+    tmp_path: Path, last: int, shown: str, progress: float | None
+) -> None:
+    """A log that states no target is counted to the default 2,000; once a
+    running run is past it, that target says nothing: progress and ETA are
+    null (SNAPSHOT.md: unknown is null, never 0), not 100 % and 0 s."""
+    from trainwatch.source import LogSource
+
+    log = tmp_path / "train.log"  # nanoGPT's console without max_iters: the default target
+    log.write_text("".join(f"iter {k}: loss 3.0, time 100.00ms, mfu 10.00%\n" for k in range(0, last + 1, 10)))
+    source = LogSource(log)
+    source.refresh()
+    stats = source.agg.stats(datetime.fromtimestamp(log.stat().st_mtime))
+    assert (stats.status, stats.target, stats.target_source) == ("running", 2000, "default")
+    assert stats.iter_of_target == shown and stats.progress_pct == progress
+    assert (stats.eta_s is None) == (progress is None)

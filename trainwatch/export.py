@@ -134,7 +134,7 @@ def _table_cells(row: RunRow, now: Any) -> list[str]:
     return [
         safe_text(row.name),
         STATUS_MARK[s.status] + " " + s.status,
-        f"{fmt.count(s.iter)}/{fmt.count(s.target)}",
+        s.iter_of_target,
         fmt.number(s.loss, 3),
         fmt.number(s.mean_iter_s, 2),
         fmt.si(s.tokens_per_hour),
@@ -183,7 +183,7 @@ def _human_row(row: RunRow, now: Any) -> dict[str, str]:
         "Tokens per Iteration": fmt.count(s.tokens_per_iter),
         "Training Time": f"{fmt.duration(s.train_time_logged_s)} ({s.logged_iters - s.eval_iters} iters)",
         "Status": s.status,
-        "Iter": f"{fmt.count(s.iter)}/{fmt.count(s.target)}",
+        "Iter": s.iter_of_target,
         "Loss": fmt.number(s.loss, 4),
         "s/iter": fmt.number(s.mean_iter_s, 2),
         "Tokens/hour": fmt.si(s.tokens_per_hour),

@@ -47,6 +47,12 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
     else:
         target, target_source = DEFAULT_TARGET, "default"
     provenance.append(("target", f"{target:,} ({_TARGET_WHY[target_source]})"))
+    # A run past the default target shows the default does not apply: its
+    # target is unknown, and so are its progress and ETA (null, never a
+    # progress of 100 % and an ETA of 0 s for a run still going).
+    past_default = target_source == "default" and done is not None and done > target  # RunStats.past_default_target
+    if past_default:
+        provenance.append(("progress", f"unknown: past the default target of {target:,}; set one with --target or t"))
 
     # max(): after a restart the superseded times are subtracted as their
     # float32 copies, which can leave a residue just below zero.
@@ -87,7 +93,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
     if status == "finished" and ended is not None:
         last_update = ended  # a copied log's mtime says nothing about the run
     wall_elapsed = _wall_elapsed(agg, started, ended, now, status)
-    eta = _eta(agg, done, target, rate_s, anchor, now, status)
+    eta = None if past_default else _eta(agg, done, target, rate_s, anchor, now, status)
     finish_at: datetime | None
     if status == "finished":
         eta, finish_at = 0.0, ended or last_update
@@ -102,7 +108,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
         iter=done,
         target=target,
         target_source=target_source,
-        progress_pct=min(100.0, 100.0 * done / target) if done is not None and target > 0 else None,
+        progress_pct=None if done is None or target <= 0 or past_default else min(100.0, 100.0 * done / target),
         loss=agg.last_loss,
         val_loss=_last_val(agg),
         logged_iters=len(agg.iters),

@@ -301,8 +301,11 @@ def bar(fraction: float, width: int) -> str:
 
 
 def progress_count(stats: RunStats) -> str:
+    """``1,230/2,000``; the count alone past a default target (which then says nothing)."""
+    if stats.past_default_target:
+        return stats.iter_of_target
     target = f"{stats.target:,}"
-    return f"{fmt.count(stats.iter):>{len(target)}}/{target}"
+    return f"{fmt.count(stats.iter):>{len(target)}}/{target}"  # counts line up under their bars
 
 
 def progress_cell(stats: RunStats, width: int, count_width: int = 0) -> Text:
