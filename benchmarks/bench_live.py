@@ -4,7 +4,8 @@
   the time until that number is on screen (``tmux capture-pane``, polled), 50
   times, p50/p95. Floor: ``tail -F`` on the same file in the same tmux.
 * Idle: CPU (utime + stime from /proc, % of one core) and RSS of the app
-  watching 1, 8 and 64 live runs that do not change. Floor: an idle ``sleep``.
+  watching 1, 8 and 64 live runs that do not change. Floor: the smallest
+  Textual app, idle in the same terminal.
 * Busy: 100 runs each appending a line a second: the app's CPU, and how fast
   a key press shows (``?`` opens and closes the help screen) meanwhile.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sys
 import threading
 import time
 from pathlib import Path
@@ -165,7 +167,11 @@ def watcher_idle(ctx: Context, runs: int) -> None:
 
 def idle(ctx: Context) -> None:
     sizes = ctx.sizes
-    with tmux.Pane(["sleep", "100000"]) as pane:
+    # The floor: the smallest Textual app, idle in the same terminal (its
+    # input thread alone costs about what the target allows).
+    with tmux.Pane([sys.executable, "-c", apps.TEXTUAL_FLOOR]) as pane:
+        pane.wait(lambda s: "floor-ready" in s, timeout=30.0)
+        time.sleep(sizes.settle)
         floor, _ = _usage(pane, sizes.idle_s)
     for runs in sizes.idle_runs:
         folder = _folder(ctx, f"idle-{runs}", runs)
@@ -181,7 +187,7 @@ def idle(ctx: Context) -> None:
                 f"{runs} live runs, nothing appended, {sizes.idle_s:.0f} s",
                 cpu,
                 "% core",
-                "idle sleep",
+                "minimal Textual app, idle",
                 floor,
                 "≤ 0.2 %" if runs == 8 else "",
                 cpu <= 0.2 if runs == 8 else None,
