@@ -45,6 +45,18 @@ def test_markdown_escapes_pipes() -> None:
     assert "a\\|b" in text
 
 
+def test_markdown_shows_markup_in_names_literally() -> None:
+    """Raw HTML, emphasis, links and code in a run name stay text in the .md
+    (a markdown renderer would otherwise render or run them); the HTML
+    export shows the name as it is, without markdown's backslashes."""
+    name = "x<img src=y>*b*[l](u)`c`\\z_run_1"
+    text = export.render(snapshot_with_name(name), "md")
+    assert "x\\<img src=y\\>\\*b\\*\\[l\\](u)\\`c\\`\\\\z_run_1" in text
+    assert "<img" not in text.replace("\\<img", "")
+    page = export.render(snapshot_with_name("a|b<i>"), "html")
+    assert "a|b&lt;i&gt;" in page and "a\\|b" not in page
+
+
 def test_json_keeps_the_name_but_is_valid() -> None:
     data = json.loads(export.render(snapshot_with_name(HOSTILE), "json"))
     assert data["runs"][0]["run"] == HOSTILE  # JSON escapes; consumers see the true name

@@ -4,7 +4,7 @@ json is the stable contract (``trainwatch.snapshot``). md, csv and html go
 through pandas, imported only when asked for (it costs ~0.3 s). Exports are
 written atomically (temp file + rename in the destination folder), and text
 from logs is escaped for the target: HTML-escaped, spreadsheet formulas
-defused in CSV, markdown pipes escaped.
+defused in CSV, markdown's special characters escaped.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import math
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,9 +45,9 @@ def render(snapshot: Snapshot, kind: str) -> str:
         frame = _frame([_defuse_csv(run_record(row)) for row in snapshot.rows])
         return str(frame.to_csv(index=False))
     if kind == "md":
-        return _human_frame(snapshot).to_markdown(index=False) + _footnotes(snapshot, "md")
+        return _human_frame(snapshot, _md_text).to_markdown(index=False) + _footnotes(snapshot, "md")
     if kind == "html":
-        table = _human_frame(snapshot).to_html(index=False, escape=True, border=0)
+        table = _human_frame(snapshot, safe_text).to_html(index=False, escape=True, border=0)
         return _HTML.format(table=table, notes=_footnotes(snapshot, "html"))
     raise ValueError(f"unknown format {kind!r}")
 
@@ -164,18 +165,18 @@ def safe_text(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
-def _human_frame(snapshot: Snapshot) -> pandas.DataFrame:
-    """The seed table's columns, then ours, formatted for people."""
+def _human_frame(snapshot: Snapshot, text: Callable[[str], str]) -> pandas.DataFrame:
+    """The seed table's columns, then ours, formatted for people; log text through ``text``."""
     now = snapshot.generated_at
-    rows = [_human_row(row, now) for row in snapshot.rows]
+    rows = [_human_row(row, now, text) for row in snapshot.rows]
     return _frame(rows)
 
 
-def _human_row(row: RunRow, now: Any) -> dict[str, str]:
+def _human_row(row: RunRow, now: Any, text: Callable[[str], str]) -> dict[str, str]:
     s = row.stats
     flag = " ⚑" if s.warnings else ""
     return {
-        "Model": _md_cell(row.name),
+        "Model": text(row.name),
         "Batch Size (per GPU)": fmt.count(s.batch_size),
         "Gradient Accumulation": fmt.count(s.grad_accum),
         "GPUs": fmt.count(s.world_size),
@@ -204,11 +205,18 @@ def _footnotes(snapshot: Snapshot, kind: str) -> str:
 
         items = "".join(f"<li>⚑ {html.escape(safe_text(n))}</li>" for n in notes)
         return f"<ul class='notes'>{items}</ul>"
-    return "\n\n" + "\n".join(f"- ⚑ {_md_cell(n)}" for n in notes) + "\n"
+    return "\n\n" + "\n".join(f"- ⚑ {_md_text(n)}" for n in notes) + "\n"
 
 
-def _md_cell(text: str) -> str:
-    return safe_text(text).replace("|", "\\|")
+_MD_SPECIAL = re.compile(r"([\\|<>*\[\]`])")
+
+
+def _md_text(text: str) -> str:
+    """Log text as literal markdown: a pipe would split its table cell, and
+    ``<tag>``, ``*``, ``[link]`` or a backtick would be markup (raw HTML
+    included). Backslash escapes keep it readable; ``_`` stays (GitHub does
+    not make emphasis inside a word, and run names are full of them)."""
+    return _MD_SPECIAL.sub(r"\\\1", safe_text(text))
 
 
 def _defuse_csv(record: dict[str, Any]) -> dict[str, Any]:
