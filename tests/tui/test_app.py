@@ -514,3 +514,22 @@ async def test_compare_rebuilds_curves_only_for_news(
         await settle(pilot)
         await pilot.press("i")
         assert calls == ["tokens", "tokens", "iter"]
+
+
+async def test_cursor_stays_on_top_while_runs_arrive_then_follows_its_run(
+    make_app: AppMaker, live_snapshot: Snapshot
+) -> None:
+    rows = live_snapshot.rows
+    app, sources = make_app(dataclasses.replace(live_snapshot, rows=rows[2:]))  # the first file read
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        assert t.selected_key == rows[2].key
+        sources[0].publish(live_snapshot)  # the others arrive, in file order before it
+        await settle(pilot)
+        assert t.cursor_row == 0 and t.selected_key == rows[0].key  # still the top row
+        await pilot.press("down")  # the user picks a run: from now on the cursor follows it
+        chosen = t.selected_key
+        sources[0].publish(dataclasses.replace(live_snapshot, rows=tuple(reversed(rows))))
+        await settle(pilot)
+        assert t.selected_key == chosen and t.cursor_row == len(rows) - 2

@@ -96,6 +96,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.query_text = ""
         self.marked: set[str] = set()
         self.cursor_row = 0
+        self._follow = False  # the cursor follows its run (see _sync)
         self._keys: list[str] = []  # shown, in display order
         self._visible: list[RunRow] = []
         self._layout: cells.Layout | None = None
@@ -157,6 +158,7 @@ class RunsTable(ScrollView, can_focus=True):
     def move_cursor(self, row: int) -> None:
         if not self._keys:
             return
+        self._follow = True
         row = max(0, min(row, len(self._keys) - 1))
         if row != self.cursor_row:
             self._refresh_row(self.cursor_row)
@@ -166,6 +168,7 @@ class RunsTable(ScrollView, can_focus=True):
         self._announce()
 
     def set_sort(self, column: str | None, reverse: bool = False) -> None:
+        self._follow = self._follow or bool(self._keys)  # the run under the cursor stays under it
         self.sort_column, self.sort_reverse = column, reverse
         self._sync()
 
@@ -184,6 +187,7 @@ class RunsTable(ScrollView, can_focus=True):
         key = self.selected_key
         if key is None:
             return
+        self._follow = True
         self.marked ^= {key}
         self._sync()
 
@@ -295,7 +299,9 @@ class RunsTable(ScrollView, can_focus=True):
         clock = elapsed is None or elapsed >= CLOCK_STEP or elapsed < timedelta(0)
         if clock:
             self._cells_at = now
-        keep = self.selected_key
+        # Until the user moves the cursor (or sorts), it stays on the top row
+        # while runs keep arriving; from then on it follows its run.
+        keep = self.selected_key if self._follow else None
         self.marked &= {r.key for r in snapshot.rows}
         rows = [r for r in snapshot.rows if cells.matches(r, self.query_text)]
         self._visible = cells.sort_rows(rows, self.sort_column, self.sort_reverse)
