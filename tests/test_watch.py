@@ -29,8 +29,6 @@ from trainwatch.watch import Watcher
 TIMEOUT = 10.0
 pytestmark = [
     pytest.mark.skipif(parsers.by_format("nanogpt_stdout") is None, reason="the nanoGPT console parser is missing"),
-    # watchdog's own note when a new folder's watch is added twice (mkdir -p racing its scan).
-    pytest.mark.filterwarnings("ignore:Callback with id:RuntimeWarning"),
 ]
 
 PREAMBLE = "tokens per iteration will be: 8,192\nmax_iters = {target}\neval_interval = 1000\n"
