@@ -14,7 +14,7 @@ from statistics import median
 from typing import TYPE_CHECKING, Literal
 
 from trainwatch import gpus
-from trainwatch.stats import RunStats, Status
+from trainwatch.stats import RunStats, Status, past_default_target
 
 if TYPE_CHECKING:
     from trainwatch.aggregate import RunAggregator
@@ -50,7 +50,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
     # A run past the default target shows the default does not apply: its
     # target is unknown, and so are its progress and ETA (null, never a
     # progress of 100 % and an ETA of 0 s for a run still going).
-    past_default = target_source == "default" and done is not None and done > target  # RunStats.past_default_target
+    past_default = past_default_target(target_source, done, target)
     if past_default:
         provenance.append(("progress", f"unknown: past the default target of {target:,}; set one with --target or t"))
 

@@ -85,14 +85,18 @@ class RunStats:
 
     @property
     def past_default_target(self) -> bool:
-        """Past the default target, which then says nothing: progress and ETA are unknown."""
-        return self.target_source == "default" and self.iter is not None and self.iter > self.target
+        return past_default_target(self.target_source, self.iter, self.target)
 
     @property
     def iter_of_target(self) -> str:
         """``1,230/2,000``; the count alone past the default target."""
         count = "—" if self.iter is None else f"{self.iter:,}"
         return count if self.past_default_target else f"{count}/{self.target:,}"
+
+
+def past_default_target(target_source: str, done: int | None, target: int) -> bool:
+    """Past the default target, which then says nothing: progress and ETA are unknown."""
+    return target_source == "default" and done is not None and done > target
 
 
 #: Figures that move with the clock by themselves: a run with no news has its

@@ -248,6 +248,14 @@ def row_cells(
     return cells
 
 
+def same_text(a: Text | None, b: Text | None) -> bool:
+    """Equal text and styles (``Text.__eq__`` ignores the base style, which
+    carries a cell's status colour): what decides whether to repaint."""
+    if a is None or b is None:
+        return a is b
+    return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+
+
 def shorten(name: str, width: int) -> str:
     """``gpt2 · shakespe…251031_173650``: run names differ at the end as often
     as at the start (dates, ids appended to tell twins apart), so keep both.

@@ -100,7 +100,7 @@ class MainScreen(LiveScreen):
         if self.has_class("-narrow"):  # a bare top rule: Textual pads titles only beside corners
             title = Text(" ").append_text(title).append(" ")
         # Assigning a border title repaints the whole box, even when equal.
-        if not _same_text(self._titles[0], title):
+        if not cells.same_text(self._titles[0], title):
             box.border_title = title
         subtitle = Text()
         if self.table.query_text:
@@ -110,7 +110,7 @@ class MainScreen(LiveScreen):
             n = len(snapshot.unrecognised)
             subtitle.append(f"{n} other file{'s' if n != 1 else ''} not a run", style="dim")
         subtitle_or_none = subtitle if subtitle else None
-        if not _same_text(self._titles[1], subtitle_or_none):
+        if not cells.same_text(self._titles[1], subtitle_or_none):
             box.border_subtitle = subtitle_or_none
         self._titles = (title, subtitle_or_none)
         empty = self.query_one("#empty", Static)
@@ -194,10 +194,3 @@ class MainScreen(LiveScreen):
     def _filter_done(self, event: Input.Submitted) -> None:
         event.input.display = False
         self.table.focus()
-
-
-def _same_text(shown: Text | None, new: Text | None) -> bool:
-    """Whether a border title already shows ``new`` (text and styles)."""
-    if shown is None or new is None:
-        return shown is new
-    return shown.plain == new.plain and shown.spans == new.spans and shown.style == new.style

@@ -325,9 +325,10 @@ class RunsTable(ScrollView, can_focus=True):
             self._keys = keys
             self.virtual_size = Size(self._width, len(keys) + 1)
             self.refresh()
-        else:
+        elif changed:
+            position = {key: index for index, key in enumerate(self._keys)}
             for key in changed:
-                self._refresh_row(self._keys.index(key))
+                self._refresh_row(position[key])
         self._restore_cursor(keep)
         self._announce()
 
@@ -410,9 +411,4 @@ class RunsTable(ScrollView, can_focus=True):
 
 
 def _same_row(old: dict[str, Text] | None, new: dict[str, Text]) -> bool:
-    return old is not None and old.keys() == new.keys() and all(_same(old[c], t) for c, t in new.items())
-
-
-def _same(a: Text | None, b: Text) -> bool:
-    # Text.__eq__ ignores the base style, which carries the status colour.
-    return a is not None and a.plain == b.plain and a.style == b.style and a.spans == b.spans
+    return old is not None and old.keys() == new.keys() and all(cells.same_text(old[c], t) for c, t in new.items())
