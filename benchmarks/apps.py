@@ -34,15 +34,6 @@ def seed_runs() -> list[Path]:
     return paths if all(p.is_file() for p in paths) else []
 
 
-def nanogpt_log(path: Path, iters: int, start: int = 0) -> None:
-    """A short live nanoGPT console log (preamble and ``iters`` iteration lines)."""
-    from benchmarks import generate
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = "\n".join(generate.nanogpt_lines(iters, start=start))
-    path.write_text(generate.NANOGPT_PREAMBLE + lines + "\n", encoding="utf-8")
-
-
 def iter_line(step: int) -> str:
     return f"iter {step}: loss 2.{step % 9000 + 1000}, time 138.25ms, mfu 38.12%\n"
 

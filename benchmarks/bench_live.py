@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from benchmarks import apps, tmux
+from benchmarks import apps, generate, tmux
 from benchmarks.core import Context, Row, percentile
 
 HELP = "trainwatch · keys"
@@ -32,7 +32,7 @@ def _folder(ctx: Context, name: str, runs: int) -> Path:
     folder = ctx.data / "live" / name
     shutil.rmtree(folder, ignore_errors=True)
     for k in range(runs):
-        apps.nanogpt_log(folder / f"run{k:03d}" / "train.log", START)
+        generate.write_nanogpt_iters(folder / f"run{k:03d}" / "train.log", START)
     return folder
 
 

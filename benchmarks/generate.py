@@ -131,7 +131,7 @@ def seed_entries(n: int, *, seed: int = 0, start: int = 0) -> list[dict[str, Any
     return out
 
 
-def seed_head(corpus_doc: dict[str, Any] | None = None) -> dict[str, Any]:
+def seed_head() -> dict[str, Any]:
     """The keys before ``training_iterations`` (run name, start, config, startup info)."""
     config = {
         "out_dir": "out-bench-1.8b",

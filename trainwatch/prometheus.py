@@ -177,6 +177,7 @@ def serve(
     New problems (an unreadable file, an unreachable host) are written to
     stderr once each.
     """
+    from trainwatch.export import safe_text
     from trainwatch.watch import Watcher
 
     stop = threading.Event()
@@ -186,7 +187,7 @@ def serve(
         for problem in watcher.problems:
             if problem not in seen:
                 seen.add(problem)
-                sys.stderr.write(f"trainwatch: {problem}\n")
+                sys.stderr.write(f"trainwatch: {safe_text(problem)}\n")  # paths and ssh text: no escapes
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

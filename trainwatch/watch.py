@@ -428,15 +428,12 @@ class Watcher:
         if quiet and not any(fresh) and clock - self._published_at < QUIET_REPUBLISH:
             self._next_tick = clock + self._tick
             return  # a tick that changed no figure (and no file changed): nothing to show
-        if len(self._derived) > len(self._sources):  # runs gone since: forget them
-            live = set(self._sources.values())
-            self._derived = {s: memo for s, memo in self._derived.items() if s in live}
         snapshot = build(ready, self._names, now, lambda source: self._derived[source][1])
         rows = tuple(self._annotate(row) for row in snapshot.rows)
         snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised + tuple(self._remote.unrecognised()))
         self._live = any(row.stats.status in _LIVE for row in rows)
-        self._next_tick = time.monotonic() + self._tick
-        self._published_at = time.monotonic()
+        self._next_tick = clock + self._tick
+        self._published_at = clock
         try:
             self._publish_cb(snapshot)
         except Exception:  # the consumer's bug must not stop the watching

@@ -292,7 +292,6 @@ def run_app(
     options: RunOptions,
     names: Names,
     *,
-    poll: float | None = None,
     bell: bool = False,
     export_dir: Path | None = None,
     source_factory: SourceFactory | None = None,
@@ -305,7 +304,7 @@ def run_app(
     def factory(publish: Publish) -> SnapshotSource:
         from trainwatch.watch import Watcher  # imported here: it loads every parser
 
-        return Watcher(paths, options, names, publish, poll=poll)
+        return Watcher(paths, options, names, publish)
 
     make: SourceFactory = source_factory or factory
     app = TrainwatchApp(make, where=describe_paths(paths), watched=paths, export_dir=export_dir, bell=bell)
