@@ -25,6 +25,7 @@ from datetime import datetime
 from statistics import median
 from typing import Any
 
+from trainwatch import fmt
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.series import Series
 from trainwatch.stats import RunStats
@@ -34,7 +35,7 @@ OUTLIER_FACTOR = 5.0
 
 _NAN = math.nan
 #: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
-MAX_ITER = 2**31 - 1
+MAX_ITER = fmt.MAX_COUNT
 _RUNINFO_FIELDS = tuple(f.name for f in fields(RunInfo))
 # Beyond these a logged number is corrupt input, not a run; let through, it
 # would overflow the float32 columns, a float or a datetime further on.

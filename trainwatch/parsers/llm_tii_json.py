@@ -23,6 +23,7 @@ from typing import Any
 
 from trainwatch.parsers.base import DocumentParse, ParserSpec
 from trainwatch.parsers.growing_json import array_bounds, entries_end, load_object
+from trainwatch.parsers.jsonvalues import as_int, as_num, as_str
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "llm_tii_json"
@@ -198,7 +199,7 @@ def _iterations(entries: Sequence[object]) -> tuple[list[Iteration], Mapping[str
             continue
         step = entry.get("iter")
         if step.__class__ is not int:
-            step = _int(step)
+            step = as_int(step)
             if step is None:
                 continue
         if step < 0:
@@ -209,22 +210,22 @@ def _iterations(entries: Sequence[object]) -> tuple[list[Iteration], Mapping[str
             if not first_mfu and raw:
                 first_mfu = raw
             mfu, tps = raw.get("mfu_percent"), raw.get("tokens_per_sec")
-            mfu = mfu if mfu.__class__ is float and isfinite(mfu) else _num(mfu)
-            tps = tps if tps.__class__ is float and isfinite(tps) else _num(tps)
+            mfu = mfu if mfu.__class__ is float and isfinite(mfu) else as_num(mfu)
+            tps = tps if tps.__class__ is float and isfinite(tps) else as_num(tps)
         else:
-            mfu, tps = _num(raw), None
+            mfu, tps = as_num(raw), None
         if mfu == _MFU_SENTINEL:
             mfu = None
         time_ms = entry.get("time_ms")
         if not (time_ms.__class__ is float and isfinite(time_ms)):
-            time_ms = _num(time_ms)
+            time_ms = as_num(time_ms)
         if time_ms is not None and time_ms < 0:
             time_ms = None
         loss = entry.get("loss")
         if loss.__class__ is not float:
-            loss = _num(loss, True)
+            loss = as_num(loss, True)
         lr = entry.get("lr")
-        lr = lr if lr.__class__ is float and isfinite(lr) else _num(lr)
+        lr = lr if lr.__class__ is float and isfinite(lr) else as_num(lr)
         add(Iteration(iter=step, loss=loss, time_ms=time_ms, mfu_pct=mfu, tokens_per_sec=tps, lr=lr))
         if step > largest:
             largest = step
@@ -296,57 +297,57 @@ def _run_info(doc: Mapping[str, Any], mfu: Mapping[str, Any]) -> RunInfo:
     hardware = _mapping(startup.get("hardware"))
     model = _mapping(startup.get("model"))
     metadata = _mapping(doc.get("metadata"))
-    params = _int(model.get("total_params"))
-    if params is None and _num(mfu.get("model_params_billion")) is not None:
-        params = round(_num(mfu.get("model_params_billion")) * 1e9)  # type: ignore[operator]
+    params = as_int(model.get("total_params"))
+    if params is None and as_num(mfu.get("model_params_billion")) is not None:
+        params = round(as_num(mfu.get("model_params_billion")) * 1e9)  # type: ignore[operator]
     # Configs from before ``eval_at_start`` existed ran stock nanoGPT's loop,
     # which evaluates at iteration 0 (their eval_steps show it).
     eval_at_start = config.get("eval_at_start", True if config else None)
     return RunInfo(
-        run_id=_str(doc.get("run_name")),
+        run_id=as_str(doc.get("run_name")),
         name=_display_name(config),
-        architecture=_str(mfu.get("architecture")),
+        architecture=as_str(mfu.get("architecture")),
         config=config or None,
-        world_size=_int(metadata.get("world_size")) or _int(hardware.get("num_gpus")),
+        world_size=as_int(metadata.get("world_size")) or as_int(hardware.get("num_gpus")),
         params=params,
-        gpu=_str(hardware.get("gpu_name")) or _str(mfu.get("gpu_name")),
-        dtype=_str(hardware.get("precision")) or _str(config.get("dtype")),
+        gpu=as_str(hardware.get("gpu_name")) or as_str(mfu.get("gpu_name")),
+        dtype=as_str(hardware.get("precision")) or as_str(config.get("dtype")),
         start_time=_time(doc.get("start_time")),
-        target=_int(config.get("max_iters")),
-        eval_interval=_int(config.get("eval_interval")),
+        target=as_int(config.get("max_iters")),
+        eval_interval=as_int(config.get("eval_interval")),
         eval_at_start=eval_at_start if isinstance(eval_at_start, bool) else None,
-        log_interval=_int(config.get("log_interval")),
-        batch_size=_int(config.get("batch_size")),
+        log_interval=as_int(config.get("log_interval")),
+        batch_size=as_int(config.get("batch_size")),
         # This training script divides gradient_accumulation_steps by the
         # world size per GPU: the config value is the global count.
-        grad_accum=_int(config.get("gradient_accumulation_steps")),
-        grad_accum_per_gpu=_int(config.get("gradient_accumulation_steps_per_gpu")),
-        block_size=_int(config.get("block_size")),
-        n_layer=_int(config.get("n_layer")),
-        n_head=_int(config.get("n_head")),
-        n_embd=_int(config.get("n_embd")),
-        mfu_peak_tflops=_num(mfu.get("hardware_peak_tflops")),
+        grad_accum=as_int(config.get("gradient_accumulation_steps")),
+        grad_accum_per_gpu=as_int(config.get("gradient_accumulation_steps_per_gpu")),
+        block_size=as_int(config.get("block_size")),
+        n_layer=as_int(config.get("n_layer")),
+        n_head=as_int(config.get("n_head")),
+        n_embd=as_int(config.get("n_embd")),
+        mfu_peak_tflops=as_num(mfu.get("hardware_peak_tflops")),
         tokens_per_sec_scope="gpu",
     )
 
 
 def _display_name(config: Mapping[str, Any]) -> str | None:
     """A readable name: the output folder, else run name and dataset."""
-    out_dir = _str(config.get("out_dir"))
+    out_dir = as_str(config.get("out_dir"))
     if out_dir and out_dir.rstrip("/").split("/")[-1] not in ("out", "output", "outputs"):
         name = out_dir.rstrip("/").split("/")[-1]
         return name[4:] if name.startswith(("out-", "out_")) else name
-    parts = [p for p in (_str(config.get("wandb_run_name")), _str(config.get("dataset"))) if p]
+    parts = [p for p in (as_str(config.get("wandb_run_name")), as_str(config.get("dataset"))) if p]
     return " · ".join(parts) or None
 
 
 def _eval(entry: object) -> Eval | None:
-    if not isinstance(entry, dict) or (step := _int(entry.get("iter"))) is None:
+    if not isinstance(entry, dict) or (step := as_int(entry.get("iter"))) is None:
         return None
     return Eval(
         iter=step,
-        val_loss=_num(entry.get("val_loss"), keep_nan=True),
-        train_loss=_num(entry.get("train_loss"), keep_nan=True),
+        val_loss=as_num(entry.get("val_loss"), keep_nan=True),
+        train_loss=as_num(entry.get("train_loss"), keep_nan=True),
         wall_time=_time(entry.get("timestamp")),
     )
 
@@ -355,7 +356,7 @@ def _checkpoint(entry: object) -> Checkpoint | None:
     if not isinstance(entry, dict):
         return None
     return Checkpoint(
-        iter=_int(entry.get("iter")), path=_str(entry.get("path")), wall_time=_time(entry.get("timestamp"))
+        iter=as_int(entry.get("iter")), path=as_str(entry.get("path")), wall_time=_time(entry.get("timestamp"))
     )
 
 
@@ -365,29 +366,6 @@ def _mapping(value: object) -> Mapping[str, Any]:
 
 def _list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: object) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _num(value: object, keep_nan: bool = False) -> float | None:
-    if value.__class__ is float:  # the common case, first
-        return value if keep_nan or math.isfinite(value) else None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if keep_nan or math.isfinite(number) else None
 
 
 def _time(value: object) -> datetime | None:
