@@ -7,6 +7,7 @@ timeout; nothing sleeps and hopes. Line logs use nanoGPT's console format.
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import shutil
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from watchdog.events import FileModifiedEvent
 
-from trainwatch import mounts, parsers, watch
+from trainwatch import mounts, parsers, statpoll, watch
 from trainwatch.mounts import network_fs, read_mounts
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot
@@ -339,6 +341,44 @@ def test_set_target_and_refresh_now(tmp_path: Path, start: Callable[..., tuple[W
     watcher.refresh_now()
     rec.wait(lambda s: True, since=before)
     assert row(rec.snapshots[-1], log) is not None
+
+
+def test_many_busy_logs_are_stat_swept_then_events_again(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Thresholds scaled down: busy above 8 changed logs a second, calm below 2.
+    monkeypatch.setattr(statpoll, "LoadGauge", functools.partial(statpoll.LoadGauge, 8.0, 2.0, 1.0))
+    monkeypatch.setattr(statpoll, "BUSY_POLL", 0.2)
+    logs = [write_log(tmp_path / f"run{k}" / "train.log", range(0, 10)) for k in range(6)]
+    watcher, recorder = start([tmp_path])
+    assert watcher.mode == "inotify"
+    step = 10
+    deadline = time.monotonic() + TIMEOUT
+    while "busy" not in watcher.mode:  # 6 logs, each a line every 0.1 s: ~60 changes a second
+        assert time.monotonic() < deadline, "never went busy"
+        for log in logs:
+            append(log, iter_line(step))
+        step += 1
+        time.sleep(0.1)
+    assert watcher.mode == "inotify · busy: 6 logs checked every 0.2s"
+    # inotify no longer reports modifications: a sweep finds them.
+    handles = [t.handle for t in watcher._targets.values() if t.handle is not None]
+    assert handles and all(FileModifiedEvent not in (h.event_filter or ()) for h in handles)
+    # While the load lasts, lines keep arriving and a new run appears.
+    new = write_log(tmp_path / "late" / "train.log", range(0, 50, 10))
+    goal = step + 10
+    while not ((s := recorder.snapshots[-1]) and all(at_iter(log, goal)(s) for log in logs) and at_iter(new, 40)(s)):
+        assert "busy" in watcher.mode and time.monotonic() < deadline + TIMEOUT
+        if step <= goal:
+            for log in logs:
+                append(log, iter_line(step))
+            step += 1
+        time.sleep(0.1)
+    # Quiet: back to events, which show a single line again.
+    eventually(lambda: watcher.mode == "inotify")
+    since = recorder.count
+    append(logs[0], iter_line(step))
+    recorder.wait(at_iter(logs[0], step), since=since)
 
 
 # ------------------------------------------------------------- observers

@@ -6,7 +6,9 @@ call ``_on_event``, which only records the path as dirty and sets one
 that event, refreshes the dirty sources, and publishes a new ``Snapshot`` when
 something changed. Events that arrive while it works merge into its next
 pass, and passes are at least ``MIN_PASS_INTERVAL`` apart, so a burst of
-appends costs one or two reads. The only clock is a tick of at most 1 Hz that
+appends costs one or two reads. When many logs change every second, the
+watcher stops taking modification events and stats the logs it knows twice
+a second instead (``trainwatch.statpoll`` says why). The only clock is a tick of at most 1 Hz that
 re-derives figures for the ETA countdown and stall detection; it stops when
 every run is finished, failed or diverged, and then nothing runs until a file
 changes. Files are opened read-only (``LogSource``); nothing is ever written.
@@ -40,7 +42,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from trainwatch import mounts, remote
+from trainwatch import mounts, remote, statpoll
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
 from trainwatch.source import LogSource, RunOptions, SourceError, discover, is_log_name
@@ -70,6 +72,8 @@ _EVENTS: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
     DirMovedEvent,
 ]
+# While busy (trainwatch.statpoll): everything but modifications, which a stat sweep finds.
+_BUSY_EVENTS = [e for e in _EVENTS if e is not FileModifiedEvent]
 _LIVE = ("running", "stalled")
 
 
@@ -149,6 +153,11 @@ class Watcher:
         # Each run's stats and when (monotonic) they were derived, kept while its log is unchanged.
         self._derived: dict[LogSource, tuple[float, RunStats]] = {}
         self._loading: tuple[int, int] | None = None
+        # Many logs changing at once: stat sweeps instead of modification events.
+        self._gauge = statpoll.LoadGauge()
+        self._sweep = statpoll.StatSweep()
+        self._next_sweep = 0.0
+        self._remote_keys: set[str] = set()
         self._worker: threading.Thread | None = None
         self._fallback: str | None = None
         table = mounts.read_mounts()
@@ -201,6 +210,9 @@ class Watcher:
 
     def _local_mode(self) -> str:
         native = _observer_name(Observer)
+        if self._gauge.busy:
+            swept = len(self._sources) - len(self._remote_keys)
+            native += f" · busy: {swept} logs checked every {statpoll.BUSY_POLL:g}s"
         if self._poll is not None:
             return f"polling every {self._poll:g}s"
         if self._fallback is not None:
@@ -263,8 +275,7 @@ class Watcher:
             with contextlib.suppress(Exception):
                 self._publish()
         while not self._stopping.is_set():
-            timeout = max(0.0, self._next_tick - time.monotonic()) if self._live else None
-            self._wake.wait(timeout)
+            self._wake.wait(self._timeout())
             wait = self._last_pass + MIN_PASS_INTERVAL - time.monotonic()
             if self._stopping.is_set() or (wait > 0 and self._stopping.wait(wait)):
                 break
@@ -276,6 +287,13 @@ class Watcher:
             except Exception as exc:  # a bug must cost one update, not the live view
                 log.exception("trainwatch: watcher pass failed")
                 self._problems["<worker>"] = f"internal error while updating: {exc}"
+
+    def _timeout(self) -> float | None:
+        """Seconds until the clock next needs the worker: the tick, a sweep while busy."""
+        due = [self._next_tick] if self._live else []
+        if self._gauge.busy:
+            due.append(self._next_sweep)
+        return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _setup(self) -> None:
         self._remote.start()
@@ -312,6 +330,14 @@ class Watcher:
             force, self._force = self._force, False
             rescan, self._rescan_all = self._rescan_all, False
             target, self._target = self._target, None
+        noticed = len(dirty)  # logs that told us they changed, for the load gauge
+        if self._gauge.busy and time.monotonic() >= self._next_sweep:
+            self._next_sweep = time.monotonic() + statpoll.BUSY_POLL
+            swept = self._sweep.changed(k for k in self._sources if k not in self._remote_keys)
+            dirty.update(swept)
+            noticed = len(swept) if not rescan else 0  # a rescan's sweep finds every log "changed"
+        if self._native is not None and self._gauge.note(noticed, time.monotonic()):
+            self._change_mode()
         if target is not None:
             self._apply_target(target[0])
         if force:
@@ -340,6 +366,7 @@ class Watcher:
         """Remote files with news are dirty (new ones get a row); ``True`` if a host's state changed."""
         news, changed = self._remote.collect()
         for key, source in news.items():
+            self._remote_keys.add(key)  # read over ssh: never stat-swept
             if key not in self._sources:
                 self._sources[key] = source
                 self._unread.add(key)
@@ -475,6 +502,23 @@ class Watcher:
         )
         return replace(row, stats=replace(row.stats, warnings=(*row.stats.warnings, note)))
 
+    def _change_mode(self) -> None:
+        """Re-schedule the inotify watches with or without modification events (see statpoll).
+
+        A change written while a folder is between two watches would be
+        missed: the next pass re-reads every log and looks for new ones.
+        """
+        native = self._native
+        for target in self._targets.values():
+            if native is not None and target.observer is native and target.handle is not None:
+                _unschedule(native, target.handle)
+                target.handle = None
+                self._schedule(target)
+        self._sweep.forget()
+        self._next_sweep = time.monotonic()
+        log.info("trainwatch: %s", "many logs change at once: stat sweeps" if self._gauge.busy else "back to events")
+        self.refresh_now()
+
     def _apply_target(self, target: int | None) -> None:
         self._derived.clear()
         self._options = self._remote.options = replace(self._options, target=target)
@@ -509,8 +553,9 @@ class Watcher:
         polling = target.polled or self._poll is not None or self._fallback is not None
         try:
             observer = self._observer(polling)
+            events = _BUSY_EVENTS if self._gauge.busy and not polling else _EVENTS
             target.handle = observer.schedule(
-                _Handler(self._on_event), target.path, recursive=target.recursive, event_filter=_EVENTS
+                _Handler(self._on_event), target.path, recursive=target.recursive, event_filter=events
             )
         except OSError as exc:
             if polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
