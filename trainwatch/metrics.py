@@ -340,13 +340,15 @@ def _measure_rate(agg: RunAggregator) -> tuple[float | None, str | None]:
     ]
     if intervals:
         return _typical_mean(intervals), "wall clock"
+    # Slices zipped, not indexed: this runs on every derive of a live run.
+    lo = max(0, len(agg.iters) - 2 * RATE_WINDOW)
     recent = [
-        (1, agg.times[i] / 1000)
-        for i in range(max(0, len(agg.iters) - 2 * RATE_WINDOW), len(agg.iters))
-        if not (agg.is_eval[i] or agg.is_warmup[i] or math.isnan(agg.times[i]))
+        t / 1000
+        for t, evaluated, warmup in zip(agg.times[lo:], agg.is_eval[lo:], agg.is_warmup[lo:], strict=True)
+        if not (evaluated or warmup or t != t)  # t != t: NaN, an untimed entry
     ][-RATE_WINDOW:]
     if recent:
-        return _typical_mean(recent), "logged iteration times"
+        return _typical_step(recent), "logged iteration times"
     if len(agg.observed) >= 2 and len(agg.iters) >= 2 and agg.iters[-1] > agg.iters[0]:
         span = (agg.observed[-1] - agg.observed[0]).total_seconds()
         return span / (agg.iters[-1] - agg.iters[0]), "file update times"
@@ -364,6 +366,13 @@ def _typical_mean(samples: list[tuple[int, float]]) -> float:
     typical = median(seconds / steps for steps, seconds in samples)
     kept = [(n, s) for n, s in samples if s / n <= OUTLIER_FACTOR * typical] or samples
     return sum(s for _, s in kept) / sum(n for n, _ in kept)
+
+
+def _typical_step(seconds: list[float]) -> float:
+    """``_typical_mean`` of one-step samples (the same arithmetic), without a tuple per sample."""
+    typical = median(seconds)
+    kept = [s for s in seconds if s <= OUTLIER_FACTOR * typical] or seconds
+    return sum(kept) / len(kept)
 
 
 def _last_progress_at(agg: RunAggregator, rate_s: float | None) -> datetime | None:
