@@ -400,6 +400,53 @@ async def test_table_scrolls_with_the_cursor_and_keeps_its_header(make_app: AppM
         assert selected_name(app) in screen_text(app)
 
 
+async def test_a_run_that_changed_off_screen_shows_its_news_when_scrolled_to(
+    make_app: AppMaker, live_snapshot: Snapshot
+) -> None:
+    snap = many_runs(live_snapshot, 40)
+    app, sources = make_app(snap)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        rows = list(snap.rows)
+        rows[39] = dataclasses.replace(rows[39], stats=dataclasses.replace(rows[39].stats, loss=7.654))
+        sources[0].publish(dataclasses.replace(snap, rows=tuple(rows)))
+        await settle(pilot)
+        assert "run 39" not in screen_text(app)
+        await pilot.press("end")
+        line = next(line for line in screen_text(app).splitlines() if "run 39" in line)
+        assert "7.654" in line
+        assert t.get_cell(rows[39].key, "loss").plain.startswith("7.654")
+
+
+def _styled_chars(strip: Strip) -> list[tuple[str, object]]:
+    return [(char, segment.style) for segment in strip for char in segment.text]
+
+
+async def test_rows_drawn_without_rich_look_as_rich_draws_them(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    rows = list(many_runs(live_snapshot, 8).rows)
+    names = ["東京 run 日本語", "x" * 300, "[b]x[/b] \x1b[2J", "tab\there", "e\u0301 combining", "🚀 rocket", "", "a"]
+    rows = [dataclasses.replace(row, name=name) for row, name in zip(rows, names, strict=True)]
+    app, _ = make_app(dataclasses.replace(live_snapshot, rows=tuple(rows)))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        t = table(app)
+        base = t.rich_style
+        fast = 0
+        for row in rows:
+            texts = [t.get_cell(row.key, column) for column in t.columns]
+            rich = t._rendered_strip(texts, base)
+            ours = t._plain_strip(texts, base)
+            if ours is not None:
+                fast += 1
+                assert _styled_chars(ours) == _styled_chars(rich), row.name
+                assert ours.cell_length == rich.cell_length
+        assert fast >= 6  # the usual row takes the fast path (an over-long name does not)
+        header = [t.header_label(column) for column in t.columns]
+        ours = t._plain_strip(header, base)
+        assert ours is not None and _styled_chars(ours) == _styled_chars(t._rendered_strip(header, base))
+
+
 async def test_click_selects_a_row_and_a_second_click_opens_it(make_app: AppMaker, live_snapshot: Snapshot) -> None:
     app, _ = make_app(live_snapshot)
     async with app.run_test(size=(160, 48)) as pilot:
