@@ -3,7 +3,8 @@
 ``RunAggregator`` accumulates one run's records incrementally and cheaply
 (running sums, bounded series); ``stats(now)`` derives the figures
 (``trainwatch.metrics``). Pure Python: no I/O, no UI, and the clock is a
-parameter, so every figure is reproducible in tests.
+parameter, so every figure is reproducible in tests. The loops that take
+logged iterations in (most of a cold load) live in ``aggregate_take``.
 
 Restarts: when a logged iteration's number is not above the previous one, the
 run was resumed from an earlier checkpoint. Entries at or after the resume
@@ -22,27 +23,24 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
+from itertools import compress, pairwise
 from statistics import median
 from typing import Any
 
-from trainwatch import fmt
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.aggregate_take import (
+    MAX_ITER,
+    MIN_COLUMN_ROWS,
+    OUTLIER_FACTOR,
+    restarts,
+    take_columns,
+    take_iterations,
+)
+from trainwatch.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
 from trainwatch.series import Series
 from trainwatch.stats import RunStats
 
-#: A logged time above this many rolling medians is an eval pass (METRICS.md).
-OUTLIER_FACTOR = 5.0
-
 _NAN = math.nan
-#: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
-MAX_ITER = fmt.MAX_COUNT
 _RUNINFO_FIELDS = tuple(f.name for f in fields(RunInfo))
-# Beyond these a logged number is corrupt input, not a run; let through, it
-# would overflow the float32 columns, a float or a datetime further on.
-MAX_TIME_MS = 1e12  # one iteration taking 31 years
-MAX_MFU_PCT = 1e9  # absurd MFU (a wrong FLOP count) is kept, and flagged by metrics
-MAX_RATE = 1e15  # tokens/s
-MAX_TOKENS = 2**62
 _COUNT_LIMITS = {
     "world_size": 2**24,
     "params": 2**53,
@@ -62,7 +60,6 @@ _POSITIVE = ("mfu_peak_tflops", "runtime_s")
 #: Timestamps outside these years are corrupt (and near year 1 or 9999 the
 #: datetime arithmetic of the ETA overflows).
 _FIRST_TIME, _LAST_TIME = datetime(1971, 1, 1), datetime(2200, 1, 1)
-_FIRST_EPOCH, _LAST_EPOCH = 31536000.0, 7258118400.0
 #: Checkpoints kept for the events list; a restart filters them.
 MAX_CHECKPOINTS = 512
 
@@ -131,11 +128,13 @@ class RunAggregator:
 
     # ------------------------------------------------------------------ input
 
-    def add(self, record: Record) -> None:
+    def add(self, record: BulkRecord) -> None:
         """Take one record into account."""
         self.changes += 1
         if isinstance(record, Iteration):
             self._add_iteration(record)
+        elif isinstance(record, IterationColumns):
+            self._add_columns(record)
         elif isinstance(record, RunInfo):
             self._merge_info(record)
         elif isinstance(record, Eval):
@@ -157,7 +156,7 @@ class RunAggregator:
         elif isinstance(record, Outcome):
             self.outcome = record
 
-    def add_all(self, records: Iterable[Record]) -> None:
+    def add_all(self, records: Iterable[BulkRecord]) -> None:
         """``add`` each record in order (runs of iterations take the bulk path)."""
         self.changes += 1
         batch: list[Iteration] = []
@@ -168,7 +167,10 @@ class RunAggregator:
             if batch:
                 self._add_iterations(batch)
                 batch = []
-            self.add(record)
+            if record.__class__ is IterationColumns:
+                self._add_columns(record)
+            else:
+                self.add(record)
         if batch:
             self._add_iterations(batch)
 
@@ -214,130 +216,37 @@ class RunAggregator:
         """Take logged iterations into account, restarts included."""
         index = 0
         while index < len(batch):
-            index = self._take(batch, index)
+            index = take_iterations(self, batch, index)
             if index < len(batch):
-                self._rewind(batch[index].iter)  # then _take goes on from that entry
+                self._rewind(batch[index].iter)  # then take_iterations goes on from that entry
 
-    def _take(self, batch: Sequence[Iteration], start: int) -> int:
-        """The hot path: take ``batch[start:]`` up to the first restart; where it stopped.
-
-        Per iteration this is what METRICS.md needs and nothing more: the
-        columns, the running sums (``_account`` inlined: the same operations
-        in the same order, so the figures are bit-identical), the eval rule
-        and the bounded series. Sums and series points stay in locals until
-        the end: attribute and method calls are most of the cost.
-        """
-        info = self.info
-        interval, at_start = info.eval_interval, bool(info.eval_at_start)
-        by_interval = bool(interval) and info.eval_timing in (None, "same")
-        iters, times, mfus, is_eval, is_warmup = self.iters, self.times, self.mfus, self.is_eval, self.is_warmup
-        tps_col, walls = self.tps, self.walls
-        recent, marks, seg_start = self._recent, self.eval_marks, self._segment_start
-        n_train, n_train_timed, n_eval, n_eval_timed = self.n_train, self.n_train_timed, self.n_eval, self.n_eval_timed
-        train_ms, eval_ms, replay_s, untimed = self.train_ms, self.eval_ms, self.replay_s, self.replay_untimed_steps
-        mfu_sum, n_mfu, last_mfu, last_loss = self.mfu_sum, self.n_mfu, self.last_mfu, self.last_loss
-        points: tuple[list[float], ...] = ([], [], [], [], [], [], [], [], [], [])
-        loss_x, loss_y, time_x, time_y, mfu_x, mfu_y, wall_x, wall_y, tps_x, tps_y = points
-        stop = len(batch)
-        for index in range(start, len(batch)):
-            it = batch[index]
-            step = it.iter
-            if not 0 <= step <= MAX_ITER:
-                continue  # no real run gets here; a corrupt line must not break the columns
-            n = len(iters)
-            if n and step <= iters[-1]:
-                stop = index  # a restart: _rewind, then on from here
-                break
-            first = n == seg_start
-            t = it.time_ms
-            time_ms = t if t is not None and 0 <= t <= MAX_TIME_MS else _NAN  # NaN and inf fail too
-            timed = time_ms == time_ms
-            if by_interval:  # _classify_eval's common case, inlined
-                evaluated = step in marks or (step % interval == 0 and (step > 0 or at_start))  # type: ignore[operator]
-            else:
-                evaluated = self._classify_eval(step, time_ms, first)
-            m = it.mfu_pct
-            mfu = m if m is not None and 0 < m <= MAX_MFU_PCT else _NAN
-            iters.append(step)
-            times.append(time_ms)
-            mfus.append(mfu)
-            tps = it.tokens_per_sec
-            if tps is not None and not 0 <= tps <= MAX_RATE:
-                tps = None
-            if tps_col is not None:
-                tps_col.append(_NAN if tps is None else tps)
-            elif tps is not None:
-                self._append_optional("tps", tps)
-                tps_col = self.tps
-            wall = it.wall_time.timestamp() if it.wall_time is not None else None
-            if wall is not None and not _FIRST_EPOCH <= wall <= _LAST_EPOCH:
-                wall = None
-            if walls is not None:
-                walls.append(_NAN if wall is None else wall)
-            elif wall is not None:
-                self._append_optional("walls", wall)
-                walls = self.walls
-            if wall is not None:
-                if self.wall_first is None:
-                    self.wall_first = wall
-                self.last_wall = wall
-                wall_x.append(step)
-                wall_y.append(wall)
-            if tps is not None:
-                self.last_tps = tps
-                tps_x.append(step)
-                tps_y.append(tps)
-            if it.tokens_seen is not None and 0 <= it.tokens_seen <= MAX_TOKENS:
-                self.seen_last = (step, it.tokens_seen)
-                self.seen_first = self.seen_first or self.seen_last
-            is_eval.append(evaluated)
-            is_warmup.append(first)
-            gap = 1 if first else step - iters[n - 1]
-            if evaluated:
-                self.eval_at.append(step)
-                n_eval += 1
-                if timed:
-                    replay_s += time_ms / 1000
-                    untimed += gap - 1
-                    if not first:
-                        eval_ms += time_ms
-                        n_eval_timed += 1
-                else:
-                    untimed += gap
-            else:
-                n_train += 1
-                if timed:
-                    train_ms += time_ms
-                    n_train_timed += 1
-                    replay_s += time_ms / 1000 * gap
-                    time_x.append(step)
-                    time_y.append(time_ms / 1000)
-                    if not first:
-                        recent.append(time_ms)
-                else:
-                    untimed += gap
-                if mfu == mfu:
-                    mfu_sum += mfu
-                    n_mfu += 1
-            if mfu == mfu:
-                last_mfu = mfu
-                mfu_x.append(step)
-                mfu_y.append(mfu)
-            if it.loss is not None:
-                last_loss = it.loss
-                loss_x.append(step)
-                loss_y.append(it.loss)
-        if stop > start and not self.segments and iters:
-            self.segments = 1
-        self.n_train, self.n_train_timed, self.n_eval, self.n_eval_timed = n_train, n_train_timed, n_eval, n_eval_timed
-        self.train_ms, self.eval_ms, self.replay_s, self.replay_untimed_steps = train_ms, eval_ms, replay_s, untimed
-        self.mfu_sum, self.n_mfu, self.last_mfu, self.last_loss = mfu_sum, n_mfu, last_mfu, last_loss
-        self.loss_series.extend(loss_x, loss_y)
-        self.time_series.extend(time_x, time_y)
-        self.mfu_series.extend(mfu_x, mfu_y)
-        self.wall_series.extend(wall_x, wall_y)
-        self.tps_series.extend(tps_x, tps_y)
-        return stop
+    def _add_columns(self, columns: IterationColumns) -> None:
+        """Take a run of plain logged iterations into account: what
+        ``_add_iterations`` does with its rows, restarts included."""
+        steps = columns.iters
+        if not steps:
+            return
+        if min(steps) < 0 or max(steps) > MAX_ITER:  # corrupt rows, skipped as take_iterations skips them
+            keep = [0 <= step <= MAX_ITER for step in steps]
+            columns = IterationColumns(
+                list(compress(steps, keep)),
+                list(compress(columns.losses, keep)),
+                list(compress(columns.times_ms, keep)),
+                list(compress(columns.mfu_pct, keep)),
+            )
+            steps = columns.iters
+            if not steps:
+                return
+        # Rising pieces: each later one starts with a restart (an iteration
+        # number not above the one before), which rewinds the timeline first.
+        cuts = [0, *restarts(steps), len(steps)]
+        for start, stop in pairwise(cuts):
+            if self.iters and steps[start] <= self.iters[-1]:
+                self._rewind(steps[start])
+            if stop - start >= MIN_COLUMN_ROWS:
+                take_columns(self, columns, start, stop)
+            else:  # (two ranks printing each line: a restart a row) cheaper row by row
+                take_iterations(self, columns.iterations(start, stop), 0)
 
     def _append_optional(self, column: str, value: float | None) -> None:
         """Append to a column that exists only once some entry has a value."""

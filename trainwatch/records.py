@@ -109,3 +109,38 @@ class Outcome:
 
 
 Record = RunInfo | Iteration | Eval | Checkpoint | Outcome
+
+
+@dataclass(slots=True)
+class IterationColumns:
+    """A run of consecutive logged iterations that give only ``iter``, ``loss``,
+    ``time_ms`` and ``mfu_pct``, as parallel lists: row ``k`` is
+    ``Iteration(iters[k], losses[k], times_ms[k], mfu_pct[k])``.
+
+    A bulk line parser (``parsers.base.BulkLineParser``) emits these for the
+    bulk of a long log (nanoGPT's ``iter N: loss X, time Yms, mfu Z%`` lines):
+    building one frozen ``Iteration`` per line cost more than parsing the
+    line, and the aggregator takes columns in a few C-level passes
+    (``aggregate_take.take_columns``) to the same figures, bit for bit.
+    Not frozen (a frozen dataclass pays ``object.__setattr__`` per field),
+    but never changed once emitted. Only ``RunAggregator`` takes it; the
+    ``Record`` union leaves it out on purpose, so code that reads records
+    one by one never meets it (``iterations()`` expands it for those that must).
+    """
+
+    iters: list[int]
+    losses: list[float]
+    times_ms: list[float]
+    mfu_pct: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.iters)
+
+    def iterations(self, start: int = 0, stop: int | None = None) -> list[Iteration]:
+        """Rows ``start:stop`` as ``Iteration`` records."""
+        part = slice(start, stop)
+        return list(map(Iteration, self.iters[part], self.losses[part], self.times_ms[part], self.mfu_pct[part]))
+
+
+#: What a bulk line parser emits and ``RunAggregator.add_all`` takes.
+BulkRecord = Record | IterationColumns

@@ -52,13 +52,29 @@ class Series:
         run in C by ``reduce(add, …)`` (not ``sum``: it is compensated since
         Python 3.12), so the points are the same to the bit.
         """
+        self._extend(xs, ys, whole_xs=False)
+
+    def extend_steps(self, xs: list[int], ys: Sequence[float]) -> None:
+        """``extend`` with iteration numbers (ints from 0 to 2**31) as xs.
+
+        Whole numbers add exactly in a float while the sum stays under 2**53,
+        so a bucket's xs are summed as ints: the same float as the sequential
+        additions, in a third of the time.
+        """
+        self._extend(xs, ys, whole_xs=True)
+
+    def _extend(self, xs: Sequence[float], ys: Sequence[float], whole_xs: bool) -> None:
         if len(xs) != len(ys):
             raise ValueError(f"{len(xs)} xs for {len(ys)} ys")
         pending, pend_x, pend_y, stride = self._pending, self._pend_x, self._pend_y, self._stride
         start, count = 0, len(xs)
         while start < count:
             end = min(count, start + stride - pending)  # the rest of the current bucket, or of the input
-            pend_x = reduce(add, xs[start:end], pend_x)
+            # A bucket holds at most ``stride`` xs under 2**31 each: below 2**53 while stride < 2**22.
+            if whole_xs and stride < 1 << 22 and pend_x.is_integer():
+                pend_x += sum(xs[start:end])
+            else:
+                pend_x = reduce(add, xs[start:end], pend_x)
             pend_y = reduce(add, ys[start:end], pend_y)
             pending += end - start
             start = end
@@ -67,6 +83,7 @@ class Series:
             self._xs.append(pend_x / pending)
             self._ys.append(pend_y / pending)
             pending, pend_x, pend_y = 0, 0.0, 0.0
+            self._points = None
             if len(self._xs) >= self._capacity:
                 self._halve()
                 stride = self._stride

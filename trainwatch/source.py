@@ -22,7 +22,7 @@ import gc
 import hashlib
 import io
 import os
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -30,8 +30,8 @@ from typing import BinaryIO
 
 from trainwatch import parsers
 from trainwatch.aggregate import RunAggregator
-from trainwatch.parsers.base import DocumentParse, LineParser, ParserSpec
-from trainwatch.records import Record
+from trainwatch.parsers.base import BulkLineParser, DocumentParse, LineParser, ParserSpec
+from trainwatch.records import BulkRecord
 
 #: Read at most this much per system call while catching up on a big log.
 #: A chunk's lines and records are alive together, so this bounds the peak
@@ -74,6 +74,9 @@ class LogSource:
         self._identity: Hashable = None
         self._head: bytes | None = b""  # bytes fed before the format is known (None: gave up sniffing)
         self._line_parser: LineParser | None = None
+        # Its ``feed_text``, if it reads many lines at once (looked up once:
+        # an isinstance of a Protocol costs ~20 µs, as much as a short append).
+        self._feed_text: Callable[[str], Sequence[BulkRecord]] | None = None
         self._doc_stamp: Hashable = None
         # A resumable document: its last parse, the aggregate of its settled
         # records, and the digest of the bytes before its resume point.
@@ -211,7 +214,8 @@ class LogSource:
             self.problem = "unrecognised format" if head.strip() else "empty"
             return False
         if self.spec.kind == "lines":
-            self._line_parser = self._make_line_parser(self.spec)
+            self._line_parser = parser = self._make_line_parser(self.spec)
+            self._feed_text = parser.feed_text if isinstance(parser, BulkLineParser) else None
         self.problem = None
         return True
 
@@ -347,14 +351,24 @@ class LogSource:
             self._partial = data
             return False
         self._partial = data[cut + 1 :]
-        text = data[:cut].decode("utf-8", "replace")
-        lines = text.split("\n")
-        if "\r" in text:
-            lines = [line.removesuffix("\r") for line in lines]
-        records: list[Record] = []
-        feed = self._line_parser.feed
-        for line in lines:
-            records += feed(line)
+        records: Sequence[BulkRecord]
+        if self._feed_text is not None:
+            # The whole lines as one text: runs of plain iteration lines are
+            # parsed in C and come back as columns (a nanoGPT log loads 3-4x faster).
+            text = data[: cut + 1].decode("utf-8", "replace")
+            if "\r" in text:
+                text = text.replace("\r\n", "\n")  # a line's last \r, as removesuffix below
+            records = self._feed_text(text)
+        else:
+            text = data[:cut].decode("utf-8", "replace")
+            lines = text.split("\n")
+            if "\r" in text:
+                lines = [line.removesuffix("\r") for line in lines]
+            parsed: list[BulkRecord] = []
+            feed = self._line_parser.feed
+            for line in lines:
+                parsed += feed(line)
+            records = parsed
         if records:
             self.agg.add_all(records)  # runs of iterations take the aggregator's bulk path
         return bool(records)
