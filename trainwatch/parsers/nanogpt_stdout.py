@@ -46,7 +46,7 @@ from typing import Any
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.nanogpt_bulk import MFU_SENTINEL as _MFU_SENTINEL
 from trainwatch.parsers.nanogpt_bulk import PLAIN_LINE, plain_columns, plain_run_end
-from trainwatch.parsers.text import last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float
+from trainwatch.parsers.text import PREFIX, last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float
 from trainwatch.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "nanogpt_stdout"
@@ -180,8 +180,8 @@ def sniff(head: str, filename: str) -> bool:
     return _SNIFF.search(head) is not None
 
 
-_SNIFF = re.compile(
-    r"^(?:iter \d+: loss \S+, time [\d.]+ms|step \d+: train loss \S+, val loss |Overriding config with )",
+_SNIFF = re.compile(  # also through a launcher's line prefixes (torchrun, srun --label, mpirun --tag-output)
+    rf"^(?:{PREFIX})?(?:iter \d+: loss \S+, time [\d.]+ms|step \d+: train loss \S+, val loss |Overriding config with )",
     re.MULTILINE,
 )
 

@@ -10,8 +10,10 @@ from datetime import datetime
 # and lone two-byte escapes: everything a terminal would swallow.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 # Launcher and rank prefixes, possibly stacked: "9: [default3]: ",
-# "[rank0]:[rank0]: ", "[default0]:".
-_PREFIX = re.compile(r"^(?:\s*(?:\d+:\s*)?(?:\[(?:default|rank)\d+\]:\s?))+")
+# "[rank0]:[rank0]: ", "[default0]:", and Open MPI's --tag-output
+# "[1,0]<stdout>:" (job, rank and stream).
+PREFIX = r"(?:\s*(?:\d+:\s*)?(?:\[(?:default|rank)\d+\]:\s?|\[\d+,\d+\]<std(?:out|err)>:\s?))+"
+_PREFIX = re.compile("^" + PREFIX)
 
 
 def strip_ansi(text: str) -> str:
