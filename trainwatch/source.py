@@ -22,6 +22,7 @@ import gc
 import hashlib
 import io
 import os
+import stat as stat_module
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -100,7 +101,7 @@ class LogSource:
             return False
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
-        if not self.path.is_file():
+        if not stat_module.S_ISREG(stat.st_mode):  # (the stat just made: no second system call)
             raise SourceError(f"{self.path} is not a regular file")
         try:
             with open(self.path, "rb") as handle, _gc_paused():
