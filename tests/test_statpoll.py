@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trainwatch.statpoll import LoadGauge, StatSweep
+from trainwatch.statpoll import LoadGauge, StatSweep, sweep_interval
 
 
 def test_gauge_goes_busy_above_the_busy_rate_and_calm_below_the_calm_rate() -> None:
@@ -65,3 +65,10 @@ def test_sweep_reports_new_grown_replaced_and_deleted_files(tmp_path: Path) -> N
     assert sweep.changed(paths) == []  # still gone: reported once
     sweep.forget()
     assert sweep.changed(paths) == paths
+
+
+def test_sweeps_slow_down_as_more_logs_change() -> None:
+    assert sweep_interval(0) == sweep_interval(50) == 1.0  # once a second, as top
+    assert sweep_interval(60) == 1.5  # about 50 logs read a second, in half seconds
+    assert sweep_interval(100) == 2.0
+    assert sweep_interval(10_000) == 2.0  # at least every two seconds

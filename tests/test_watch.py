@@ -362,9 +362,13 @@ def test_many_busy_logs_are_stat_swept_then_events_again(
         step += 1
         time.sleep(0.1)
     assert watcher.mode == "inotify · busy: 6 logs checked every 0.2s"
+
     # inotify no longer reports modifications: a sweep finds them.
-    handles = [t.handle for t in watcher._targets.values() if t.handle is not None]
-    assert handles and all(FileModifiedEvent not in (h.event_filter or ()) for h in handles)
+    def unmodified() -> bool:  # (the worker re-schedules just after it says busy)
+        handles = [t.handle for t in watcher._targets.values() if t.handle is not None]
+        return bool(handles) and all(FileModifiedEvent not in (h.event_filter or ()) for h in handles)
+
+    eventually(unmodified)
     # While the load lasts, lines keep arriving and a new run appears.
     new = write_log(tmp_path / "late" / "train.log", range(0, 50, 10))
     goal = step + 10

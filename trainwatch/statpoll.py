@@ -7,8 +7,10 @@ a core before a single byte is read, while ``os.stat`` of a hundred known
 logs costs a fraction of a millisecond. So the Watcher counts how many logs
 change per second; above ``BUSY_RATE`` it stops asking inotify for
 modifications (creations, moves and deletions still come as events, so new
-runs appear at once) and stats the logs it knows every ``BUSY_POLL`` seconds
-instead; below ``CALM_RATE`` it goes back to events, which show a single
+runs appear at once) and stats the logs it knows every second or two
+instead (``sweep_interval``: each changed log costs a read and a derive, so
+the more of them change, the less often they are looked at, up to
+``MAX_POLL``); below ``CALM_RATE`` it goes back to events, which show a single
 run's line within milliseconds. The two rates are far apart so that a load
 near one of them does not flip the mode back and forth.
 
@@ -17,6 +19,7 @@ Pure bookkeeping, no threads: the Watcher's worker calls these.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import deque
 from collections.abc import Iterable
@@ -27,8 +30,12 @@ BUSY_RATE = 20.0
 CALM_RATE = 5.0
 #: Seconds over which the rate is measured; a mode is also kept at least this long.
 WINDOW = 3.0
-#: Seconds between two stat sweeps while busy: the screen then updates twice a second.
-BUSY_POLL = 0.5
+#: Seconds between two stat sweeps while busy: the table then updates once a second, as top does ...
+BUSY_POLL = 1.0
+#: ... or less often when more than ``SWEEP_BUDGET`` logs changed since the last sweep ...
+SWEEP_BUDGET = 50
+#: ... but at least this often.
+MAX_POLL = 2.0
 
 #: What identifies a file's content changing: a new file, a new length, a new write time.
 Stamp = tuple[int, int, int] | None
@@ -61,6 +68,17 @@ class LoadGauge:
             self.busy = not self.busy
             self._since = now
         return flip
+
+
+def sweep_interval(changed: int) -> float:
+    """Seconds until the next sweep, after one that found ``changed`` logs changed.
+
+    About ``SWEEP_BUDGET`` logs are read a second, at most: a hundred logs
+    that each grow every second are read every two seconds, two lines each.
+    """
+    if changed <= SWEEP_BUDGET:
+        return BUSY_POLL
+    return min(MAX_POLL, math.ceil(2 * changed / SWEEP_BUDGET) / 2)  # in half seconds: a steady header
 
 
 class StatSweep:

@@ -157,6 +157,7 @@ class Watcher:
         self._gauge = statpoll.LoadGauge()
         self._sweep = statpoll.StatSweep()
         self._next_sweep = 0.0
+        self._sweep_every = statpoll.BUSY_POLL
         self._remote_keys: set[str] = set()
         self._worker: threading.Thread | None = None
         self._fallback: str | None = None
@@ -212,7 +213,7 @@ class Watcher:
         native = _observer_name(Observer)
         if self._gauge.busy:
             swept = len(self._sources) - len(self._remote_keys)
-            native += f" · busy: {swept} logs checked every {statpoll.BUSY_POLL:g}s"
+            native += f" · busy: {swept} logs checked every {self._sweep_every:g}s"
         if self._poll is not None:
             return f"polling every {self._poll:g}s"
         if self._fallback is not None:
@@ -332,8 +333,9 @@ class Watcher:
             target, self._target = self._target, None
         noticed = len(dirty)  # logs that told us they changed, for the load gauge
         if self._gauge.busy and time.monotonic() >= self._next_sweep:
-            self._next_sweep = time.monotonic() + statpoll.BUSY_POLL
             swept = self._sweep.changed(k for k in self._sources if k not in self._remote_keys)
+            self._sweep_every = statpoll.sweep_interval(len(swept))
+            self._next_sweep = time.monotonic() + self._sweep_every
             dirty.update(swept)
             noticed = len(swept) if not rescan else 0  # a rescan's sweep finds every log "changed"
         if self._native is not None and self._gauge.note(noticed, time.monotonic()):
