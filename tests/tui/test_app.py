@@ -419,6 +419,26 @@ async def test_a_run_that_changed_off_screen_shows_its_news_when_scrolled_to(
         assert t.get_cell(rows[39].key, "loss").plain.startswith("7.654")
 
 
+async def test_a_run_scrolled_into_view_gets_room_for_what_changed_off_screen(
+    make_app: AppMaker, live_snapshot: Snapshot
+) -> None:
+    snap = many_runs(live_snapshot, 40)
+    app, sources = make_app(snap)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot)
+        rows = list(snap.rows)
+        rows[39] = dataclasses.replace(rows[39], stats=dataclasses.replace(rows[39].stats, loss=123456.75))
+        sources[0].publish(dataclasses.replace(snap, rows=tuple(rows)))
+        await settle(pilot)
+        await pilot.press("end")
+        await settle(pilot)
+        t = table(app)
+        shown = t.render_line(1 + t.get_row_index(rows[39].key) - int(t.scroll_offset.y))
+        line = "".join(segment.text for segment in shown)
+        cell = t.get_cell(rows[39].key, "loss").plain  # "123456.8 █▄▅▂▃▁▁▁": value and sparkline
+        assert "run 39" in line and cell.startswith("123456.8") and cell in line  # not cut to "123456.8 █▄…"
+
+
 def _styled_chars(strip: Strip) -> list[tuple[str, object]]:
     return [(char, segment.style) for segment in strip for char in segment.text]
 

@@ -41,6 +41,11 @@ if TYPE_CHECKING:
 #: Cells are rebuilt for every run at least this often (status ages, ETAs
 #: count down with the clock); in between, only runs whose stats changed.
 CLOCK_STEP = timedelta(seconds=1)
+#: A run off screen is measured again (for the column widths) at most this
+#: often: with a hundred busy runs, measuring each on every update was a
+#: tenth of the app's work. The widths follow it within this long, and at
+#: once when it is scrolled into view.
+WIDTH_LAG = timedelta(seconds=5)
 _ALIGN: dict[str, AlignMethod] = {"left": "left", "center": "center", "right": "right"}
 
 
@@ -109,7 +114,7 @@ class RunsTable(ScrollView, can_focus=True):
         self._now: datetime | None = None
         # What each row's cells and widths were made from: (stats, name, marked) and (stats, name, widths).
         self._built: dict[str, tuple[RunStats, str, bool]] = {}
-        self._measured: dict[str, tuple[RunStats, str, dict[str, int]]] = {}
+        self._measured: dict[str, tuple[RunStats, str, dict[str, int], datetime]] = {}
         self._cells_at: datetime | None = None
         self._label_state: tuple[str | None, bool] = (None, False)
         self._width = 0
@@ -357,7 +362,9 @@ class RunsTable(ScrollView, can_focus=True):
         keys = [r.key for r in self._visible]
         # The layout depends on every run, not the filtered few: filtering must not reflow.
         self._width = self.size.width
-        widest = cells.merge_widths(self._measure(row, now, clock) for row in snapshot.rows)
+        top, bottom = self._screen_rows()
+        shown = set(keys[top:bottom])
+        widest = cells.merge_widths(self._measure(row, now, clock, row.key in shown) for row in snapshot.rows)
         layout, widths = cells.fit(snapshot.rows, max(0, self._width - 1), now, self.sort_column, widest)
         relayout = (layout, widths) != (self._layout, self._widths)
         if relayout:
@@ -381,17 +388,40 @@ class RunsTable(ScrollView, can_focus=True):
         self._restore_cursor(keep)
         self._announce()
 
-    def _measure(self, row: RunRow, now: datetime, clock: bool) -> dict[str, int]:
-        """``cells.measure`` of ``row``, remeasured only when needed (see ``_sync``)."""
+    def _measure(self, row: RunRow, now: datetime, clock: bool, shown: bool) -> dict[str, int]:
+        """``cells.measure`` of ``row``, remeasured only when needed (see
+        ``_sync``), and for a run off screen (``not shown``) at most every
+        ``WIDTH_LAG``."""
         memo = self._measured.get(row.key)
+        if memo is not None and not shown and timedelta(0) <= now - memo[3] < WIDTH_LAG:
+            return memo[2]
         if memo is None or memo[1] != row.name or not only_clock_moved(memo[0], row.stats, COUNTDOWN):
             widths = cells.measure(row, now)
         elif clock or memo[0] is not row.stats:
             widths = {**memo[2], **cells.measure_timed(row, now)}
         else:
             return memo[2]
-        self._measured[row.key] = (row.stats, row.name, widths)
+        self._measured[row.key] = (row.stats, row.name, widths, now)
         return widths
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if round(old_value) != round(new_value) and self._stale_widths():
+            self.call_later(self._sync)  # runs scrolled into view were measured a while ago
+
+    def _stale_widths(self) -> bool:
+        """Is a run on screen measured from older figures than it shows (see WIDTH_LAG)?"""
+        top, bottom = self._screen_rows()
+        for key in self._keys[top:bottom]:
+            memo, row = self._measured.get(key), self._rows.get(key)
+            if row is not None and (memo is None or memo[0] is not row.stats or memo[1] != row.name):
+                return True
+        return False
+
+    def _screen_rows(self) -> tuple[int, int]:
+        """The positions (in display order) of the rows on screen: ``[top, bottom)``."""
+        top = int(self.scroll_offset.y)
+        return top, top + max(1, self.size.height - 1)
 
     def _update_cells(self, now: datetime, clock: bool) -> list[str]:
         """Rebuild the cells of on-screen runs that changed, and the clock's
@@ -405,8 +435,7 @@ class RunsTable(ScrollView, can_focus=True):
             self._forget(key)
         for key in [k for k in self._measured if k not in self._rows]:
             del self._measured[key]
-        top = int(self.scroll_offset.y)
-        bottom = top + max(1, self.size.height - 1)
+        top, bottom = self._screen_rows()
         changed = []
         for index, row in enumerate(self._visible):
             if not top <= index < bottom:
