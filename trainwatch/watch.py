@@ -7,9 +7,9 @@ that event, refreshes the dirty sources, and publishes a new ``Snapshot`` when
 something changed. Events that arrive while it works merge into its next
 pass, and passes are at least ``MIN_PASS_INTERVAL`` apart, so a burst of
 appends costs one or two reads. When many logs change every second, the
-watcher stops taking modification events and stats the logs it knows twice
-a second instead (``trainwatch.statpoll`` says why). The only clock is a tick of at most 1 Hz that
-re-derives figures for the ETA countdown and stall detection; it stops when
+watcher stops taking modification events and stats the logs it knows every
+second or two instead (``trainwatch.statpoll`` says why). The only clock is
+a tick of at most 1 Hz that re-derives figures for the ETA countdown and stall detection; it stops when
 every run is finished, failed or diverged, and then nothing runs until a file
 changes. Files are opened read-only (``LogSource``); nothing is ever written.
 """

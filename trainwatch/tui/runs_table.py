@@ -293,7 +293,7 @@ class RunsTable(ScrollView, can_focus=True):
         """``_strip`` without ``Text.render``, for the usual cells: ones that
         fit their column, whose spans do not overlap. Then every span is one
         segment, and the line costs a third of the time (with a hundred busy
-        runs, rows are rendered a score a second). ``None``: use ``_strip``.
+        runs, rows are rendered a score a second). ``None``: use ``_rendered_strip``.
 
         The styles are what ``Text.render`` gives: a cell's padding takes its
         style, its spans are drawn over it, the spaces between cells are bare.
@@ -327,7 +327,7 @@ class RunsTable(ScrollView, can_focus=True):
             if pad - left:
                 segments.append(Segment(" " * (pad - left), style))
             segments.append(gap)
-        return Strip(segments, sum(w + cells.PADDING for w in (self._widths[k] for k in self.columns)))
+        return Strip(segments, sum(self._widths[key] + cells.PADDING for key in self.columns))
 
     def _label(self, key: str) -> Text:
         column = cells.COLUMN[key]
