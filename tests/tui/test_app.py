@@ -550,6 +550,48 @@ async def test_detail_follows_the_run_and_skips_clock_only_updates(
         assert len(specs) > built and screen.query_one("#d-loss", Chart).spec != loss
 
 
+async def test_panel_skips_clock_only_updates(
+    make_app: AppMaker, moving_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainwatch.tui import plotspec, run_panel
+
+    # No one-second hold between redraws: every snapshot reaches the check at once.
+    monkeypatch.setattr(run_panel, "REDRAW_EVERY", 0.0)
+    titles: list[str] = []
+    loss_chart = plotspec.loss_chart
+
+    def counted(stats: Any, title: str = "", **kwargs: Any) -> plotspec.ChartSpec:
+        titles.append(title)
+        return loss_chart(stats, title, **kwargs)
+
+    monkeypatch.setattr(plotspec, "loss_chart", counted)
+    first = snapshot_of(moving_dir, NOW)
+    app, sources = make_app(first)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        qwen = next(r for r in first.rows if QWEN in r.key)
+        t = table(app)
+        t.move_cursor(row=t.get_row_index(qwen.key))
+        await settle(pilot)
+        assert titles and "Qwen3" in titles[-1]
+        built = len(titles)
+        # A few seconds on with no news: only the finish estimate and ETA moved.
+        assert qwen.stats.finish_at is not None and qwen.stats.eta_s is not None
+        drift = dataclasses.replace(
+            qwen.stats, finish_at=qwen.stats.finish_at + timedelta(seconds=3), eta_s=qwen.stats.eta_s - 3
+        )
+        rows = tuple(dataclasses.replace(r, stats=drift) if r.key == qwen.key else r for r in first.rows)
+        sources[0].publish(dataclasses.replace(first, rows=rows))
+        await settle(pilot)
+        assert len(titles) == built  # no chart spec rebuilt
+        # Ten more iterations: the charts follow.
+        later = NOW + timedelta(seconds=280)
+        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        sources[0].publish(snapshot_of(moving_dir, later))
+        await settle(pilot)
+        assert len(titles) > built
+
+
 async def test_compare_rebuilds_curves_only_for_news(
     make_app: AppMaker, live_snapshot: Snapshot, monkeypatch: pytest.MonkeyPatch
 ) -> None:

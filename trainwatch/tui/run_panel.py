@@ -89,12 +89,7 @@ class RunPanel(Horizontal):
         # unchanged (or stats that differ only in figures that follow the
         # clock): then the charts are as drawn, and need no new specs.
         drawn = (self.selected, row.name, row.stats) if row is not None else None
-        if (
-            drawn is not None
-            and self._drawn is not None
-            and drawn[:2] == self._drawn[:2]
-            and drawn[2] is self._drawn[2]
-        ):
+        if drawn is not None and self._drawn is not None and _same_run(self._drawn, drawn):
             return
         self._drawn = drawn
         self._redrawn_at = time.monotonic()
