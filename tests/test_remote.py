@@ -189,6 +189,19 @@ def test_missing_root_is_a_problem(tmp_path: Path, fake_ssh: Path) -> None:
     assert problems == [f"fake:{tmp_path / 'nope'}: no such file or directory"]
 
 
+def test_a_host_that_never_answers_is_a_problem_after_the_timeout(
+    tmp_path: Path, fake_ssh: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An ssh that connects and then says nothing (a hung NFS mount on the host, say).
+    silent = tmp_path / "silent-ssh"
+    silent.write_text("#!/bin/sh\nexec sleep 60\n")
+    silent.chmod(0o755)
+    monkeypatch.setattr(sshtail, "SSH", str(silent))
+    sources, problems = remote.load([RemoteRoot("stuck", str(tmp_path))], RunOptions(), timeout=0.5)
+    assert sources == []
+    assert problems == ["stuck: no answer in 0.5s"]
+
+
 # ------------------------------------------------------- one parsing core
 
 

@@ -19,7 +19,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, get_args
@@ -169,7 +169,6 @@ def serve(
     *,
     poll: float | None = None,
     network_poll: float | None = None,
-    ssh_options: Sequence[str] | None = None,
 ) -> int:
     """``trainwatch serve-metrics``: feed the started ``server`` from a watcher
     without a UI until SIGINT/SIGTERM, then stop both; the exit status.
@@ -200,7 +199,6 @@ def serve(
         tee(server.publish, report),
         poll=poll,
         network_poll=network_poll,
-        ssh_options=ssh_options,
     )
     try:
         watcher.start()

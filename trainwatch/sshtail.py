@@ -16,6 +16,7 @@ aggregator, so nothing is sent twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import queue
 import random
@@ -137,20 +138,25 @@ def read_frames(stream: IO[bytes]) -> Iterator[Frame]:
             raise ProtocolError(f"malformed frame: {line[:80]!r}") from None
 
 
-def script(roots: Sequence[str], *, interval: float, once: bool, resume: Iterable[str] = ()) -> bytes:
-    """The text ``sh -s`` runs on the host: parameters, then remote.sh."""
+@functools.cache
+def _body() -> str:
+    """remote.sh with the log suffixes filled in: the same for every connection."""
     known = "|".join(
         "." + "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in s[1:]) for s in sorted(LOG_SUFFIXES)
     )
     find = " -o ".join([*(f"-name '*{p}'" for p in known.split("|")), "! -name '*.*'", "-name '*.[0-9]*'"])
-    body = _SCRIPT.read_text(encoding="utf-8").replace("@KNOWN@", known).replace("@FIND@", find)
+    return _SCRIPT.read_text(encoding="utf-8").replace("@KNOWN@", known).replace("@FIND@", find)
+
+
+def script(roots: Sequence[str], *, interval: float, once: bool, resume: Iterable[str] = ()) -> bytes:
+    """The text ``sh -s`` runs on the host: parameters, then remote.sh."""
     header = (
         f"set -- {' '.join(shlex.quote(r) for r in roots)}\n"
         f"interval={interval:g} once={int(once)} cap={CAP} batch={STAT_BATCH}"
         f" rescan={max(1, round(RESCAN / max(interval, 0.1)))}\n"
         f"tw_resume={shlex.quote(chr(10).join(resume))}\n"
     )
-    return (header + body).encode("utf-8", "surrogateescape")
+    return (header + _body()).encode("utf-8", "surrogateescape")
 
 
 def ssh_command(target: str, options: Sequence[str] = ()) -> list[str]:

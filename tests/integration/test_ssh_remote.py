@@ -8,11 +8,14 @@ same port, and checks the run catches up with every iteration counted once.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 from livelogs import PREAMBLE, Latest, append, line
 
+from trainwatch import remote
 from trainwatch.names import Names
+from trainwatch.remote import RemoteRoot
 from trainwatch.snapshot import RunRow, Snapshot
 from trainwatch.source import RunOptions
 from trainwatch.watch import Watcher
@@ -66,3 +69,21 @@ def test_follows_a_remote_log_across_an_sshd_restart(tmp_path: Path, sshd: Sshd)
         assert watcher.problems == []
     finally:
         watcher.stop()
+
+
+def test_snapshot_reads_a_remote_root_once(tmp_path: Path, sshd: Sshd) -> None:
+    """``trainwatch snapshot host:/path``: one read through sshd, then done."""
+    log = tmp_path / "remote" / "run" / "train.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(PREAMBLE + "".join(line(s) for s in range(0, 50, 10)))
+    roots = [RemoteRoot(sshd.target, str(tmp_path / "remote"))]
+    sources, problems = remote.load(roots, RunOptions(), ssh_options=sshd.ssh_options, timeout=TIMEOUT)
+    assert problems == []
+    assert [str(s.path) for s in sources] == [f"{sshd.target}:{log}"]
+    assert sources[0].format == "nanogpt_stdout"
+    # Counted against hand-made lines: iterations 0, 10, 20, 30, 40.
+    stats = sources[0].agg.stats(datetime(2026, 1, 1))
+    assert (stats.iter, stats.logged_iters) == (40, 5)
+    sshd.stop()
+    gone, problems = remote.load(roots, RunOptions(), ssh_options=sshd.ssh_options, timeout=TIMEOUT)
+    assert gone == [] and len(problems) == 1 and problems[0].startswith(f"{sshd.target}: unreachable (")
