@@ -21,7 +21,7 @@ from typing import NoReturn
 import pytest
 from watchdog.events import FileModifiedEvent
 
-from trainwatch import mounts, parsers, statpoll, watch
+from trainwatch import mounts, parsers, statpoll, watch, watches
 from trainwatch.mounts import network_fs, read_mounts
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot
@@ -365,7 +365,7 @@ def test_many_busy_logs_are_stat_swept_then_events_again(
 
     # inotify no longer reports modifications: a sweep finds them.
     def unmodified() -> bool:  # (the worker re-schedules just after it says busy)
-        handles = [t.handle for t in watcher._targets.values() if t.handle is not None]
+        handles = [t.handle for t in watcher._watches.targets if t.handle is not None]
         return bool(handles) and all(FileModifiedEvent not in (h.event_filter or ()) for h in handles)
 
     eventually(unmodified)
@@ -638,11 +638,11 @@ def seed_document(last: int) -> dict[str, object]:
 def test_inotify_limit_falls_back_to_polling(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, start: Callable[..., tuple[Watcher, Recorder]]
 ) -> None:
-    class Exhausted(watch.PollingObserver):
+    class Exhausted(watches.PollingObserver):
         def schedule(self, *args: object, **kwargs: object) -> NoReturn:
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    monkeypatch.setattr(watch, "Observer", Exhausted)
+    monkeypatch.setattr(watches, "Observer", Exhausted)
     monkeypatch.setattr(watch, "NETWORK_POLL", 0.1)
     log = write_log(tmp_path / "train.log", range(0, 30, 10))
     watcher, rec = start([tmp_path])

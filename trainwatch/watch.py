@@ -1,52 +1,41 @@
 """Live watching: filesystem events in, immutable Snapshots out.
 
-watchdog observers (inotify, or polling for ``--poll`` and network mounts)
-call ``_on_event``, which only records the path as dirty and sets one
-``threading.Event``. One worker thread owns every ``LogSource``: it wakes on
-that event, refreshes the dirty sources, and publishes a new ``Snapshot`` when
-something changed. Events that arrive while it works merge into its next
-pass, and passes are at least ``MIN_PASS_INTERVAL`` apart, so a burst of
-appends costs one or two reads. When many logs change every second, the
-watcher stops taking modification events and stats the logs it knows every
-second or two instead (``trainwatch.statpoll`` says why). The only clock is
-a tick of at most 1 Hz that re-derives figures for the ETA countdown and stall detection; it stops when
-every run is finished, failed or diverged, and then nothing runs until a file
-changes. Files are opened read-only (``LogSource``); nothing is ever written.
+watchdog observers (inotify, or polling for ``--poll`` and network mounts;
+``trainwatch.watches`` schedules them) call ``_on_event``, which only records
+the path as dirty and sets one ``threading.Event``. One worker thread owns
+every ``LogSource``: it wakes on that event, refreshes the dirty sources, and
+publishes a new ``Snapshot`` when something changed. Events that arrive
+while it works merge into its next pass, and passes are at least
+``MIN_PASS_INTERVAL`` apart, so a burst of appends costs one or two reads.
+When many logs change every second, the watcher stops taking modification
+events and stats the logs it knows every second or two instead
+(``trainwatch.statpoll`` says why). The only clock is a tick of at most 1 Hz
+that re-derives figures for the ETA countdown and stall detection; it stops
+when every run is finished, failed or diverged, and then nothing runs until
+a file changes. Files are opened read-only (``LogSource``); nothing is ever
+written.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
-from watchdog.observers.polling import PollingObserver
+from watchdog.events import FileSystemEvent
 
 from trainwatch import mounts, remote, statpoll
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
 from trainwatch.source import LogSource, RunOptions, SourceError, discover, is_log_name
 from trainwatch.stats import DRIFT, RunStats, only_clock_moved
+from trainwatch.watches import Watches, native_name
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
@@ -61,41 +50,7 @@ QUIET_REPUBLISH = 15.0
 #: Default polling interval for roots on network filesystems (inotify cannot
 #: see other hosts' writes) and for remote hosts (``--poll-network``).
 NETWORK_POLL = 2.0
-# Creation, change, deletion and moves only: our own reads (open, access,
-# close-nowrite) must never wake us.
-_EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileDeletedEvent,
-    FileMovedEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-]
-# While busy (trainwatch.statpoll): everything but modifications, which a stat sweep finds.
-_BUSY_EVENTS = [e for e in _EVENTS if e is not FileModifiedEvent]
 _LIVE = ("running", "stalled")
-
-
-@dataclass
-class _Target:
-    """One scheduled watch: a root folder (recursive) or a named file's folder."""
-
-    path: str
-    recursive: bool
-    polled: bool
-    handle: ObservedWatch | None = None
-    observer: BaseObserver | None = None
-    lost: bool = False  # the folder was deleted; an ancestor is watched for its return
-    stand_in: ObservedWatch | None = None
-
-
-class _Handler(FileSystemEventHandler):
-    def __init__(self, on_event: Callable[[FileSystemEvent], None]) -> None:
-        self._on_event = on_event
-
-    def on_any_event(self, event: FileSystemEvent) -> None:
-        self._on_event(event)
 
 
 class Watcher:
@@ -142,10 +97,8 @@ class Watcher:
         self._dir_roots = {str(r) for r in self._roots if not r.is_file()}
         self._file_roots = {str(r) for r in self._roots if r.is_file()}
         self._real_roots = {r: os.path.realpath(r) for r in self._dir_roots}
-        self._targets: dict[tuple[str, bool], _Target] = {}
-        self._native: BaseObserver | None = None
-        self._poller: BaseObserver | None = None
         self._problems: dict[str, str] = {}
+        self._watches = Watches(self._on_event, self._problems, poll=poll, network_poll=self._network_poll)
         self._live = False
         self._next_tick = 0.0
         self._last_pass = 0.0
@@ -160,7 +113,6 @@ class Watcher:
         self._sweep_every = statpoll.BUSY_POLL
         self._remote_keys: set[str] = set()
         self._worker: threading.Thread | None = None
-        self._fallback: str | None = None
         table = mounts.read_mounts()
         self._network = {r: fs for r in self._roots if (fs := mounts.network_fs(r, table)) is not None}
         # ``[user@]host:/path`` roots, read over ssh (trainwatch.remote); polled like a network mount.
@@ -184,10 +136,7 @@ class Watcher:
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=10)
-        for observer in (self._native, self._poller):
-            if observer is not None and observer.is_alive():
-                observer.stop()
-                observer.join(timeout=10)
+        self._watches.stop()
         self._remote.stop()
 
     def refresh_now(self) -> None:
@@ -210,14 +159,14 @@ class Watcher:
         return " · ".join(m for m in (local, self._remote.mode if self._remote.links else "") if m)
 
     def _local_mode(self) -> str:
-        native = _observer_name(Observer)
+        native = native_name()
         if self._gauge.busy:
             swept = len(self._sources) - len(self._remote_keys)
             native += f" · busy: {swept} logs checked every {self._sweep_every:g}s"
         if self._poll is not None:
             return f"polling every {self._poll:g}s"
-        if self._fallback is not None:
-            return f"polling every {self._network_poll:g}s · {self._fallback}"
+        if self._watches.fallback is not None:
+            return f"polling every {self._network_poll:g}s · {self._watches.fallback}"
         if not self._network:
             return native
         kinds = ", ".join(sorted(set(self._network.values())))
@@ -300,9 +249,9 @@ class Watcher:
         self._remote.start()
         for root in self._roots:
             if root.is_dir():
-                self._watch(str(root), recursive=True, polled=root in self._network)
+                self._watches.watch(str(root), recursive=True, polled=root in self._network)
             elif root.is_file() and not self._covered(str(root.parent)):
-                self._watch(str(root.parent), recursive=False, polled=root in self._network)
+                self._watches.watch(str(root.parent), recursive=False, polled=root in self._network)
         files, problems = discover(self._roots)
         for problem in problems:
             self._problems[problem] = problem
@@ -338,14 +287,14 @@ class Watcher:
             self._next_sweep = time.monotonic() + self._sweep_every
             dirty.update(swept)
             noticed = len(swept) if not rescan else 0  # a rescan's sweep finds every log "changed"
-        if self._native is not None and self._gauge.note(noticed, time.monotonic()):
+        if self._watches.native and self._gauge.note(noticed, time.monotonic()):
             self._change_mode()
         if target is not None:
             self._apply_target(target[0])
         if force:
             self._derived.clear()  # a refresh asked for: every figure as of now
         for folder in gone_dirs:
-            self._folder_gone(folder)
+            self._watches.folder_gone(folder)
             dirty.update(k for k in self._sources if k.startswith(folder.rstrip(os.sep) + os.sep))
         for folder in new_dirs:
             dirty.update(self._folder_new(folder))
@@ -405,7 +354,7 @@ class Watcher:
         if real != path:
             self._aliases[real] = path
             if not self._covered(os.path.dirname(real)):
-                self._watch(os.path.dirname(real), recursive=False, polled=False)
+                self._watches.watch(os.path.dirname(real), recursive=False, polled=False)
         return path
 
     def _real(self, path: str) -> str:
@@ -505,17 +454,8 @@ class Watcher:
         return replace(row, stats=replace(row.stats, warnings=(*row.stats.warnings, note)))
 
     def _change_mode(self) -> None:
-        """Re-schedule the inotify watches with or without modification events (see statpoll).
-
-        A change written while a folder is between two watches would be
-        missed: the next pass re-reads every log and looks for new ones.
-        """
-        native = self._native
-        for target in self._targets.values():
-            if native is not None and target.observer is native and target.handle is not None:
-                _unschedule(native, target.handle)
-                target.handle = None
-                self._schedule(target)
+        """Modification events off while busy, back on when calm (see statpoll); then re-read everything."""
+        self._watches.set_busy(self._gauge.busy)
         self._sweep.forget()
         self._next_sweep = time.monotonic()
         log.info("trainwatch: %s", "many logs change at once: stat sweeps" if self._gauge.busy else "back to events")
@@ -546,96 +486,16 @@ class Watcher:
     def _covered(self, folder: str) -> bool:
         return any(folder == r or folder.startswith(r + os.sep) for r in self._dir_roots)
 
-    def _watch(self, path: str, recursive: bool, polled: bool) -> None:
-        target = self._targets.setdefault((path, recursive), _Target(path, recursive, polled))
-        if target.handle is None and not target.lost:
-            self._schedule(target)
-
-    def _schedule(self, target: _Target) -> None:
-        polling = target.polled or self._poll is not None or self._fallback is not None
-        try:
-            observer = self._observer(polling)
-            events = _BUSY_EVENTS if self._gauge.busy and not polling else _EVENTS
-            target.handle = observer.schedule(
-                _Handler(self._on_event), target.path, recursive=target.recursive, event_filter=events
-            )
-        except OSError as exc:
-            if polling or exc.errno not in (errno.ENOSPC, errno.EMFILE):
-                self._problems[target.path] = f"cannot watch {target.path}: {exc.strerror or exc}"
-                return
-            # The inotify watch limit: poll rather than go blind.
-            self._fallback = str(exc.strerror or exc)
-            log.warning("trainwatch: %s on %s; polling instead", self._fallback, target.path)
-            self._schedule(target)
-            return
-        target.observer, target.lost = observer, False
-        self._problems.pop(target.path, None)
-
-    def _observer(self, polling: bool) -> BaseObserver:
-        if polling:
-            if self._poller is None:
-                self._poller = PollingObserver(timeout=self._poll or self._network_poll)
-                self._poller.start()
-            return self._poller
-        if self._native is None:
-            self._native = Observer()
-            self._native.start()
-        return self._native
-
-    def _folder_gone(self, folder: str) -> None:
-        for target in self._targets.values():
-            if target.path == folder and not target.lost:
-                if target.handle is not None and target.observer is not None:
-                    _unschedule(target.observer, target.handle)
-                target.handle, target.lost = None, True
-                self._problems[folder] = f"{folder} was deleted: its runs keep their last figures"
-                self._watch_for_return(target)
-
     def _folder_new(self, folder: str) -> set[str]:
         """Files to look at now that ``folder`` appeared (a new run folder, or a lost root back)."""
         found: set[str] = set()
-        inside = folder.rstrip(os.sep) + os.sep
-        for target in list(self._targets.values()):
-            if target.lost and (target.path == folder or target.path.startswith(inside)):
-                self._watch_for_return(target)
-                if not target.lost:
-                    found |= {p for p in self._file_roots if os.path.dirname(p) == target.path}
-                    if target.recursive:
-                        found |= {str(p) for p in discover([Path(target.path)])[0]}
+        for target in self._watches.returned(folder):
+            found |= {p for p in self._file_roots if os.path.dirname(p) == target.path}
+            if target.recursive:
+                found |= {str(p) for p in discover([Path(target.path)])[0]}
         if self._in_tree(folder):
             found |= {str(p) for p in discover([Path(folder)])[0]}
         return found
-
-    def _watch_for_return(self, target: _Target) -> None:
-        """Re-watch a deleted folder that is back, else watch its nearest ancestor for its return."""
-        if target.stand_in is not None and target.observer is not None:
-            # Lost folders with one ancestor share its watch: re-arm the others.
-            others = [t for t in self._targets.values() if t is not target and t.stand_in == target.stand_in]
-            _unschedule(target.observer, target.stand_in)
-            for t in [target, *others]:
-                t.stand_in = None
-            for other in others:
-                self._watch_for_return(other)
-        if os.path.isdir(target.path):
-            self._schedule(target)
-            return
-        ancestor = os.path.dirname(target.path)
-        while not os.path.isdir(ancestor) and os.path.dirname(ancestor) != ancestor:
-            ancestor = os.path.dirname(ancestor)
-        observer = self._observer(target.polled or self._poll is not None or self._fallback is not None)
-        try:
-            # Its own filter makes it a watch of its own, never shared with a root's.
-            target.stand_in = observer.schedule(
-                _Handler(self._on_event), ancestor, event_filter=[DirCreatedEvent, DirMovedEvent]
-            )
-            target.observer = observer
-        except OSError as exc:
-            log.warning("trainwatch: cannot watch %s for %s to return: %s", ancestor, target.path, exc)
-
-
-def _unschedule(observer: BaseObserver, handle: ObservedWatch) -> None:
-    with contextlib.suppress(KeyError):  # its emitter may be gone already
-        observer.unschedule(handle)
 
 
 def _wanted_name(path: str) -> bool:
@@ -648,13 +508,3 @@ def _size(path: str) -> int:
         return os.stat(path).st_size
     except OSError:
         return 0
-
-
-def _observer_name(cls: object) -> str:
-    name = getattr(cls, "__name__", "")
-    return {
-        "InotifyObserver": "inotify",
-        "FSEventsObserver": "FSEvents",
-        "KqueueObserver": "kqueue",
-        "WindowsApiObserver": "ReadDirectoryChangesW",
-    }.get(name, "polling")
