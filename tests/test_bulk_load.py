@@ -452,20 +452,6 @@ def test_eval_rules_in_columns(info: RunInfo, evals: list[int]) -> None:
     assert_same(bulk, reference)
 
 
-def test_restart_storm_in_columns_is_linear() -> None:
-    """Columns counting down are a restart per row: bounded like any input."""
-    import time
-
-    n = 20_000
-    columns = IterationColumns(list(range(n, 0, -1)), [1.0] * n, [10.0] * n, [30.0] * n)
-    start = time.perf_counter()
-    agg = RunAggregator()
-    agg.add_all([columns])
-    took = time.perf_counter() - start
-    assert agg.segments == n and list(agg.iters) == [1]
-    assert took < 0.5 + n * 100e-6, f"{took:.2f}s for {n} restarts"
-
-
 # ------------------------------------------------------------------ pieces
 
 _xs = st.lists(st.integers(0, 2**31 - 1), max_size=300)

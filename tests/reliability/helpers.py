@@ -12,7 +12,6 @@ import json
 import math
 import signal
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -93,13 +92,10 @@ def deadline(seconds: float, what: str = "") -> Iterator[None]:
 
 @contextlib.contextmanager
 def within_budget(nbytes: int, what: str) -> Iterator[None]:
-    """The body must finish within ``budget_s(nbytes)`` (measured, and enforced by a deadline)."""
-    limit = budget_s(nbytes)
-    start = time.perf_counter()
-    with deadline(limit * 2, what):
+    """The body fails as a hang past ``budget_s(nbytes)``. A hang guard, tens of
+    times what the body takes, not a speed test: speed is in benchmarks/."""
+    with deadline(budget_s(nbytes), f"{what} ({nbytes / 1e6:.2f} MB)"):
         yield
-    took = time.perf_counter() - start
-    assert took <= limit, f"{what}: {took:.2f}s for {nbytes / 1e6:.2f} MB (budget {limit:.1f}s)"
 
 
 def parse(spec: ParserSpec, data: bytes) -> list[Record]:

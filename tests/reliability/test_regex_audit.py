@@ -13,7 +13,6 @@ import importlib
 import inspect
 import pkgutil
 import re
-import time
 from types import ModuleType
 
 import pytest
@@ -23,8 +22,9 @@ import trainwatch.parsers
 from .helpers import deadline, scale
 
 LENGTH = 100_000
-#: A linear scan of 100 KB takes milliseconds; quadratic takes minutes.
-LIMIT_S = 1.0
+#: A linear scan of 100 KB takes milliseconds; quadratic takes minutes. A
+#: hang guard, not a speed test (speed is in benchmarks/).
+LIMIT_S = 5.0
 METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "split")
 
 
@@ -70,11 +70,8 @@ def test_linear_on_long_lines(module: str, name: str, pattern: re.Pattern[str], 
     length = scale(LENGTH, 10 * LENGTH)  # --full: 1 MB lines, ten times the time
     limit = LIMIT_S * length / LENGTH
     for what, line in hostile_lines(pattern, length).items():
-        start = time.perf_counter()
-        with deadline(limit * 20, f"{module}.{name}.{method} on {what}"):
+        with deadline(limit, f"{module}.{name}.{method} on {length:,} chars of {what}"):
             result = call("", line) if method == "sub" else call(line)
             if method == "finditer":
                 for _ in result:
                     pass
-        took = time.perf_counter() - start
-        assert took < limit, f"{module}.{name}.{method} on {length:,} chars of {what}: {took:.2f}s"
