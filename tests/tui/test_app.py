@@ -27,6 +27,7 @@ from trainwatch.tui.compare import CompareScreen
 from trainwatch.tui.detail import DetailScreen
 from trainwatch.tui.dialogs import HelpScreen, TargetScreen
 from trainwatch.tui.main_screen import MainScreen
+from trainwatch.tui.row_strip import plain_strip, rendered_strip
 from trainwatch.tui.runs_table import RunsTable
 
 from .conftest import LIVE, NOW, AppMaker, write_live_copy
@@ -451,20 +452,21 @@ async def test_rows_drawn_without_rich_look_as_rich_draws_them(make_app: AppMake
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
         t = table(app)
-        base = t.rich_style
+        base, console = t.rich_style, app.console
+        widths = [t.column_width(column) for column in t.columns]
         fast = 0
         for row in rows:
             texts = [t.get_cell(row.key, column) for column in t.columns]
-            rich = t._rendered_strip(texts, base)
-            ours = t._plain_strip(texts, base)
+            rich = rendered_strip(texts, widths, base, console)
+            ours = plain_strip(texts, widths, base, console)
             if ours is not None:
                 fast += 1
                 assert _styled_chars(ours) == _styled_chars(rich), row.name
                 assert ours.cell_length == rich.cell_length
         assert fast >= 6  # the usual row takes the fast path (an over-long name does not)
         header = [t.header_label(column) for column in t.columns]
-        ours = t._plain_strip(header, base)
-        assert ours is not None and _styled_chars(ours) == _styled_chars(t._rendered_strip(header, base))
+        ours = plain_strip(header, widths, base, console)
+        assert ours is not None and _styled_chars(ours) == _styled_chars(rendered_strip(header, widths, base, console))
 
 
 async def test_click_selects_a_row_and_a_second_click_opens_it(make_app: AppMaker, live_snapshot: Snapshot) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -31,10 +30,9 @@ from textual.strip import Strip
 
 from trainwatch.stats import COUNTDOWN, only_clock_moved
 from trainwatch.tui import cells
+from trainwatch.tui.row_strip import row_strip
 
 if TYPE_CHECKING:
-    from rich.align import AlignMethod
-
     from trainwatch.snapshot import RunRow, Snapshot
     from trainwatch.stats import RunStats
 
@@ -46,7 +44,6 @@ CLOCK_STEP = timedelta(seconds=1)
 #: tenth of the app's work. The widths follow it within this long, and at
 #: once when it is scrolled into view.
 WIDTH_LAG = timedelta(seconds=5)
-_ALIGN: dict[str, AlignMethod] = {"left": "left", "center": "center", "right": "right"}
 
 
 class RunsTable(ScrollView, can_focus=True):
@@ -153,6 +150,10 @@ class RunsTable(ScrollView, can_focus=True):
 
     def header_label(self, column: str) -> Text:
         return self._label(column)
+
+    def column_width(self, column: str) -> int:
+        """``column``'s width in cells, without its padding."""
+        return self._widths[column]
 
     def column_x(self, column: str) -> int:
         """The first cell of ``column`` (its padding), from the left edge."""
@@ -274,60 +275,7 @@ class RunsTable(ScrollView, can_focus=True):
 
     def _strip(self, texts: list[Text], base: Style) -> Strip:
         """Cells padded to their column widths, as one line."""
-        fast = self._plain_strip(texts, base)
-        return fast if fast is not None else self._rendered_strip(texts, base)
-
-    def _rendered_strip(self, texts: list[Text], base: Style) -> Strip:
-        """``_strip`` by Rich: any cell (too wide ones are cut with an ellipsis)."""
-        line = Text(no_wrap=True, end="")
-        for key, text in zip(self.columns, texts, strict=True):
-            cell = text.copy()
-            cell.truncate(self._widths[key], overflow="ellipsis")
-            cell.align(_ALIGN.get(text.justify or "left", "left"), self._widths[key])
-            line.append(" ")
-            line.append_text(cell)
-            line.append(" ")
-        return Strip(Segment.apply_style(line.render(self.app.console), base), line.cell_len)
-
-    def _plain_strip(self, texts: list[Text], base: Style) -> Strip | None:
-        """``_strip`` without ``Text.render``, for the usual cells: ones that
-        fit their column, whose spans do not overlap. Then every span is one
-        segment, and the line costs a third of the time (with a hundred busy
-        runs, rows are rendered a score a second). ``None``: use ``_rendered_strip``.
-
-        The styles are what ``Text.render`` gives: a cell's padding takes its
-        style, its spans are drawn over it, the spaces between cells are bare.
-        """
-        get_style = self.app.console.get_style
-        segments: list[Segment] = []
-        gap = Segment(" ", base)
-        for key, text in zip(self.columns, texts, strict=True):
-            width = self._widths[key]
-            plain = text.plain
-            pad = width - cell_len(plain)
-            if pad < 0 or "\n" in plain:
-                return None
-            justify = _ALIGN.get(text.justify or "left", "left")
-            left = 0 if justify == "left" else pad if justify == "right" else pad // 2
-            style = base + get_style(text.style)
-            segments.append(gap)
-            if left:
-                segments.append(Segment(" " * left, style))
-            at = 0
-            for start, end, span_style in text.spans:
-                if start < at or end > len(plain):
-                    return None
-                if start > at:
-                    segments.append(Segment(plain[at:start], style))
-                if end > start:
-                    segments.append(Segment(plain[start:end], style + get_style(span_style)))
-                    at = end
-            if at < len(plain):
-                segments.append(Segment(plain[at:], style))
-            if pad - left:
-                segments.append(Segment(" " * (pad - left), style))
-            segments.append(gap)
-        return Strip(segments, sum(self._widths[key] + cells.PADDING for key in self.columns))
+        return row_strip(texts, [self._widths[key] for key in self.columns], base, self.app.console)
 
     def _label(self, key: str) -> Text:
         column = cells.COLUMN[key]
