@@ -162,6 +162,36 @@ def test_rotation_keeps_one_run(tmp_path: Path, start: Callable[..., tuple[Watch
     assert row(snapshot, log).stats.logged_iters == 8  # type: ignore[union-attr]
 
 
+def test_copytruncate_keeps_one_run(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    """logrotate's copytruncate: train.log is copied to train.log.1, then emptied
+    and written on. The copy holds lines the run already shows: no second run."""
+    log = write_log(tmp_path / "train.log", range(0, 60, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 50))
+    shutil.copyfile(log, tmp_path / "train.log.1")
+    time.sleep(0.3)  # the copy is seen on its own before the truncation, as with a real logrotate
+    with open(log, "r+") as handle:
+        handle.truncate(0)
+    append(log, iter_line(60) + iter_line(70))
+    snapshot = rec.wait(at_iter(log, 70))  # (the copy's events came first: it was read by now)
+    assert [r.key for r in snapshot.rows] == [str(log)]
+    assert row(snapshot, log).stats.logged_iters == 8  # type: ignore[union-attr]
+
+
+def test_a_rotated_name_is_a_run_of_its_own_without_its_base(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    """Only a copy of a run being shown is skipped: a new ``x.log.1`` with no
+    ``x.log`` beside it, or one present from the start, is a run."""
+    old = write_log(tmp_path / "a.log.1", range(0, 30, 10))  # there from the start, beside a.log
+    write_log(tmp_path / "a.log", range(30, 50, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(old, 20))
+    lone = write_log(tmp_path / "b.log.1", range(0, 20, 10))
+    snapshot = rec.wait(at_iter(lone, 10))
+    assert sorted(r.key for r in snapshot.rows) == sorted(str(tmp_path / n) for n in ("a.log", "a.log.1", "b.log.1"))
+
+
 def test_delete_keeps_figures_and_recreate_resumes(
     tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
 ) -> None:

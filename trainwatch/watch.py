@@ -335,6 +335,11 @@ class Watcher:
                 # A rotated-away copy of a run already shown (log -> log.1) is not a new run.
                 self._ignored.add(path)
                 return None
+        elif path not in self._ignored and self._copy_of_shown(path):
+            # logrotate's copytruncate: log copied to log.1, then emptied and written on.
+            # The copy holds lines the run shows already (its source keeps them).
+            self._ignored.add(path)
+            return None
         if path in self._ignored:
             if not os.path.lexists(path):
                 self._ignored.discard(path)  # deleted: whatever appears there next is new
@@ -342,6 +347,14 @@ class Watcher:
         if not self._accepts(path) or not os.path.isfile(path):
             return None
         return self._add(path)
+
+    def _copy_of_shown(self, path: str) -> bool:
+        """Is ``path`` a new rotation (``train.log.1``) of a log being shown (``train.log``)?"""
+        base, number = os.path.splitext(path)
+        if not (number[1:].isascii() and number[1:].isdigit()):
+            return False
+        source = self._sources.get(self._aliases.get(base, base))
+        return source is not None and source.ready
 
     def _add(self, path: str) -> str | None:
         real = self._real(path)
