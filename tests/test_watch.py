@@ -308,6 +308,34 @@ def test_a_drifting_finish_estimate_alone_publishes_nothing(
     assert moved.rows[0].stats.status == "running"
 
 
+def test_a_quiet_run_is_not_derived_on_ticks_until_it_can_stall(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from trainwatch import metrics
+
+    derived: list[datetime] = []
+    derive = metrics.derive
+
+    def counted(agg: object, now: datetime) -> object:
+        derived.append(now)
+        return derive(agg, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(metrics, "derive", counted)
+    log = write_log(tmp_path / "live.log", range(0, 30, 10))
+    now = [datetime.now()]
+    _, rec = start([tmp_path], clock=lambda: now[0], tick=0.02)
+    first = rec.wait(at_iter(log, 20))
+    assert first.rows[0].stats.status == "running"
+    now[0] += timedelta(seconds=5)  # past the ETA countdown: only the finish estimate drifts now
+    time.sleep(0.2)
+    derived.clear()
+    time.sleep(0.5)  # 25 ticks
+    assert derived == []
+    now[0] += timedelta(minutes=5)  # well past the stall threshold (a minute here)
+    stalled = rec.wait(lambda s: s.rows[0].stats.status == "stalled")
+    assert stalled.rows[0].stats.iter == 20
+
+
 def test_only_clock_moved() -> None:
     from trainwatch.aggregate import RunAggregator
     from trainwatch.parsers import nanogpt_stdout

@@ -436,9 +436,40 @@ def _eta(
         return work
     # Count down between log writes, but never past the next expected write:
     # a slower step must not make the ETA reach zero early.
-    step_gap = (agg.iters[-1] - agg.iters[-2]) if len(agg.iters) >= 2 else 1
-    since = min((now - anchor).total_seconds(), step_gap * rate_s)
+    since = min((now - anchor).total_seconds(), _countdown_s(agg, rate_s))
     return max(0.0, work - since)
+
+
+def _countdown_s(agg: RunAggregator, rate_s: float) -> float:
+    """How long after a log write the ETA counts down: until the next write is due."""
+    step_gap = (agg.iters[-1] - agg.iters[-2]) if len(agg.iters) >= 2 else 1
+    return step_gap * rate_s
+
+
+def quiet_for(agg: RunAggregator, stats: RunStats, now: datetime) -> float:
+    """Seconds after ``now`` during which ``agg``, with no new record, derives
+    stats that differ from ``stats`` (derived at ``now``) only in the figures
+    that drift with the clock (``stats.DRIFT``).
+
+    A running run is quiet from the end of its ETA countdown (0 before: the
+    ETA changes every second) until it turns stalled; a run the clock cannot
+    change (finished, failed, diverged, or already stalled) is quiet for
+    ever. The watcher need not derive a quiet run on every clock tick.
+    """
+    if stats.status != "running":
+        return math.inf
+    rate_s, last_update = stats.rate_s, stats.last_update_at
+    anchor = _last_progress_at(agg, rate_s)
+    if (
+        stats.eta_s is not None
+        and anchor is not None
+        and rate_s is not None
+        and (now - anchor).total_seconds() < _countdown_s(agg, rate_s)
+    ):
+        return 0.0  # the ETA counts down: news every second
+    if last_update is None:
+        return math.inf
+    return max(0.0, (last_update - now).total_seconds() + _stall_after_s(agg, rate_s))
 
 
 def _status(

@@ -117,7 +117,10 @@ def only_clock_moved(old: RunStats, new: RunStats, moving: frozenset[str] = DRIF
         return True
     # Field by field, the ones that change with any news first: a run with
     # news is told apart in a microsecond (``replace`` and ``==`` cost ~60 µs).
-    return all(getattr(old, name) == getattr(new, name) for name in _compared(moving))
+    # A NaN (a diverged run's loss) is the same figure as the NaN before it.
+    return all(
+        (a := getattr(old, name)) == (b := getattr(new, name)) or (a != a and b != b) for name in _compared(moving)
+    )
 
 
 _NEWS_FIRST = ("iter", "logged_iters", "loss", "status")

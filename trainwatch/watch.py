@@ -30,7 +30,7 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent
 
-from trainwatch import mounts, remote, statpoll
+from trainwatch import metrics, mounts, remote, statpoll
 from trainwatch.names import Names
 from trainwatch.snapshot import RunRow, Snapshot, build
 from trainwatch.source import LogSource, RunOptions, SourceError, discover, is_log_name
@@ -105,6 +105,8 @@ class Watcher:
         self._published_at = -QUIET_REPUBLISH
         # Each run's stats and when (monotonic) they were derived, kept while its log is unchanged.
         self._derived: dict[LogSource, tuple[float, RunStats]] = {}
+        # From when (the clock's time), and for how many seconds, a run's stats only drift (metrics.quiet_for).
+        self._quiet: dict[LogSource, tuple[datetime, float]] = {}
         self._loading: tuple[int, int] | None = None
         # Many logs changing at once: stat sweeps instead of modification events.
         self._gauge = statpoll.LoadGauge()
@@ -293,6 +295,7 @@ class Watcher:
             self._apply_target(target[0])
         if force:
             self._derived.clear()  # a refresh asked for: every figure as of now
+            self._quiet.clear()
         for folder in gone_dirs:
             self._watches.folder_gone(folder)
             dirty.update(k for k in self._sources if k.startswith(folder.rstrip(os.sep) + os.sep))
@@ -385,6 +388,7 @@ class Watcher:
     def _refresh(self, key: str) -> bool:
         source = self._sources[key]
         self._derived.pop(source, None)  # derived again at the next publish (see there)
+        self._quiet.pop(source, None)
         first = key in self._unread
         self._unread.discard(key)
         before = source.problem
@@ -415,8 +419,9 @@ class Watcher:
         now = self._clock()
         clock = time.monotonic()
         ready = [s for k, s in self._sources.items() if k not in self._unread]
-        fresh = [self._stats(source, now, clock) for source in ready if source.spec is not None and source.ready]
-        if quiet and not any(fresh) and clock - self._published_at < QUIET_REPUBLISH:
+        due = clock - self._published_at >= QUIET_REPUBLISH  # the drifting figures too
+        fresh = [self._stats(source, now, clock, due) for source in ready if source.spec is not None and source.ready]
+        if quiet and not any(fresh) and not due:
             self._next_tick = clock + self._tick
             return  # a tick that changed no figure (and no file changed): nothing to show
         snapshot = build(ready, self._names, now, lambda source: self._derived[source][1])
@@ -430,7 +435,7 @@ class Watcher:
         except Exception:  # the consumer's bug must not stop the watching
             log.exception("trainwatch: publishing a snapshot failed")
 
-    def _stats(self, source: LogSource, now: datetime, clock: float) -> bool:
+    def _stats(self, source: LogSource, now: datetime, clock: float, drift: bool = False) -> bool:
         """Bring ``source``'s stats up to date in ``_derived``; ``True`` if they changed.
 
         A run's stats are derived again when its log changed (``_refresh``
@@ -439,11 +444,21 @@ class Watcher:
         of ten passes a second cost more than everything else here. A
         re-derive that changes nothing keeps the previous object, so that the
         app (and ``_publish``) can tell an unchanged run by identity, for free.
+
+        A run known to be quiet (only its drifting figures would move, until
+        it can turn stalled) is not derived on a tick at all, unless ``drift``
+        asks for those figures too: with runs idle, deriving each of them
+        every second was most of trainwatch's idle cost.
         """
         memo = self._derived.get(source)
-        if memo is not None and clock - memo[0] < self._tick:
-            return False
+        if memo is not None:
+            if clock - memo[0] < self._tick:
+                return False
+            since, length = self._quiet.get(source, (now, 0.0))
+            if not drift and 0 <= (now - since).total_seconds() < length:
+                return False  # (a clock set back is no reason to trust it: derived again)
         stats = source.agg.stats(now)
+        self._quiet[source] = (now, metrics.quiet_for(source.agg, stats, now))
         if memo is not None and memo[1] == stats:
             self._derived[source] = (clock, memo[1])
             return False
@@ -476,6 +491,7 @@ class Watcher:
 
     def _apply_target(self, target: int | None) -> None:
         self._derived.clear()
+        self._quiet.clear()
         self._options = self._remote.options = replace(self._options, target=target)
         for source in self._sources.values():
             source.options = self._options  # documents build a new aggregator per parse
