@@ -10,9 +10,9 @@ while it works merge into its next pass, and passes are at least
 When many logs change every second, the watcher stops taking modification
 events and stats the logs it knows every second or two instead
 (``trainwatch.statpoll`` says why). The only clock is a tick of at most 1 Hz
-that re-derives figures for the ETA countdown and stall detection; it stops
-when every run is finished, failed or diverged, and then nothing runs until
-a file changes. Files are opened read-only (``LogSource``); nothing is ever
+that re-derives the runs whose ETA counts down, and a quiet run once it can
+turn stalled (``metrics.quiet_for``); it stops when every run is finished,
+failed or diverged, and then nothing runs until a file changes. Files are opened read-only (``LogSource``); nothing is ever
 written.
 """
 
