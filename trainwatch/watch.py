@@ -12,8 +12,8 @@ events and stats the logs it knows every second or two instead
 (``trainwatch.statpoll`` says why). The only clock is a tick of at most 1 Hz
 that re-derives the runs whose ETA counts down, and a quiet run once it can
 turn stalled (``metrics.quiet_for``); it stops when every run is finished,
-failed or diverged, and then nothing runs until a file changes. Files are opened read-only (``LogSource``); nothing is ever
-written.
+failed or diverged, and then nothing runs until a file changes. Files are
+opened read-only (``LogSource``); nothing is ever written.
 """
 
 from __future__ import annotations
