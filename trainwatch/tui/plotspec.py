@@ -96,16 +96,24 @@ def loss_chart(stats: RunStats, title: str = "loss (train ─, val ●)") -> Cha
     return ChartSpec(title, (train, val), xlabel="iteration", empty="no loss logged yet")
 
 
+#: Instead of a plot, for a run whose log has no per-step times (HF trainer_state, build-nanogpt).
+NO_STEP_TIMES = "no per-step times logged"
+
+
 def time_chart(stats: RunStats) -> ChartSpec:
     xs, ys = _without_evals(stats, *stats.time_series)
-    marks = stats.eval_at if len(stats.eval_at) <= 40 else ()
+    marks = stats.eval_at if xs and len(stats.eval_at) <= 40 else ()
     title = "s/iter (evals │ not counted)" if marks else "s/iter"
+    empty = NO_STEP_TIMES
+    if stats.mean_iter_s is not None:
+        empty = f"{stats.mean_iter_s:,.2f} s/iter on average; {NO_STEP_TIMES}"
     return ChartSpec(
         title,
         (Trace(xs, ys, TRAIN),),
         vlines=tuple(float(m) for m in marks),
         xlabel="iteration",
         ylim=robust_ylim(ys),
+        empty=empty,
     )
 
 
@@ -136,7 +144,11 @@ def tokens_chart(stats: RunStats) -> ChartSpec:
             xlabel="iteration",
             ylim=robust_ylim(ys),
         )
-    return ChartSpec("tokens/s", empty="tokens/iter unknown: pass --tokens-per-iter")
+    if not stats.tokens_per_iter:
+        return ChartSpec("tokens/s", empty="tokens/iter unknown: pass --tokens-per-iter")
+    if stats.tokens_per_sec is not None:
+        return ChartSpec("tokens/s", empty=f"{stats.tokens_per_sec:,.0f} tokens/s on average; {NO_STEP_TIMES}")
+    return ChartSpec("tokens/s", empty=NO_STEP_TIMES)
 
 
 def nice_ticks(low: float, high: float, count: int) -> tuple[float, ...]:
