@@ -189,6 +189,56 @@ def test_missing_root_is_a_problem(tmp_path: Path, fake_ssh: Path) -> None:
     assert problems == [f"fake:{tmp_path / 'nope'}: no such file or directory"]
 
 
+def test_a_lightning_log_is_read_with_its_remote_hparams(tmp_path: Path, fake_ssh: Path, corpus: Path) -> None:
+    """hparams.yaml is fetched with metrics.csv and read as a local one is; it is no run.
+
+    The corpus names sort the CSV first ("..._140739steps_metrics.csv" before
+    "..._hparams.yaml"): the host must still send the sidecar before the log.
+    """
+    folder = corpus / "lightning_csv"
+    csv, yaml = "slm_wikitext103_12L_10epochs_140739steps_metrics.csv", "slm_wikitext103_12L_10epochs_hparams.yaml"
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in (csv, yaml):  # a copy in a temporary folder, read as a remote host's
+        (run / name).write_bytes((folder / name).read_bytes())
+    sources, problems = remote.load([RemoteRoot("fake", str(tmp_path))], RunOptions())
+    assert problems == []
+    assert [s.path.name for s in sources] == [csv]
+    now = datetime(2026, 1, 1)
+    far = sources[0].agg.stats(now)
+    # From the yaml ("max_seq_len: 128", "num_layers: 12", "d_model: 768"); the CSV says none of them.
+    assert (far.block_size, far.n_layer, far.n_embd) == (128, 12, 768)
+    local = LogSource(folder / csv)
+    local.refresh()
+    near = local.agg.stats(now)
+    assert (far.iter, far.loss, far.block_size, far.n_layer) == (near.iter, near.loss, near.block_size, near.n_layer)
+    # The CSV named as a root on its own: its folder's sidecar comes with it.
+    alone, problems = remote.load([RemoteRoot("fake", str(run / csv))], RunOptions())
+    assert problems == [] and [s.path.name for s in alone] == [csv]
+    assert alone[0].agg.stats(now).block_size == 128
+
+
+def test_the_host_sends_a_folders_sidecars_before_its_logs(tmp_path: Path, fake_ssh: Path) -> None:
+    """A log's parser is made when its first bytes are read: its hparams.yaml
+    must be there by then, whatever the names' sort order."""
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "0_metrics.csv").write_text("step,loss\n1,2.0\n")
+        (tmp_path / folder / "z_hparams.yaml").write_text("max_seq_len: 128\n")
+    (tmp_path / "a" / "notes.yaml").write_text("not: a sidecar\n")
+    link = sshtail.HostLink("fake", [str(tmp_path)], lambda: None, interval=0.1, once=True)
+    link.start()
+    link._thread.join(10)  # type: ignore[union-attr]
+    frames = []
+    while not link.frames.empty():
+        frames.append(link.frames.get())
+    sent = [(type(f).__name__, os.path.relpath(f.name, tmp_path)) for f in frames]
+    sidecars = [("Document", f"{d}/z_hparams.yaml") for d in "ab"]
+    logs = [("Tail", f"{d}/0_metrics.csv") for d in "ab"]
+    assert sorted(sent) == sorted(sidecars + logs)  # notes.yaml is neither
+    assert all(sent.index(sidecar) < sent.index(log) for sidecar, log in zip(sidecars, logs, strict=True))
+
+
 def test_a_host_that_never_answers_is_a_problem_after_the_timeout(
     tmp_path: Path, fake_ssh: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -23,7 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainwatch.source import LogSource, RunOptions, SourceError
+from trainwatch.parsers import SIDECAR_SUFFIXES
+from trainwatch.source import SIDECAR_MAX, LogSource, RunOptions, SourceError
 from trainwatch.sshtail import Document, Gone, HostLink, Tail, env_options
 
 # [user@]host:/path or host:~/path; a host never starts with "-" (it would be an ssh option).
@@ -83,13 +84,19 @@ def host_of(path: str) -> str | None:
 class RemoteLogSource(LogSource):
     """A log file on another host: ``refresh`` applies the frames received for it."""
 
-    def __init__(self, key: str, options: RunOptions, link: HostLink) -> None:
+    def __init__(self, key: str, options: RunOptions, link: HostLink, sidecars: dict[str, str] | None = None) -> None:
         super().__init__(Path(key), options)
         self.key = key
         self.link = link
         self.pending: deque[Tail | Document | Gone] = deque()
+        self._sidecars = sidecars if sidecars is not None else {}  # key -> text, shared by a host's files
         self._gone = False
         self._down = False
+
+    def _sidecar_text(self, name: str) -> str | None:
+        # The host sends a folder's sidecars before its logs (remote.sh), so
+        # one beside this log is here by the time the log is first read.
+        return self._sidecars.get(str(self.path.with_name(name)))
 
     def refresh(self) -> bool:
         changed = False
@@ -139,6 +146,7 @@ class RemoteWatch:
         ]
         self.links = [link for link, _ in self._hosts]
         self._sources: dict[str, RemoteLogSource] = {}
+        self._sidecars: dict[str, str] = {}  # key -> text of a metadata file read with a log
         self._seen = {id(link): -1 for link in self.links}
 
     def start(self) -> None:
@@ -172,12 +180,22 @@ class RemoteWatch:
                 except queue.Empty:
                     break
                 key = f"{link.target}:{frame.name}"
+                if frame.name.endswith(SIDECAR_SUFFIXES):
+                    self._take_sidecar(key, frame)
+                    continue
                 source = self._sources.get(key)
                 if source is None:
-                    source = self._sources[key] = RemoteLogSource(key, self.options, link)
+                    source = self._sources[key] = RemoteLogSource(key, self.options, link, self._sidecars)
                 source.pending.append(frame)
                 news[key] = source
         return news, changed
+
+    def _take_sidecar(self, key: str, frame: Tail | Document | Gone) -> None:
+        """Keep a sidecar's text for the logs beside it (never a run of its own)."""
+        if isinstance(frame, Document) and len(frame.data) <= SIDECAR_MAX:
+            self._sidecars[key] = frame.data.decode("utf-8", errors="replace")
+        else:
+            self._sidecars.pop(key, None)
 
     def unrecognised(self) -> list[tuple[str, str]]:
         """Roots with nothing to show yet, and why (unreachable, missing, connecting)."""

@@ -12,7 +12,9 @@
 #   @@trainwatch doc DEV:INODE SIZE MTIME NAME             + SIZE bytes (whole)
 #   @@trainwatch gone NAME | problem ROOT# TEXT | ok ROOT# | synced | beat
 # *.json files are documents, sent whole when they change; others are tailed
-# from where the last chunk ended (tail -c +OFFSET+1). A poll in which no
+# from where the last chunk ended (tail -c +OFFSET+1). Metadata files a log
+# is read with (Lightning's hparams.yaml) are documents too, listed before
+# the logs of their folder so that they arrive first. A poll in which no
 # file changed costs one stat and one sleep. Nothing is written on this host;
 # only sh, find, stat, tail, head, cat and sleep are needed.
 
@@ -39,7 +41,7 @@ known='
 tw_add() {
     N=$((N + 1))
     case $1 in
-        *.[jJ][sS][oO][nN]) tw_k=d ;;
+        *.[jJ][sS][oO][nN] | @SIDECAR_CASE@) tw_k=d ;;
         *) tw_k=t ;;
     esac
     eval "n_$N=\$1 o_$N=\${2:-0} i_$N=\${3:--} k_$N=\$tw_k s_$N= g_$N=0"
@@ -82,6 +84,20 @@ tw_wanted() {
     return 1
 }
 
+# Is $1 a metadata file read with a log (ParserSpec.sidecar_suffix)?
+tw_sidecar() {
+    case ${1##*/} in
+        @SIDECAR_CASE@) return 0 ;;
+    esac
+    return 1
+}
+
+# The files under . whose names match the find expression "$@", sorted.
+tw_find() {
+    find . \( -type d \( -name '.?*' -o -name __pycache__ \) -prune \) \
+        -o \( -type f -o -type l \) ! -name '.*' \( "$@" \) -print 2>/dev/null | sort
+}
+
 # Add the files that appeared under the roots; report roots that are missing.
 tw_discover() {
     tw_r=0
@@ -93,6 +109,19 @@ tw_discover() {
         esac
         eval "tw_was=\${r_$tw_r:-}"
         if [ -f "$tw_root" ]; then
+            # A log named on its own: the sidecars of its folder (not below) first.
+            tw_dir=${tw_root%/*}
+            tw_list=$(cd "$tw_dir/" 2>/dev/null && find . ! -name . -prune \( -type f -o -type l \) \
+                \( @SIDECARS@ \) -print 2>/dev/null | sort)
+            while IFS= read -r tw_f; do
+                [ -n "$tw_f" ] || continue
+                tw_f=$tw_dir/${tw_f#./}
+                case $known in *"
+$tw_f
+"*) ;; *) [ -f "$tw_f" ] && tw_add "$tw_f" ;; esac
+            done <<TW_LIST
+$tw_list
+TW_LIST
             case $known in *"
 $tw_root
 "*) ;; *) tw_add "$tw_root" ;; esac
@@ -100,15 +129,15 @@ $tw_root
         elif [ -d "$tw_root" ]; then
             tw_now=ok
             tw_dir=${tw_root%/}
-            tw_list=$(cd "$tw_root" 2>/dev/null && find . \( -type d \( -name '.?*' -o -name __pycache__ \) -prune \) \
-                -o \( -type f -o -type l \) ! -name '.*' \( @FIND@ \) -print 2>/dev/null | sort)
+            # Sidecars first: a log's parser is made with its sidecar when it is first read.
+            tw_list=$(cd "$tw_root" 2>/dev/null && tw_find @SIDECARS@ && tw_find @FIND@)
             while IFS= read -r tw_f; do
                 [ -n "$tw_f" ] || continue
                 tw_f=$tw_dir/${tw_f#./}
                 case $known in *"
 $tw_f
 "*) continue ;; esac
-                tw_wanted "$tw_f" && [ -f "$tw_f" ] && tw_add "$tw_f"
+                { tw_wanted "$tw_f" || tw_sidecar "$tw_f"; } && [ -f "$tw_f" ] && tw_add "$tw_f"
             done <<TW_LIST
 $tw_list
 TW_LIST

@@ -224,15 +224,21 @@ class LogSource:
         """The spec's line parser, given its sidecar's text if one is beside the log."""
         if spec.sidecar_names is not None and spec.new_line_parser_with_sidecar is not None:
             for name in spec.sidecar_names(self.path.name):
-                sidecar = self.path.with_name(name)
-                try:
-                    if sidecar.is_file() and sidecar.stat().st_size <= SIDECAR_MAX:
-                        text = sidecar.read_text(encoding="utf-8", errors="replace")
-                        return spec.new_line_parser_with_sidecar(text)
-                except OSError:
-                    continue  # unreadable metadata: parse the log without it
+                text = self._sidecar_text(name)
+                if text is not None:
+                    return spec.new_line_parser_with_sidecar(text)
         assert spec.new_line_parser is not None
         return spec.new_line_parser()
+
+    def _sidecar_text(self, name: str) -> str | None:
+        """The text of the metadata file ``name`` beside the log, if there is a readable one."""
+        sidecar = self.path.with_name(name)
+        try:
+            if sidecar.is_file() and sidecar.stat().st_size <= SIDECAR_MAX:
+                return sidecar.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            pass  # unreadable metadata: the log is parsed without it
+        return None
 
     def _refresh_document(self, handle: BinaryIO, stamp: Hashable, size: int) -> bool:
         spec = self.spec

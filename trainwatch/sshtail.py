@@ -32,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from trainwatch.parsers import SIDECAR_SUFFIXES
 from trainwatch.source import LOG_SUFFIXES
 
 SSH = "ssh"
@@ -140,12 +141,16 @@ def read_frames(stream: IO[bytes]) -> Iterator[Frame]:
 
 @functools.cache
 def _body() -> str:
-    """remote.sh with the log suffixes filled in: the same for every connection."""
+    """remote.sh with the log suffixes and sidecar names filled in: the same for every connection."""
     known = "|".join(
         "." + "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in s[1:]) for s in sorted(LOG_SUFFIXES)
     )
     find = " -o ".join([*(f"-name '*{p}'" for p in known.split("|")), "! -name '*.*'", "-name '*.[0-9]*'"])
-    return _SCRIPT.read_text(encoding="utf-8").replace("@KNOWN@", known).replace("@FIND@", find)
+    # Names never contain "/" nor are empty: the fallbacks match nothing.
+    sidecars = " -o ".join(f"-name {shlex.quote('*' + s)}" for s in SIDECAR_SUFFIXES) or "-name ''"
+    sidecar_case = " | ".join("*" + shlex.quote(s) for s in SIDECAR_SUFFIXES) or "''"
+    body = _SCRIPT.read_text(encoding="utf-8").replace("@KNOWN@", known).replace("@FIND@", find)
+    return body.replace("@SIDECARS@", sidecars).replace("@SIDECAR_CASE@", sidecar_case)
 
 
 def script(roots: Sequence[str], *, interval: float, once: bool, resume: Iterable[str] = ()) -> bytes:

@@ -36,6 +36,9 @@ PARSERS: tuple[ParserSpec, ...] = (
     jsonl_metrics.SPEC,
 )
 
+#: What every sidecar name ends with (``ParserSpec.sidecar_suffix``).
+SIDECAR_SUFFIXES: tuple[str, ...] = tuple(sorted({s.sidecar_suffix for s in PARSERS if s.sidecar_suffix}))
+
 #: How much of a file ``sniff`` sees; logs with a long preamble of their
 #: own prints get a second look at ``SNIFF_BYTES_MORE``.
 SNIFF_BYTES = 16384
@@ -56,4 +59,13 @@ def by_format(name: str) -> ParserSpec | None:
     return next((spec for spec in PARSERS if spec.format == name), None)
 
 
-__all__ = ["PARSERS", "SNIFF_BYTES", "SNIFF_BYTES_MORE", "LineParser", "ParserSpec", "by_format", "detect"]
+__all__ = [
+    "PARSERS",
+    "SIDECAR_SUFFIXES",
+    "SNIFF_BYTES",
+    "SNIFF_BYTES_MORE",
+    "LineParser",
+    "ParserSpec",
+    "by_format",
+    "detect",
+]

@@ -99,8 +99,10 @@ class ParserSpec:
     #: (``None``: cannot resume exactly; parse the whole document instead).
     parse_document_from: Callable[[bytes, DocumentParse], DocumentParse | None] | None = None
     #: Metadata files beside the log (Lightning's ``hparams.yaml``): for a log
-    #: file name, the sidecar names to look for, most specific first.
+    #: file name, the sidecar names to look for, most specific first ...
     sidecar_names: Callable[[str], list[str]] | None = None
+    #: ... which all end with this (what a remote host is asked to send).
+    sidecar_suffix: str | None = None
     #: The line parser, given the text of the sidecar that was found.
     new_line_parser_with_sidecar: Callable[[str], LineParser] | None = None
 

@@ -49,6 +49,10 @@ def sniff(head: str, filename: str) -> bool:
     return "step" in names and ("epoch" in names or any("loss" in name for name in names))
 
 
+#: CSVLogger's hyperparameters file, beside metrics.csv.
+HPARAMS = "hparams.yaml"
+
+
 def sidecar_names(csv_filename: str) -> list[str]:
     """Candidate ``hparams.yaml`` names beside ``csv_filename``, best first.
 
@@ -65,8 +69,8 @@ def sidecar_names(csv_filename: str) -> list[str]:
         prefix = stem[: -len("metrics")].rstrip("_-.")
         parts = prefix.split("_")
         for cut in range(len(parts), 0, -1):
-            names.append("_".join(parts[:cut]) + "_hparams.yaml")
-    names.append("hparams.yaml")
+            names.append("_".join(parts[:cut]) + "_" + HPARAMS)
+    names.append(HPARAMS)
     return names
 
 
@@ -329,5 +333,6 @@ SPEC = ParserSpec(
     sniff=sniff,
     new_line_parser=new_parser,
     sidecar_names=sidecar_names,
+    sidecar_suffix=HPARAMS,
     new_line_parser_with_sidecar=new_parser_with_hparams,
 )
