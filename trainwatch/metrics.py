@@ -150,6 +150,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
         warnings=tuple(warnings),
         provenance=tuple(provenance),
         events=_events(agg),
+        checkpoint_at=tuple(c.iter for c in agg.checkpoints if c.iter is not None),
         loss_series=agg.loss_series.points(),
         val_series=agg.val_series.points(),
         time_series=agg.time_series.points(),

@@ -75,6 +75,7 @@ class RunStats:
     warnings: tuple[str, ...] = ()
     provenance: tuple[tuple[str, str], ...] = ()
     events: tuple[str, ...] = ()
+    checkpoint_at: tuple[int, ...] = ()  # iterations a checkpoint was logged at, in timeline order
     # Bounded series over iterations, for sparklines and plots.
     loss_series: Points = EMPTY
     val_series: Points = EMPTY

@@ -27,8 +27,13 @@ BITS = {(0, 0): 0x01, (0, 1): 0x02, (0, 2): 0x04, (1, 0): 0x08, (1, 1): 0x10, (1
 W, H, LEFT, PLOT_W, PLOT_H = 11, 6, 3, 8, 4
 
 
-def spec_of(*traces: Trace, vlines: tuple[float, ...] = (), ylim: tuple[float, float] | None = None) -> ChartSpec:
-    return ChartSpec("t", traces, vlines=vlines, ylim=ylim)
+def spec_of(
+    *traces: Trace,
+    vlines: tuple[float, ...] = (),
+    dashed: tuple[float, ...] = (),
+    ylim: tuple[float, float] | None = None,
+) -> ChartSpec:
+    return ChartSpec("t", traces, vlines=vlines, dashed=dashed, ylim=ylim)
 
 
 def line(xs: Sequence[float], ys: Sequence[float], color: tuple[int, int, int] = RED) -> Trace:
@@ -124,6 +129,16 @@ def test_vlines_show_where_there_are_no_dots() -> None:
     assert rgb(style_at(lines[2], column)) == RED
     # 99 is beyond the data: no column anywhere else.
     assert sum(t.plain[LEFT:].count("│") for t in lines[:PLOT_H]) == 3
+
+
+def test_dashed_columns_mark_checkpoints_under_eval_columns() -> None:
+    lines = draw(spec_of(line([0, 15], [15, 0]), vlines=(10,), dashed=(10, 4)), W, H)
+    # x = 4 and 5 are cell column 2, where y = 15 - x is 11 and 10: dot rows 4
+    # and 5, in cell row 1 (the dots at its top left and one down on the right).
+    assert [t.plain[LEFT + 2] for t in lines[:PLOT_H]] == ["┆", "⠑", "┆", "┆"]
+    assert style_at(lines[0], LEFT + 2) == MARK_STYLE
+    # At x = 10 an eval and a checkpoint: the eval's │ is drawn.
+    assert [t.plain[LEFT + 5] for t in lines[:PLOT_H]] == ["│", "│", "⢄", "│"]
 
 
 def test_y_labels_are_right_aligned_on_their_tick_rows() -> None:

@@ -34,3 +34,20 @@ def test_tokens_per_second_without_step_times(corpus: Path) -> None:
     stats = _stats(corpus, RunOptions(tokens_per_iter=1000))
     # 1,000 tokens ÷ (64,358.151 s ÷ 5,490) = 85.3 tokens/s.
     assert plotspec.tokens_chart(stats).empty == "85 tokens/s on average; no per-step times logged"
+
+
+def test_checkpoints_are_marked_where_no_eval_is(corpus: Path) -> None:
+    # llm.c: "Writing checkpoint at step 5000" (and 10000, 15000); evals every 250 steps.
+    source = LogSource(corpus / "llmc_stdout" / "llmc_gpt2_124M_a100_full_19560steps.log")
+    source.refresh()
+    stats = source.agg.stats(datetime(2026, 1, 1))
+    assert stats.checkpoint_at == (5000, 10000, 15000)
+    chart = plotspec.time_chart(stats)
+    assert chart.dashed == (5000.0, 10000.0, 15000.0)
+    assert chart.title.endswith("checkpoints ┆)")
+    # The seed JSON saves at its evals (1000, 2000): the eval mark says it all.
+    seed = LogSource(corpus / "llm_tii_json" / "run_20251110_174040.json")
+    seed.refresh()
+    seed_stats = seed.agg.stats(datetime(2026, 1, 1))
+    assert seed_stats.checkpoint_at == (1000, 2000)
+    assert plotspec.time_chart(seed_stats).dashed == ()

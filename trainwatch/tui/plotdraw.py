@@ -87,8 +87,10 @@ def draw(spec: ChartSpec, width: int, height: int) -> list[Text]:
     plot_w = width - left
 
     canvas = _Canvas(plot_w, plot_h, limits)
+    for x in spec.dashed:
+        canvas.vline(x, "┆")
     for x in spec.vlines:
-        canvas.vline(x)
+        canvas.vline(x, "│")  # over a dashed one in the same column
     points: list[tuple[Sequence[float], Sequence[float], Style]] = []
     for trace in spec.traces:
         style = _style(trace.color)
@@ -270,15 +272,15 @@ class _Canvas:
         self.bits = [0] * cells
         self.colour: list[Style | None] = [None] * cells
         self.markers: dict[int, Style] = {}  # cell index -> colour
-        self.vlines: set[int] = set()
+        self.vlines: dict[int, str] = {}  # cell column -> its mark
 
     def column(self, x: float) -> int:
         """The cell column of data value ``x`` (may be outside the area)."""
         return math.floor((x - self.limits.x_low) * self.x_scale + 0.5) >> 1
 
-    def vline(self, x: float) -> None:
+    def vline(self, x: float, mark: str) -> None:
         if math.isfinite(x) and self.limits.x_low <= x <= self.limits.x_high:
-            self.vlines.add(self.column(x))
+            self.vlines[self.column(x)] = mark
 
     def points(self, xs: Sequence[float], ys: Sequence[float], style: Style) -> None:
         lim = self.limits
@@ -381,10 +383,10 @@ class _Canvas:
         width = self.plot_w
         chars = [_CHARS[bits] for bits in self.bits]
         styles = self.colour[:]  # None where there is no dot
-        for column in self.vlines:
+        for column, mark in self.vlines.items():
             for index in range(column, len(chars), width):
                 if not self.bits[index]:
-                    chars[index], styles[index] = "│", MARK_STYLE
+                    chars[index], styles[index] = mark, MARK_STYLE
         for index, marker in self.markers.items():
             chars[index], styles[index] = POINT, marker
         lines = []

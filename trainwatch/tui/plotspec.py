@@ -52,7 +52,8 @@ class Trace:
 class ChartSpec:
     title: str
     traces: tuple[Trace, ...] = ()
-    vlines: tuple[float, ...] = ()
+    vlines: tuple[float, ...] = ()  # x values marked │ down the plot (evals)
+    dashed: tuple[float, ...] = ()  # ... and ┆ (checkpoints), where no │ is
     xlabel: str = ""
     empty: str = "no data yet"  # shown instead of a plot when there are no points
     ylim: tuple[float, float] | None = None  # None: the data's range
@@ -103,7 +104,11 @@ NO_STEP_TIMES = "no per-step times logged"
 def time_chart(stats: RunStats) -> ChartSpec:
     xs, ys = _without_evals(stats, *stats.time_series)
     marks = stats.eval_at if xs and len(stats.eval_at) <= 40 else ()
-    title = "s/iter (evals │ not counted)" if marks else "s/iter"
+    evals = set(stats.eval_at)
+    saves = tuple(c for c in stats.checkpoint_at if c not in evals)
+    saves = saves if xs and len(saves) <= 40 else ()
+    notes = [*(["evals │ not counted"] if marks else []), *(["checkpoints ┆"] if saves else [])]
+    title = f"s/iter ({', '.join(notes)})" if notes else "s/iter"
     empty = NO_STEP_TIMES
     if stats.mean_iter_s is not None:
         empty = f"{stats.mean_iter_s:,.2f} s/iter on average; {NO_STEP_TIMES}"
@@ -111,6 +116,7 @@ def time_chart(stats: RunStats) -> ChartSpec:
         title,
         (Trace(xs, ys, TRAIN),),
         vlines=tuple(float(m) for m in marks),
+        dashed=tuple(float(c) for c in saves),
         xlabel="iteration",
         ylim=robust_ylim(ys),
         empty=empty,
