@@ -9,14 +9,16 @@ strictly valid JSON.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trainwatch.aggregate import RunAggregator
 from trainwatch.export import render
+from trainwatch.metrics import quiet_for
 from trainwatch.records import Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
+from trainwatch.stats import DRIFT, only_clock_moved
 
 from .helpers import NOW, check_stats, deadline, render_everything, scale, snapshot_of, strict_json
 
@@ -102,6 +104,12 @@ def test_any_records_give_sane_figures(
     check_stats(stats)
     # A copy (the document path's tail) gives the same figures (repr: NaN != NaN).
     assert repr(agg.copy().stats(now)) == repr(stats)
+    # The watcher skips a quiet run on its clock ticks: what it promises must hold.
+    quiet = quiet_for(agg, stats, now)
+    assert quiet >= 0
+    if quiet > 0:
+        later = now + timedelta(seconds=min(quiet, 1e6, (datetime.max - now).total_seconds()) / 2)
+        assert only_clock_moved(stats, agg.stats(later), DRIFT)
     snapshot = snapshot_of(stats)
     strict_json(render(snapshot, "json"))
     _CALLS[0] += 1
