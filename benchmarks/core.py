@@ -61,6 +61,8 @@ class Row:
         ratio = self.ratio
         if ratio is None:
             return ""
+        if ratio == 0:
+            return "×0"  # (an idle process measured over a short window: no CPU tick at all)
         return f"×{ratio:.2f}" if ratio >= 0.1 else f"1/{1 / ratio:,.0f}"
 
     def line(self) -> str:
