@@ -12,8 +12,8 @@ Three sources of input:
 * hypothesis, drawing lines from the corpus of each format and mangling them
   (line parsers), or JSON documents with hostile values (document parsers).
 
-Each case runs under a time budget per MB (``helpers.within_budget``) and a
-SIGALRM deadline, so a catastrophic regex backtrack fails instead of hanging.
+Each case runs under a SIGALRM deadline per MB (``helpers.within_budget``),
+so a catastrophic regex backtrack fails instead of hanging.
 """
 
 from __future__ import annotations
