@@ -169,13 +169,60 @@ def test_copytruncate_keeps_one_run(tmp_path: Path, start: Callable[..., tuple[W
     _, rec = start([tmp_path])
     rec.wait(at_iter(log, 50))
     shutil.copyfile(log, tmp_path / "train.log.1")
-    time.sleep(0.3)  # the copy is seen on its own before the truncation, as with a real logrotate
-    with open(log, "r+") as handle:
+    with open(log, "r+") as handle:  # at once, as logrotate does: likely seen in the same pass
         handle.truncate(0)
     append(log, iter_line(60) + iter_line(70))
     snapshot = rec.wait(at_iter(log, 70))  # (the copy's events came first: it was read by now)
     assert [r.key for r in snapshot.rows] == [str(log)]
     assert row(snapshot, log).stats.logged_iters == 8  # type: ignore[union-attr]
+
+
+def test_a_new_run_named_like_a_rotation_is_shown(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    """A script that finds train.log taken and logs to train.log.1: a new run,
+    though it starts with the very same preamble and first line."""
+    log = write_log(tmp_path / "train.log", range(0, 60, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 50))
+    new = tmp_path / "train.log.1"
+    new.write_text(PREAMBLE.format(target=1000) + iter_line(0))  # so far, as train.log began
+    time.sleep(0.3)  # (a pass sees it: it may yet be a copy being written)
+    append(new, "".join(iter_line(s, loss=7.0) for s in range(10, 90, 10)))  # its own losses from here
+    snapshot = rec.wait(at_iter(new, 80))
+    assert sorted(r.key for r in snapshot.rows) == [str(log), str(new)]
+
+
+def test_a_copy_written_slowly_is_still_a_copy(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    log = write_log(tmp_path / "train.log", range(0, 500, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 490))
+    data = log.read_bytes()
+    copy = tmp_path / "train.log.1"
+    copy.write_bytes(data[:100])  # cp caught half-way: a prefix of the log, for a few passes
+    time.sleep(0.5)
+    with open(copy, "ab") as handle:
+        handle.write(data[100:])
+    with open(log, "r+") as handle:
+        handle.truncate(0)
+    append(log, iter_line(500))
+    snapshot = rec.wait(at_iter(log, 500))
+    time.sleep(0.3)
+    assert [r.key for r in rec.snapshots[-1].rows] == [str(log)]
+    assert row(snapshot, log).stats.logged_iters == 51  # type: ignore[union-attr]
+
+
+def test_a_maybe_copy_that_stops_growing_is_a_run_after_a_while(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(watch, "UNDECIDED_S", 0.5)
+    log = write_log(tmp_path / "train.log", range(0, 500, 10))
+    _, rec = start([tmp_path])
+    rec.wait(at_iter(log, 490))
+    short = tmp_path / "train.log.1"
+    short.write_bytes(log.read_bytes()[:2000])  # like train.log so far, but it never grows past it
+    snapshot = rec.wait(lambda s: row(s, short) is not None)
+    assert len(snapshot.rows) == 2
 
 
 def test_a_rotated_name_is_a_run_of_its_own_without_its_base(

@@ -27,7 +27,7 @@ from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from trainwatch import parsers
 from trainwatch.aggregate import RunAggregator
@@ -43,6 +43,8 @@ CHUNK = 256 << 10
 TAIL = 64
 #: Metadata sidecars are small; a huge file by that name is not one.
 SIDECAR_MAX = 1 << 20
+#: The first bytes of a line log kept (``LogSource.prints``): a rotated copy starts with them.
+HEAD = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,25 @@ class SourceError(Exception):
     """A file could not be read; the message is one line for the user."""
 
 
+class Print(NamedTuple):
+    """Bytes that identify what was read of a line log: its first ``HEAD``
+    bytes, and the last ``TAIL`` bytes read, which end at ``offset``."""
+
+    head: bytes
+    offset: int
+    tail: bytes
+
+    def seen_in(self, read: Callable[[int, int], bytes], size: int) -> bool | None:
+        """Does a file of ``size`` bytes (``read(pos, n)``) hold these bytes where
+        they were? ``None``: it matches so far, but is still shorter than ``offset``."""
+        start = read(0, len(self.head))
+        if not self.head.startswith(start):
+            return False
+        if size < self.offset:
+            return None
+        return start == self.head and read(self.offset - len(self.tail), len(self.tail)) == self.tail
+
+
 class LogSource:
     """Tail state and aggregate of one log file."""
 
@@ -72,6 +93,8 @@ class LogSource:
         self._offset = 0
         self._partial = b""
         self._tail = b""  # the last bytes read, to recognise the same file
+        self._head_bytes = b""  # the first HEAD bytes of a line log, since it last started at 0
+        self._before: Print | None = None  # ``prints()`` before it last started at 0
         self._identity: Hashable = None
         self._head: bytes | None = b""  # bytes fed before the format is known (None: gave up sniffing)
         self._line_parser: LineParser | None = None
@@ -117,6 +140,13 @@ class LogSource:
         if changed:
             self.agg.observe(datetime.fromtimestamp(stat.st_mtime))
         return changed
+
+    def prints(self) -> list[Print]:
+        """What a copy of this line log holds (logrotate's ``copytruncate``):
+        as read now, and as read before it last started over at 0 (the copy
+        may be seen before or after the truncation)."""
+        now = Print(self._head_bytes, self._offset, self._tail) if self._head_bytes else None
+        return [p for p in (now, self._before) if p is not None]
 
     @property
     def offset(self) -> int:
@@ -321,12 +351,16 @@ class LogSource:
         identity = (stat.st_dev, stat.st_ino)
         if identity != self._identity or stat.st_size < self._offset or not self._same_tail(handle):
             # Replaced or truncated: read the new content from its start.
+            if self._head_bytes:
+                self._before = Print(self._head_bytes, self._offset, self._tail)
             self._identity, self._offset, self._partial, self._tail = identity, 0, b"", b""
         if stat.st_size == self._offset:
             return False
         handle.seek(self._offset)  # type: ignore[attr-defined]
         changed = False
         while chunk := handle.read(CHUNK):  # type: ignore[attr-defined]
+            if self._offset < HEAD:  # (read in order from 0: the head so far is bytes [0, offset))
+                self._head_bytes = self._head_bytes[: self._offset] + chunk[: HEAD - self._offset]
             self._offset += len(chunk)
             self._tail = (self._tail + chunk[-TAIL:])[-TAIL:]
             changed |= self._feed_lines(chunk)

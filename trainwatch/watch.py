@@ -47,6 +47,9 @@ LOAD_PUBLISH_INTERVAL = 0.25
 #: A clock tick that changes no figure (or only a finish estimate drifting
 #: with the clock) publishes nothing, for at most this long.
 QUIET_REPUBLISH = 15.0
+#: A new file that may be a rotated copy of a log (``_copy_of_shown``) and
+#: still cannot be told after this many seconds is a run of its own.
+UNDECIDED_S = 30.0
 #: Default polling interval for roots on network filesystems (inotify cannot
 #: see other hosts' writes) and for remote hosts (``--poll-network``).
 NETWORK_POLL = 2.0
@@ -94,6 +97,8 @@ class Watcher:
         self._unread: set[str] = set()
         self._aliases: dict[str, str] = {}  # resolved path -> source key
         self._ignored: set[str] = set()  # rotated-away copies of runs already shown
+        # Maybe such a copy, still being written, and since when (see _copy_of_shown).
+        self._undecided: dict[str, float] = {}
         self._dir_roots = {str(r) for r in self._roots if not r.is_file()}
         self._file_roots = {str(r) for r in self._roots if r.is_file()}
         self._real_roots = {r: os.path.realpath(r) for r in self._dir_roots}
@@ -283,6 +288,7 @@ class Watcher:
             rescan, self._rescan_all = self._rescan_all, False
             target, self._target = self._target, None
         noticed = len(dirty)  # logs that told us they changed, for the load gauge
+        dirty.update(self._undecided)  # (each pass until they tell, events or not)
         if self._gauge.busy and time.monotonic() >= self._next_sweep:
             swept = self._sweep.changed(k for k in self._sources if k not in self._remote_keys)
             self._sweep_every = statpoll.sweep_interval(len(swept))
@@ -338,11 +344,14 @@ class Watcher:
                 # A rotated-away copy of a run already shown (log -> log.1) is not a new run.
                 self._ignored.add(path)
                 return None
-        elif path not in self._ignored and self._copy_of_shown(path):
+        elif path not in self._ignored and self._accepts(path) and (copy := self._copy_of_shown(path)) is not False:
             # logrotate's copytruncate: log copied to log.1, then emptied and written on.
             # The copy holds lines the run shows already (its source keeps them).
-            self._ignored.add(path)
-            return None
+            if copy:
+                self._ignored.add(path)
+                self._undecided.pop(path, None)
+            return None  # (undecided: looked at again at each pass)
+        self._undecided.pop(path, None)
         if path in self._ignored:
             if not os.path.lexists(path):
                 self._ignored.discard(path)  # deleted: whatever appears there next is new
@@ -351,13 +360,41 @@ class Watcher:
             return None
         return self._add(path)
 
-    def _copy_of_shown(self, path: str) -> bool:
-        """Is ``path`` a new rotation (``train.log.1``) of a log being shown (``train.log``)?"""
+    def _copy_of_shown(self, path: str) -> bool | None:
+        """Is ``path``, new and named as a rotation (``train.log.1``) of a log
+        being shown (``train.log``), a copy of it? ``None``: it may be, but is
+        still being written.
+
+        A copy holds what the log held: its first bytes, and the last bytes
+        read at the offset they were read at (as read now, or before the log
+        was last truncated: the copy and the truncation may be seen in either
+        order). A new run whose script named its log ``train.log.1`` (the
+        name being taken) does not: it is a run of its own. So is a file that
+        still cannot be told after ``UNDECIDED_S``.
+        """
         base, number = os.path.splitext(path)
         if not (number[1:].isascii() and number[1:].isdigit()):
             return False
         source = self._sources.get(self._aliases.get(base, base))
-        return source is not None and source.ready
+        if source is None or not source.ready:
+            return False
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+
+                def read(pos: int, n: int) -> bytes:
+                    handle.seek(pos)
+                    return handle.read(n)
+
+                seen = [p.seen_in(read, size) for p in source.prints()]
+        except OSError:
+            return False
+        if True in seen:
+            return True
+        if None not in seen:
+            return False
+        first = self._undecided.setdefault(path, time.monotonic())
+        return None if time.monotonic() - first < UNDECIDED_S else False
 
     def _add(self, path: str) -> str | None:
         real = self._real(path)
