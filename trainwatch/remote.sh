@@ -112,7 +112,7 @@ tw_discover() {
             # A log named on its own: the sidecars of its folder (not below) first.
             tw_dir=${tw_root%/*}
             tw_list=$(cd "$tw_dir/" 2>/dev/null && find . ! -name . -prune \( -type f -o -type l \) \
-                \( @SIDECARS@ \) -print 2>/dev/null | sort)
+                ! -name '.*' \( @SIDECARS@ \) -print 2>/dev/null | sort)
             while IFS= read -r tw_f; do
                 [ -n "$tw_f" ] || continue
                 tw_f=$tw_dir/${tw_f#./}
