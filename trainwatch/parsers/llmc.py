@@ -56,7 +56,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trainwatch.parsers.base import ParserSpec, line_failed
-from trainwatch.parsers.text import clean, slurm_kill, to_float
+from trainwatch.parsers.text import clean, slurm_kill, to_float, to_int
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "llmc_stdout"
@@ -110,13 +110,6 @@ def sniff_main_log(head: str, filename: str) -> bool:
     return bool(lines) and all(_MAIN.match(ln.strip()) for ln in lines[:-1] or lines)
 
 
-def _int(text: str) -> int | None:
-    text = text.strip()
-    # isdecimal, not isdigit: int() refuses "²"; and it refuses numbers of
-    # over 4,300 digits, which no real counter has.
-    return int(text) if text.isdecimal() and len(text) <= 18 else None
-
-
 class LlmcStdoutParser:
     """Stateful parser of one llm.c console log."""
 
@@ -142,7 +135,7 @@ class LlmcStdoutParser:
             and not self._in_box
             and (m := _STEP_LINE.fullmatch(line)) is not None
             and self._target is not None
-            and _int(m[2]) == self._target
+            and to_int(m[2]) == self._target
         ):
             # Hot path: try/except (not contextlib.suppress) and positional
             # arguments (iter, loss, time_ms, mfu_pct, tokens_per_sec, lr,
@@ -233,7 +226,7 @@ class LlmcStdoutParser:
         elif text.startswith(("|", "+-")):
             self._box_line(text)
         elif text.startswith("Writing checkpoint at step"):
-            step = _int(text.rsplit(" ", 1)[1])
+            step = to_int(text.rsplit(" ", 1)[1])
             self._pending = Checkpoint(iter=step if step is not None else self._step)
         elif text.startswith("batch_size B=") and (m := _SETUP.match(text)) is not None:
             out.append(
@@ -246,7 +239,7 @@ class LlmcStdoutParser:
             )
         elif text.startswith("=> setting grad_accum_steps="):
             # llm.c's grad_accum_steps = total batch / (B·T·processes): per process.
-            out.append(RunInfo(grad_accum_per_gpu=_int(text.rsplit("=", 1)[1])))
+            out.append(RunInfo(grad_accum_per_gpu=to_int(text.rsplit("=", 1)[1])))
         elif text.startswith("total average iteration time:"):
             self._finished = True
             out.append(Outcome("finished", text))
@@ -349,23 +342,23 @@ class LlmcStdoutParser:
         if not self._box:
             return
         box, self._box = self._box, {}
-        max_steps = _int(box.get("max_steps", ""))
+        max_steps = to_int(box.get("max_steps", ""))
         peak = to_float(box.get("peak TFlops", ""))
         out.append(
             RunInfo(
                 config=box,
                 name=box.get("output log dir") or None,
-                target=max_steps if max_steps else _int(box.get("train_num_batches", "")),
-                params=_int(box.get("num_parameters", "")),
+                target=max_steps if max_steps else to_int(box.get("train_num_batches", "")),
+                params=to_int(box.get("num_parameters", "")),
                 gpu=box.get("device") or None,
                 dtype=box.get("precision") or None,
-                block_size=_int(box.get("sequence length T", "")),
-                batch_size=_int(box.get("micro batch size B", "")),
-                tokens_per_iter=_int(box.get("total batch size", "")),
-                n_layer=_int(box.get("num_layers L", "")),
-                n_head=_int(box.get("num_heads NH", "")),
-                n_embd=_int(box.get("channels C", "")),
-                world_size=_int(box.get("num_processes", "")),
+                block_size=to_int(box.get("sequence length T", "")),
+                batch_size=to_int(box.get("micro batch size B", "")),
+                tokens_per_iter=to_int(box.get("total batch size", "")),
+                n_layer=to_int(box.get("num_layers L", "")),
+                n_head=to_int(box.get("num_heads NH", "")),
+                n_embd=to_int(box.get("channels C", "")),
+                world_size=to_int(box.get("num_processes", "")),
                 mfu_peak_tflops=peak if peak is not None and peak > 0 else None,
                 tokens_per_sec_scope="total",
                 eval_timing="excluded",

@@ -39,6 +39,7 @@ fork's ``Training completed`` a traceback is teardown noise and is ignored.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -46,7 +47,7 @@ from typing import Any
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.nanogpt_bulk import MFU_SENTINEL as _MFU_SENTINEL
 from trainwatch.parsers.nanogpt_bulk import PLAIN_LINE, plain_columns, plain_run_end
-from trainwatch.parsers.text import PREFIX, last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float
+from trainwatch.parsers.text import PREFIX, last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float, to_int
 from trainwatch.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "nanogpt_stdout"
@@ -153,13 +154,9 @@ def _literal(text: str) -> object | None:
     except ValueError:
         pass
     # ``gradient_accumulation_steps = 5 * 8`` (stock config/train_gpt2.py).
-    factors = [f.strip() for f in value.split("*")]
-    if len(factors) > 1 and all(f.isdigit() for f in factors):
-        product = 1
-        for f in factors:
-            product *= int(f)
-        return product
-    return None
+    factors = [to_int(f) for f in value.split("*")]
+    counts = [f for f in factors if f is not None]
+    return math.prod(counts) if len(factors) > 1 and len(counts) == len(factors) else None
 
 
 def _field_value(field: str, value: object) -> object | None:

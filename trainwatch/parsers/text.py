@@ -53,6 +53,17 @@ def to_float(text: str) -> float | None:
         return None
 
 
+def to_int(text: str, *, signed: bool = False) -> int | None:
+    """A logged count as an int (``signed``: a leading ``-`` allowed); ``None``
+    for anything else. Not ``str.isdigit``: it accepts "²", which ``int()``
+    refuses; and ``int()`` refuses numbers of over 4,300 digits, which no real
+    count has. A parser must raise on neither.
+    """
+    text = text.strip()
+    digits = text[1:] if signed and text[:1] == "-" else text
+    return int(text) if digits.isdecimal() and len(digits) <= 18 else None
+
+
 def finite(value: float | None) -> float | None:
     """``value`` if it is a finite number, else ``None``."""
     return value if value is not None and math.isfinite(value) else None

@@ -36,7 +36,7 @@ import orjson
 
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
-from trainwatch.parsers.text import last_cr_segment, strip_ansi, strip_prefixes, to_float
+from trainwatch.parsers.text import last_cr_segment, strip_ansi, strip_prefixes, to_float, to_int
 from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "torchtitan_stdout"
@@ -214,9 +214,10 @@ class TorchtitanParser:
         m = _MESH.search(line)
         if m is not None:
             dims = dict(part.strip().split("=", 1) for part in m.group(1).split(",") if "=" in part)
-            sizes = [int(dims[d]) for d in _WORLD_DIMS if d in dims and dims[d].strip().lstrip("-").isdigit()]
+            found = [to_int(dims[d], signed=True) for d in _WORLD_DIMS if d in dims]
+            sizes = [s for s in found if s is not None]
         elif (m := _MESH_1D.search(line)) is not None:
-            sizes = [int(s) for s in m.group(1).split(",") if s.strip().isdigit()]
+            sizes = [s for s in map(to_int, m.group(1).split(",")) if s is not None]
         if not sizes or any(s <= 0 for s in sizes):
             return []  # -1 means "inferred": the world size is not stated
         return [RunInfo(world_size=math.prod(sizes))]
@@ -320,7 +321,7 @@ def _first_int(mapping: dict[str, Any], keys: tuple[str, ...]) -> int | None:
 
 
 def _int(text: str | None) -> int | None:
-    return int(text) if text and text.isdigit() else None
+    return to_int(text) if text else None
 
 
 def _nonneg(text: str) -> float | None:
