@@ -84,12 +84,12 @@ def host_of(path: str) -> str | None:
 class RemoteLogSource(LogSource):
     """A log file on another host: ``refresh`` applies the frames received for it."""
 
-    def __init__(self, key: str, options: RunOptions, link: HostLink, sidecars: dict[str, str] | None = None) -> None:
+    def __init__(self, key: str, options: RunOptions, link: HostLink, sidecars: dict[str, str]) -> None:
         super().__init__(Path(key), options)
         self.key = key
         self.link = link
         self.pending: deque[Tail | Document | Gone] = deque()
-        self._sidecars = sidecars if sidecars is not None else {}  # key -> text, shared by a host's files
+        self._sidecars = sidecars  # key -> text, shared by the sources of a RemoteWatch
         self._gone = False
         self._down = False
 

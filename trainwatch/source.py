@@ -77,7 +77,8 @@ class Print(NamedTuple):
             return False
         if size < self.offset:
             return None
-        return start == self.head and read(self.offset - len(self.tail), len(self.tail)) == self.tail
+        # (the whole head was read: it ends at or before ``offset``, within the file)
+        return read(self.offset - len(self.tail), len(self.tail)) == self.tail
 
 
 class LogSource:
@@ -93,7 +94,8 @@ class LogSource:
         self._offset = 0
         self._partial = b""
         self._tail = b""  # the last bytes read, to recognise the same file
-        self._head_bytes = b""  # the first HEAD bytes of a line log, since it last started at 0
+        # The first HEAD bytes of a line log since it last started at 0 (``_head`` is the sniffing buffer).
+        self._first = b""
         self._before: Print | None = None  # ``prints()`` before it last started at 0
         self._identity: Hashable = None
         self._head: bytes | None = b""  # bytes fed before the format is known (None: gave up sniffing)
@@ -145,7 +147,7 @@ class LogSource:
         """What a copy of this line log holds (logrotate's ``copytruncate``):
         as read now, and as read before it last started over at 0 (the copy
         may be seen before or after the truncation)."""
-        now = Print(self._head_bytes, self._offset, self._tail) if self._head_bytes else None
+        now = Print(self._first, self._offset, self._tail) if self._first else None
         return [p for p in (now, self._before) if p is not None]
 
     @property
@@ -351,8 +353,8 @@ class LogSource:
         identity = (stat.st_dev, stat.st_ino)
         if identity != self._identity or stat.st_size < self._offset or not self._same_tail(handle):
             # Replaced or truncated: read the new content from its start.
-            if self._head_bytes:
-                self._before = Print(self._head_bytes, self._offset, self._tail)
+            if self._first:
+                self._before = Print(self._first, self._offset, self._tail)
             self._identity, self._offset, self._partial, self._tail = identity, 0, b"", b""
         if stat.st_size == self._offset:
             return False
@@ -360,7 +362,7 @@ class LogSource:
         changed = False
         while chunk := handle.read(CHUNK):  # type: ignore[attr-defined]
             if self._offset < HEAD:  # (read in order from 0: the head so far is bytes [0, offset))
-                self._head_bytes = self._head_bytes[: self._offset] + chunk[: HEAD - self._offset]
+                self._first = self._first[: self._offset] + chunk[: HEAD - self._offset]
             self._offset += len(chunk)
             self._tail = (self._tail + chunk[-TAIL:])[-TAIL:]
             changed |= self._feed_lines(chunk)

@@ -103,11 +103,16 @@ NO_STEP_TIMES = "no per-step times logged"
 
 def time_chart(stats: RunStats) -> ChartSpec:
     xs, ys = _without_evals(stats, *stats.time_series)
-    marks = stats.eval_at if xs and len(stats.eval_at) <= 40 else ()
-    evals = set(stats.eval_at)
-    saves = tuple(c for c in stats.checkpoint_at if c not in evals)
-    saves = saves if xs and len(saves) <= 40 else ()
-    notes = [*(["evals │ not counted"] if marks else []), *(["checkpoints ┆"] if saves else [])]
+    marks: tuple[int, ...] = ()  # marked only over a plot, and only while they are few
+    saves: tuple[int, ...] = ()
+    if xs:
+        evals = set(stats.eval_at)
+        marks = stats.eval_at if len(stats.eval_at) <= 40 else ()
+        saves = tuple(c for c in stats.checkpoint_at if c not in evals)
+        saves = saves if len(saves) <= 40 else ()
+    notes = ["evals │ not counted"] if marks else []
+    if saves:
+        notes.append("checkpoints ┆")
     title = f"s/iter ({', '.join(notes)})" if notes else "s/iter"
     empty = NO_STEP_TIMES
     if stats.mean_iter_s is not None:
