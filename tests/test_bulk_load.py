@@ -140,7 +140,7 @@ def nanogpt_logs() -> list[Path]:
         if path.is_file() and path.suffix != ".md":
             with open(path, "rb") as handle:
                 head = handle.read(parsers.SNIFF_BYTES_MORE)  # as LogSource: the first bytes, else more
-            spec = parsers.detect(head[: parsers.SNIFF_BYTES], path.name) or parsers.detect(head, path.name)
+            spec = parsers.detect_head(head, path.name)
             if spec is not None and spec.format == "nanogpt_stdout":
                 found.append(path)
     return found

@@ -260,7 +260,7 @@ def _line_logs(corpus: Path) -> Iterator[Path]:
     smallest: dict[str, Path] = {}
     for path in sorted(discover([corpus])[0], key=lambda p: p.stat().st_size):
         with open(path, "rb") as handle:
-            spec = parsers.detect(handle.read(parsers.SNIFF_BYTES_MORE), path.name)
+            spec = parsers.detect_head(handle.read(parsers.SNIFF_BYTES_MORE), path.name)
         if spec is not None and spec.kind == "lines":
             smallest.setdefault(spec.format, path)
     yield from smallest.values()

@@ -241,7 +241,7 @@ class LogSource:
         self.spec = parsers.detect(head, self.path.name)
         if self.spec is None and len(head) == parsers.SNIFF_BYTES:
             head += handle.read(parsers.SNIFF_BYTES_MORE - len(head))  # type: ignore[attr-defined]
-            self.spec = parsers.detect(head, self.path.name)
+            self.spec = parsers.detect(head, self.path.name, lines_only=True)
         handle.seek(0)  # type: ignore[attr-defined]
         if self.spec is None:
             self.problem = "unrecognised format" if head.strip() else "empty"

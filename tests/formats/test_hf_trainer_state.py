@@ -162,3 +162,21 @@ def test_sniff() -> None:
     assert not hf_trainer_state.sniff('{"training_iterations": [], "log_history": []}', "run.json")
     assert not hf_trainer_state.sniff('{"global_step": 1, "loss": 2.0}\n', "metrics.jsonl")
     assert not hf_trainer_state.sniff("step 1 loss 2", "trainer_state.json")
+
+
+def test_a_json_lines_log_whose_last_line_embeds_a_log_history_is_no_state_file() -> None:
+    """ms-swift's logging.jsonl ends with a summary line holding the whole
+    ``log_history``: a JSONL file is never read as a whole document, at the
+    first look or at the second, longer one."""
+    from trainwatch import parsers
+
+    step = {"loss": 2.5, "global_step/max_steps": "1/10"}
+    summary = {"last_model_checkpoint": "/out", "log_history": [{"loss": 2.5, "step": 1}], "global_step": 10}
+    short = (json.dumps(step) + "\n" + json.dumps(summary) + "\n").encode()
+    long = (json.dumps(step) + "\n") * 400 + json.dumps(summary) + "\n"
+    for head in (short, long.encode()):
+        spec = parsers.detect_head(head[: parsers.SNIFF_BYTES_MORE], "logging.jsonl")
+        assert spec is None or spec.kind == "lines"
+    # A real state file, written as the Trainer writes it (indent=2), still is one.
+    state = json.dumps({"global_step": 10, "log_history": [{"loss": 2.5, "step": 1}]}, indent=2).encode()
+    assert detect(state, "trainer_state.json") is hf_trainer_state.SPEC

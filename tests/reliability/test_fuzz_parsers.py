@@ -178,7 +178,7 @@ def corpus_files() -> list[tuple[Path, ParserSpec]]:
             continue
         with open(path, "rb") as handle:
             head = handle.read(parsers.SNIFF_BYTES_MORE)
-        spec = parsers.detect(head[: parsers.SNIFF_BYTES], path.name) or parsers.detect(head, path.name)
+        spec = parsers.detect_head(head, path.name)
         if spec is not None:
             out.append((path, spec))
     return out

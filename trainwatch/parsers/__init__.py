@@ -6,6 +6,8 @@ formats come before generic ones (generic JSONL last).
 
 from __future__ import annotations
 
+import json
+
 from trainwatch.parsers import (
     buildnanogpt,
     hf_trainer_state,
@@ -45,13 +47,45 @@ SNIFF_BYTES = 16384
 SNIFF_BYTES_MORE = 262144
 
 
-def detect(head: bytes, filename: str) -> ParserSpec | None:
-    """The parser for a file whose first bytes are ``head``, or ``None``."""
+def detect(head: bytes, filename: str, *, lines_only: bool = False) -> ParserSpec | None:
+    """The parser for a file whose first bytes are ``head``, or ``None``.
+
+    A JSON-lines file is never taken for a document, whatever a later line
+    holds (ms-swift's ``logging.jsonl`` ends with a line that embeds a whole
+    HF ``log_history``): ``lines_only`` is for the second, longer look
+    (``SNIFF_BYTES_MORE``) at a file whose first ``SNIFF_BYTES`` did not read
+    as a document, and a head whose first line is a whole JSON object with
+    more lines after it is JSONL.
+    """
     text = head.decode("utf-8", "replace")
+    lines_only = lines_only or _is_json_lines(text)
     for spec in PARSERS:
+        if lines_only and spec.kind != "lines":
+            continue
         if spec.sniff(text, filename):
             return spec
     return None
+
+
+def _is_json_lines(text: str) -> bool:
+    """Whether ``text`` starts with a one-line JSON object and goes on to another line."""
+    first, newline, rest = text.lstrip("\ufeff \t\r\n").partition("\n")
+    if not newline or not rest.strip() or not first.rstrip().endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
+def detect_head(head: bytes, filename: str) -> ParserSpec | None:
+    """The parser for a file given up to its first ``SNIFF_BYTES_MORE`` bytes,
+    looked at as a tailer does: its first ``SNIFF_BYTES``, then, for a line
+    format only, all of ``head``."""
+    spec = detect(head[:SNIFF_BYTES], filename)
+    if spec is None and len(head) > SNIFF_BYTES:
+        spec = detect(head, filename, lines_only=True)
+    return spec
 
 
 def by_format(name: str) -> ParserSpec | None:
@@ -68,4 +102,5 @@ __all__ = [
     "ParserSpec",
     "by_format",
     "detect",
+    "detect_head",
 ]
