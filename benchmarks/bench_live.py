@@ -90,10 +90,10 @@ def latency(ctx: Context) -> None:
 
 def watcher_latency(ctx: Context) -> None:
     """The core's share of the latency: append → snapshot published by ``Watcher`` (no UI)."""
-    from trainwatch.names import Names
-    from trainwatch.snapshot import Snapshot
-    from trainwatch.source import RunOptions
-    from trainwatch.watch import Watcher
+    from trainwatch.core.names import Names
+    from trainwatch.core.options import RunOptions
+    from trainwatch.core.rows import Snapshot
+    from trainwatch.ingest.watcher import Watcher
 
     folder = _folder(ctx, "watcher", 1)
     log = folder / "run000" / "train.log"
@@ -146,9 +146,9 @@ def _usage(pane: tmux.Pane, seconds: float) -> tuple[float, float]:
 
 def watcher_idle(ctx: Context, runs: int) -> None:
     """The core's share of idle CPU: ``Watcher`` alone (watchdog, 1 Hz tick) on ``runs`` live runs."""
-    from trainwatch.names import Names
-    from trainwatch.source import RunOptions
-    from trainwatch.watch import Watcher
+    from trainwatch.core.names import Names
+    from trainwatch.core.options import RunOptions
+    from trainwatch.ingest.watcher import Watcher
 
     folder = _folder(ctx, f"watcher-idle-{runs}", runs)
     published = threading.Event()

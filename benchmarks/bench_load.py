@@ -17,9 +17,9 @@ import orjson
 
 from benchmarks import generate
 from benchmarks.core import Context, Row, best_of
-from trainwatch.names import Names
-from trainwatch.snapshot import build
-from trainwatch.source import LogSource
+from trainwatch.core.names import Names
+from trainwatch.ingest.publish import build
+from trainwatch.ingest.source import LogSource
 
 _ITER = re.compile(rb"iter (\d+): loss ([\d.]+), time ([\d.]+)ms, mfu (-?[\d.]+)%")
 _EVAL = re.compile(rb"step (\d+): train loss ([\d.]+), val loss ([\d.]+)")

@@ -35,9 +35,10 @@ def status():
             fields[key] = int(value.split()[0]) * 1024
     return fields
 
-from trainwatch.names import Names
-from trainwatch.snapshot import build
-from trainwatch.source import LogSource, discover
+from trainwatch.core.names import Names
+from trainwatch.ingest.publish import build
+from trainwatch.ingest.source import LogSource
+from trainwatch.ingest.discover import discover
 
 before = status()
 files, _ = discover([Path(p) for p in sys.argv[1:]])

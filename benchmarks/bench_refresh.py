@@ -17,8 +17,8 @@ from typing import Any
 
 from benchmarks import generate
 from benchmarks.core import Context, Row, best_of, percentile
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import llm_tii_json
-from trainwatch.source import LogSource
 
 NEW_ENTRIES = 10
 

@@ -50,9 +50,9 @@ def _watcher_first(paths: list[Path]) -> float:
     """Seconds from ``Watcher.start()`` to the first snapshot holding every run (no UI)."""
     import threading
 
-    from trainwatch.names import Names
-    from trainwatch.source import RunOptions
-    from trainwatch.watch import Watcher
+    from trainwatch.core.names import Names
+    from trainwatch.core.options import RunOptions
+    from trainwatch.ingest.watcher import Watcher
 
     done = threading.Event()
     watcher = Watcher(paths, RunOptions(), Names(), lambda s: done.set() if len(s.rows) == len(paths) else None)

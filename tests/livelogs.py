@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from trainwatch.snapshot import Snapshot
+from trainwatch.core.rows import Snapshot
 
 PREAMBLE = "tokens per iteration will be: 8,192\nmax_iters = 1000\neval_interval = 1000\n"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers import llm_tii_json
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
 
 NOW = datetime(2025, 11, 14, 12, 0)
 

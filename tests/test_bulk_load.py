@@ -25,23 +25,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainwatch import aggregate_take, parsers, source
-from trainwatch.aggregate import RunAggregator
+from trainwatch import parsers
+from trainwatch.core import aggregate_take
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
+from trainwatch.core.series import Series
+from trainwatch.core.stats import RunStats
+from trainwatch.ingest import source
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers.base import LineParser, ParserSpec
 from trainwatch.parsers.nanogpt_stdout import NanoGPTStdoutParser
-from trainwatch.records import (
-    BulkRecord,
-    Checkpoint,
-    Eval,
-    Iteration,
-    IterationColumns,
-    Outcome,
-    Record,
-    RunInfo,
-)
-from trainwatch.series import Series
-from trainwatch.source import LogSource
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1, 12, 0)
 #: As conftest.CORPUS; needed at collection, to parametrize over its logs.

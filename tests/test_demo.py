@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from trainwatch import cli, parsers
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import Snapshot
 from trainwatch.demo import PLANS, Simulator, run_demo, schedule
-from trainwatch.names import Names
-from trainwatch.snapshot import Snapshot
-from trainwatch.source import RunOptions
-from trainwatch.watch import Watcher
+from trainwatch.ingest.watcher import Watcher
 
 pytestmark = pytest.mark.skipif(
     parsers.by_format("nanogpt_stdout") is None, reason="the nanoGPT console parser is not registered"
@@ -109,7 +109,7 @@ def test_live_watcher_follows_the_demo(tmp_path: Path) -> None:
 def test_app_exit_stops_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[list[Path]] = []
 
-    def run_app(paths: list[Path], options: RunOptions, names: Names, **kwargs: object) -> int:
+    def run_app(paths: list[Path], **kwargs: object) -> int:
         seen.append(paths)
         return 0  # the user quit at once
 

@@ -23,8 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import llm_tii_json
-from trainwatch.source import LogSource
 
 NOW = datetime(2025, 11, 14, 12, 0)
 SEED_RUN = "run_20251113_225009.json"

@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
 from trainwatch.parsers import llm_tii_json
 
 SEED_RUNS = ["run_20251113_225009", "run_20251113_095419", "run_20251112_122613", "run_20251110_174040"]
@@ -78,7 +78,7 @@ def test_past_the_default_target_progress_and_eta_are_unknown(
     """A log that states no target is counted to the default 2,000; once a
     running run is past it, that target says nothing: progress and ETA are
     null (SNAPSHOT.md: unknown is null, never 0), not 100 % and 0 s."""
-    from trainwatch.source import LogSource
+    from trainwatch.ingest.source import LogSource
 
     log = tmp_path / "train.log"  # nanoGPT's console without max_iters: the default target
     log.write_text("".join(f"iter {k}: loss 3.0, time 100.00ms, mfu 10.00%\n" for k in range(0, last + 1, 10)))

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch import export
-from trainwatch.aggregate import RunAggregator
-from trainwatch.records import Iteration, RunInfo
-from trainwatch.snapshot import RunRow, Snapshot
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Iteration, RunInfo
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.outputs import export
 
 NOW = datetime(2025, 11, 14, 12, 0)
 HOSTILE = '=HYPERLINK("http://x")<script>alert(1)</script>[bold]|\x1b]8;;http://evil\x07x\x1b[31m'
@@ -91,7 +91,7 @@ def test_export_writes_three_formats(tmp_path: Path) -> None:
 
 
 def test_runs_with_one_name_are_told_apart() -> None:
-    from trainwatch.snapshot import _disambiguate
+    from trainwatch.core.rows import disambiguate
 
     base = snapshot_with_name("train").rows[0]
     rows = [
@@ -99,5 +99,5 @@ def test_runs_with_one_name_are_told_apart() -> None:
         RunRow("train", "/runs/b/seed1/train.log", "nanogpt_stdout", base.stats),
         RunRow("other", "/runs/c/train.log", "nanogpt_stdout", base.stats),
     ]
-    names = [row.name for row in _disambiguate(rows)]
+    names = [row.name for row in disambiguate(rows)]
     assert names == ["train · a/seed1", "train · b/seed1", "other"]

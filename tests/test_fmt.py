@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainwatch import fmt
+from trainwatch.core import fmt
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, RunInfo
 from trainwatch.parsers import detect, llm_tii_json
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, RunInfo
 
 
 def load(corpus: Path, run: str) -> list:

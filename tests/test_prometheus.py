@@ -26,10 +26,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from trainwatch import __version__
 from trainwatch.cli import main
-from trainwatch.names import Names
-from trainwatch.prometheus import GAUGES, MetricsServer, SnapshotCollector
-from trainwatch.snapshot import Snapshot, build
-from trainwatch.source import LogSource
+from trainwatch.core.names import Names
+from trainwatch.core.rows import Snapshot
+from trainwatch.ingest.publish import build
+from trainwatch.ingest.remote import host_of
+from trainwatch.ingest.source import LogSource
+from trainwatch.outputs.prometheus import GAUGES, MetricsServer, SnapshotCollector
 
 NOW = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -104,7 +106,8 @@ def test_a_remote_run_carries_its_host(tmp_path: Path) -> None:
     snapshot = snapshot_of(write_log(tmp_path / "train.log", 20))
     (row,) = snapshot.rows
     collector = SnapshotCollector(hostname="box")
-    collector.publish(Snapshot(NOW, (replace(row, path="me@gpu7:/runs/train.log"),)))
+    path = "me@gpu7:/runs/train.log"
+    collector.publish(Snapshot(NOW, (replace(row, path=path, host=host_of(path)),)))
     ((labels, _),) = scrape(collector)["trainwatch_iteration"]
     assert labels["host"] == "gpu7" and labels["path"] == "me@gpu7:/runs/train.log"
 
@@ -186,7 +189,7 @@ def test_the_app_serves_metrics_while_open(tmp_path: Path, monkeypatch: pytest.M
         port = probe.getsockname()[1]
     scraped: list[str] = []
 
-    def fake_run_app(paths: list[Path], options: object, names: object, **kwargs: Any) -> int:
+    def fake_run_app(paths: list[Path], **kwargs: Any) -> int:
         """The app's part: start the watcher from the factory, as on_mount does, and scrape while "open"."""
         watcher = kwargs["source_factory"](lambda snapshot: None)
         watcher.start()

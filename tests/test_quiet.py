@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.metrics import quiet_for
-from trainwatch.source import LogSource, discover
-from trainwatch.stats import DRIFT, only_clock_moved
+from trainwatch.core.metrics import quiet_for
+from trainwatch.core.stats import DRIFT, only_clock_moved
+from trainwatch.ingest.discover import discover
+from trainwatch.ingest.source import LogSource
 
 #: Seconds after the run's last update at which it is looked at.
 OFFSETS = (0.0, 0.5, 3.0, 30.0, 200.0, 4000.0)
@@ -66,8 +67,8 @@ def test_quiet_runs_only_drift_until_they_can_stall(corpus: Path) -> None:
 
 def test_a_run_counting_down_is_never_quiet() -> None:
     """Between two log lines the ETA counts down second by second: no skipped tick."""
-    from trainwatch.aggregate import RunAggregator
-    from trainwatch.records import Iteration, RunInfo
+    from trainwatch.core.aggregate import RunAggregator
+    from trainwatch.core.records import Iteration, RunInfo
 
     agg = RunAggregator()
     agg.add_all([RunInfo(target=1000), *(Iteration(i, loss=2.0, time_ms=1000.0) for i in range(0, 100, 10))])

@@ -16,14 +16,19 @@ from pathlib import Path
 import pytest
 from livelogs import PREAMBLE, Latest, append, line
 
-from trainwatch import parsers, remote, sshtail
+from trainwatch import parsers
 from trainwatch.cli import main
-from trainwatch.names import Names
-from trainwatch.remote import RemoteRoot
-from trainwatch.snapshot import RunRow, Snapshot, build, run_record
-from trainwatch.source import LogSource, RunOptions, discover
-from trainwatch.sshtail import Control, Document, Gone, ProtocolError, Tail
-from trainwatch.watch import Watcher
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.ingest import remote, sshtail
+from trainwatch.ingest.discover import discover
+from trainwatch.ingest.publish import build
+from trainwatch.ingest.remote import RemoteRoot
+from trainwatch.ingest.source import LogSource
+from trainwatch.ingest.sshtail import Control, Document, Gone, ProtocolError, Tail
+from trainwatch.ingest.watcher import Watcher
+from trainwatch.outputs.contract import run_record
 
 TIMEOUT = 10.0
 

@@ -1,11 +1,11 @@
-"""The load gauge and stat sweep behind the watcher's busy mode (trainwatch.statpoll)."""
+"""The load gauge and stat sweep behind the watcher's busy mode (trainwatch.ingest.statpoll)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-from trainwatch.statpoll import LoadGauge, StatSweep, sweep_interval
+from trainwatch.ingest.statpoll import LoadGauge, StatSweep, sweep_interval
 
 
 def test_gauge_goes_busy_above_the_busy_rate_and_calm_below_the_calm_rate() -> None:

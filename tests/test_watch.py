@@ -21,12 +21,15 @@ from typing import NoReturn
 import pytest
 from watchdog.events import FileModifiedEvent
 
-from trainwatch import mounts, parsers, statpoll, watch, watches
-from trainwatch.mounts import network_fs, read_mounts
-from trainwatch.names import Names
-from trainwatch.snapshot import RunRow, Snapshot
-from trainwatch.source import LogSource, RunOptions, SourceError
-from trainwatch.watch import Watcher
+from trainwatch import parsers
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.ingest import mounts, publish, rotation, statpoll, watches
+from trainwatch.ingest import watcher as watch
+from trainwatch.ingest.mounts import network_fs, read_mounts
+from trainwatch.ingest.source import LogSource, SourceError
+from trainwatch.ingest.watcher import Watcher
 
 TIMEOUT = 10.0
 pytestmark = [
@@ -215,7 +218,7 @@ def test_a_copy_written_slowly_is_still_a_copy(tmp_path: Path, start: Callable[.
 def test_a_maybe_copy_that_stops_growing_is_a_run_after_a_while(
     tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(watch, "UNDECIDED_S", 0.5)
+    monkeypatch.setattr(rotation, "UNDECIDED_S", 0.5)
     log = write_log(tmp_path / "train.log", range(0, 500, 10))
     _, rec = start([tmp_path])
     rec.wait(at_iter(log, 490))
@@ -330,7 +333,7 @@ def test_quiet_ticks_publish_nothing_until_a_figure_changes(
     assert rec.count == count
     # At most QUIET_REPUBLISH apart all the same (stall ages, finish dates), with
     # the very same RunStats object: the app can skip the unchanged run.
-    monkeypatch.setattr(watch, "QUIET_REPUBLISH", 0.1)
+    monkeypatch.setattr(publish, "QUIET_REPUBLISH", 0.1)
     again = rec.wait(lambda s: True, since=count)
     assert again.rows[0].stats is first.rows[0].stats
 
@@ -358,7 +361,7 @@ def test_a_drifting_finish_estimate_alone_publishes_nothing(
 def test_a_quiet_run_is_not_derived_on_ticks_until_it_can_stall(
     tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from trainwatch import metrics
+    from trainwatch.core import metrics
 
     derived: list[datetime] = []
     derive = metrics.derive
@@ -384,9 +387,9 @@ def test_a_quiet_run_is_not_derived_on_ticks_until_it_can_stall(
 
 
 def test_only_clock_moved() -> None:
-    from trainwatch.aggregate import RunAggregator
+    from trainwatch.core.aggregate import RunAggregator
+    from trainwatch.core.stats import COUNTDOWN, only_clock_moved
     from trainwatch.parsers import nanogpt_stdout
-    from trainwatch.stats import COUNTDOWN, only_clock_moved
 
     agg_log = PREAMBLE.format(target=1000) + "".join(iter_line(s) for s in range(0, 30, 10))
     agg = RunAggregator()

@@ -13,19 +13,19 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from trainwatch import __version__, fmt
+from trainwatch import __version__
+from trainwatch.core import fmt
 
 if TYPE_CHECKING:
-    from trainwatch.names import Names
-    from trainwatch.prometheus import MetricsServer
-    from trainwatch.snapshot import Snapshot
-    from trainwatch.source import LogSource
-    from trainwatch.watch import Watcher
+    from trainwatch.core.names import Names
+    from trainwatch.core.rows import Snapshot
+    from trainwatch.ingest.source import LogSource
+    from trainwatch.outputs.prometheus import MetricsServer
 
 EXIT_OK, EXIT_NO_RUNS, EXIT_USAGE = 0, 1, 2
 SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "demo")
@@ -137,8 +137,8 @@ def _watch_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
-    from trainwatch import export
-    from trainwatch.snapshot import build
+    from trainwatch.ingest.publish import build
+    from trainwatch.outputs import export
 
     names = _names(args.config)
     sources, problems = _load(args)
@@ -169,8 +169,9 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from trainwatch.source import RunOptions
+    from trainwatch.core.options import RunOptions
     from trainwatch.tui.app import run_app
+    from trainwatch.wiring import watcher_factory
 
     names = _names(args.config)
     if (missing := _missing(args.paths)) is not None:
@@ -178,26 +179,25 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
     server = _metrics_server(args) if args.metrics_port is not None else None
 
-    def factory(publish: Callable[[Snapshot], None]) -> Watcher:
-        from trainwatch.watch import Watcher
-
-        also = publish
-        if server is not None:  # prometheus_client costs ~50 ms to import: only when asked for
-            from trainwatch.prometheus import tee
-
-            also = tee(publish, server.publish)
-        return Watcher(args.paths, options, names, also, poll=args.poll, network_poll=args.poll_network)
-
+    factory = watcher_factory(
+        args.paths,
+        options,
+        names,
+        poll=args.poll,
+        network_poll=args.poll_network,
+        also=server.publish if server is not None else None,  # prometheus_client: imported only when asked for
+    )
     try:
-        return run_app(args.paths, options, names, bell=args.bell, export_dir=args.export_dir, source_factory=factory)
+        return run_app(args.paths, source_factory=factory, bell=args.bell, export_dir=args.export_dir)
     finally:
         if server is not None:
             server.stop()
 
 
 def _cmd_serve_metrics(args: argparse.Namespace) -> int:
-    from trainwatch import prometheus
-    from trainwatch.source import RunOptions
+    from trainwatch import wiring
+    from trainwatch.core.options import RunOptions
+    from trainwatch.outputs import prometheus
 
     names = _names(args.config)
     if (missing := _missing(args.paths)) is not None:
@@ -206,7 +206,7 @@ def _cmd_serve_metrics(args: argparse.Namespace) -> int:
     if args.metrics_port is None:
         args.metrics_port = prometheus.DEFAULT_PORT
     server = _metrics_server(args)
-    return prometheus.serve(server, args.paths, options, names, poll=args.poll, network_poll=args.poll_network)
+    return wiring.serve(server, args.paths, options, names, poll=args.poll, network_poll=args.poll_network)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -220,7 +220,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _metrics_server(args: argparse.Namespace) -> MetricsServer:
     """The metrics endpoint, listening; a port in use or a bad address is a usage error."""
-    from trainwatch.prometheus import MetricsServer
+    from trainwatch.outputs.prometheus import MetricsServer
 
     server = MetricsServer(args.metrics_port, args.metrics_host)
     try:
@@ -234,14 +234,16 @@ def _metrics_server(args: argparse.Namespace) -> MetricsServer:
 
 def _missing(paths: list[Path]) -> Path | None:
     """The first local path that does not exist (``[user@]host:/path`` roots are checked on their host)."""
-    from trainwatch.remote import split_roots
+    from trainwatch.ingest.remote import split_roots
 
     return next((p for p in split_roots(paths)[1] if not p.exists()), None)
 
 
 def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
-    from trainwatch import remote
-    from trainwatch.source import LogSource, RunOptions, SourceError, discover
+    from trainwatch.core.options import RunOptions
+    from trainwatch.ingest import remote
+    from trainwatch.ingest.discover import discover
+    from trainwatch.ingest.source import LogSource, SourceError
 
     options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
     remote_roots, local = remote.split_roots(args.paths)
@@ -264,7 +266,7 @@ def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
 
 
 def _names(config: Path | None) -> Names:
-    from trainwatch.names import ConfigError, load_names
+    from trainwatch.config import ConfigError, load_names
 
     try:
         return load_names(config)
@@ -275,7 +277,7 @@ def _names(config: Path | None) -> Names:
 def _table_text(snapshot: Snapshot, to_terminal: bool) -> str:
     from rich.console import Console
 
-    from trainwatch.export import rich_table
+    from trainwatch.outputs.export import rich_table
 
     class _Console(Console):
         def on_broken_pipe(self) -> None:
@@ -339,7 +341,7 @@ def _moment(text: str) -> datetime:
 
 
 def _warn(message: str) -> None:
-    from trainwatch.export import safe_text  # paths and reasons can carry escape sequences
+    from trainwatch.outputs.export import safe_text  # paths and reasons can carry escape sequences
 
     sys.stderr.write(f"trainwatch: {safe_text(message)}\n")
 

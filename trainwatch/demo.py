@@ -224,12 +224,14 @@ def run_demo(folder: Path | None, speed: float, headless: bool, duration: float 
         else:
             writer = threading.Thread(target=simulator.run, args=(stop, duration), name="demo-writer", daemon=True)
             writer.start()
-            from trainwatch.names import Names
-            from trainwatch.source import RunOptions
+            from trainwatch.core.names import Names
+            from trainwatch.core.options import RunOptions
             from trainwatch.tui.app import run_app
+            from trainwatch.wiring import watcher_factory
 
             try:
-                status = run_app([target], RunOptions(), Names())
+                factory = watcher_factory([target], RunOptions(), Names())
+                status = run_app([target], source_factory=factory)
             finally:
                 stop.set()
                 writer.join(timeout=5)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Record
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import buildnanogpt, detect
-from trainwatch.records import Checkpoint, Eval, Iteration, Record
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 RESUMED = "buildnanogpt_13L_38k_with_val_and_resume_markers.txt"

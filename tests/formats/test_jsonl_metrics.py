@@ -8,11 +8,11 @@ from datetime import datetime
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Iteration, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import PARSERS, detect, jsonl_metrics
 from trainwatch.parsers.base import ParserSpec
-from trainwatch.records import Iteration, Record, RunInfo
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.source import LogSource
-from trainwatch.stats import RunStats
+from trainwatch.core.stats import RunStats
+from trainwatch.ingest.source import LogSource
 
 NOW = datetime(2030, 1, 1)
 #: Formats a program prints to its console (files it writes itself carry no launcher tags).

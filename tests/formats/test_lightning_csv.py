@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import detect, lightning_csv
-from trainwatch.records import Eval, Iteration, Record, RunInfo
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 FULL = "slm_wikitext103_12L_10epochs_140739steps_metrics.csv"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import detect, llamafactory
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
-from trainwatch.parsers import SNIFF_BYTES, by_format, detect, llmc
-from trainwatch.parsers.llmc import LlmcMainLogParser
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.stats import RunStats
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
+from trainwatch.parsers import SNIFF_BYTES, by_format, detect, llmc_main
+from trainwatch.parsers.llmc_main import LlmcMainLogParser
 
 NOW = datetime(2030, 1, 1)
 NAME = "llmc_stdout/llmc_main_124M_19552steps.log"
@@ -53,9 +53,9 @@ def test_sniff(corpus: Path) -> None:
     head = (corpus / NAME).read_bytes()[:SNIFF_BYTES]
     spec = detect(head, "main.log")
     assert spec is not None and spec.format == "llmc_main_log"
-    assert by_format("llmc_main_log") is llmc.MAIN_LOG_SPEC
-    assert not llmc.sniff_main_log("0 train 10.98\n1 train 10.5\n", "log.txt")  # build-nanogpt
-    assert not llmc.sniff_main_log("", "main.log")
+    assert by_format("llmc_main_log") is llmc_main.SPEC
+    assert not llmc_main.sniff("0 train 10.98\n1 train 10.5\n", "log.txt")  # build-nanogpt
+    assert not llmc_main.sniff("", "main.log")
 
 
 def test_records_and_numbering() -> None:

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import SNIFF_BYTES, by_format, detect, llmc
 from trainwatch.parsers.llmc import LlmcStdoutParser
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 DIR = "llmc_stdout"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import SNIFF_BYTES, by_format, detect, nanogpt_stdout
 from trainwatch.parsers.nanogpt_stdout import NanoGPTStdoutParser
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 DIR = "nanogpt_stdout"

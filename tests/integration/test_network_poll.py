@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch import mounts
 from trainwatch.cli import build_parser
-from trainwatch.names import Names
-from trainwatch.snapshot import Snapshot
-from trainwatch.source import LogSource, RunOptions
-from trainwatch.watch import Watcher
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import Snapshot
+from trainwatch.ingest import mounts
+from trainwatch.ingest.source import LogSource
+from trainwatch.ingest.watcher import Watcher
 
 PREAMBLE = "tokens per iteration will be: 8,192\nmax_iters = 1000\neval_interval = 1000\n"
 

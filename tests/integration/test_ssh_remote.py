@@ -13,12 +13,12 @@ from pathlib import Path
 
 from livelogs import PREAMBLE, Latest, append, line
 
-from trainwatch import remote
-from trainwatch.names import Names
-from trainwatch.remote import RemoteRoot
-from trainwatch.snapshot import RunRow, Snapshot
-from trainwatch.source import RunOptions
-from trainwatch.watch import Watcher
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.ingest import remote
+from trainwatch.ingest.remote import RemoteRoot
+from trainwatch.ingest.watcher import Watcher
 
 from .servers import Sshd
 

@@ -17,12 +17,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from trainwatch.aggregate import RunAggregator
-from trainwatch.export import render, rich_table
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Record
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.core.stats import RunStats
+from trainwatch.outputs.export import render, rich_table
 from trainwatch.parsers.base import ParserSpec
-from trainwatch.records import Record
-from trainwatch.snapshot import RunRow, Snapshot
-from trainwatch.stats import RunStats
 
 FULL = False
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"

@@ -3,7 +3,7 @@ by a folder and deleted: one notification per problem, the run keeps its last
 figures (flagged), and reading resumes with nothing lost or counted twice.
 
 Unreadable: the tests run as root, which reads through permission bits, so
-``chmod 000`` alone changes nothing here; ``trainwatch.source.open`` is
+``chmod 000`` alone changes nothing here; ``trainwatch.ingest.source.open`` is
 monkeypatched to raise ``PermissionError`` for that file while it is
 "unreadable" (the real-permission case, as ``nobody``, is in
 ``test_torture.py`` for ``LogSource``).
@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from trainwatch.names import Names
-from trainwatch.source import RunOptions
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
 
 LINE = "iter {i}: loss 2.0, time 100.00ms, mfu 10.00%\n"
 
@@ -38,8 +38,8 @@ async def until(pilot: Pilot[int], condition: Callable[[], bool], what: str, tim
 
 
 async def test_unreadable_replaced_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trainwatch.ingest.watcher import Watcher
     from trainwatch.tui.app import TrainwatchApp
-    from trainwatch.watch import Watcher
 
     path = tmp_path / "train.log"
     path.write_text(lines(1, 50))
@@ -51,7 +51,7 @@ async def test_unreadable_replaced_deleted(tmp_path: Path, monkeypatch: pytest.M
             raise PermissionError(13, "Permission denied", str(file))
         return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr("trainwatch.source.open", guarded_open, raising=False)
+    monkeypatch.setattr("trainwatch.ingest.source.open", guarded_open, raising=False)
     app = TrainwatchApp(lambda publish: Watcher([tmp_path], RunOptions(), Names(), publish), watched=[tmp_path])
 
     def row() -> Any:

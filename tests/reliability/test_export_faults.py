@@ -21,9 +21,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from trainwatch import export
 from trainwatch.cli import EXIT_USAGE, main
-from trainwatch.snapshot import Snapshot
+from trainwatch.core.rows import Snapshot
+from trainwatch.outputs import export
 
 
 @dataclass
@@ -153,9 +153,9 @@ class FakeSource:
 
 
 def corpus_snapshot(corpus: Path) -> Snapshot:
-    from trainwatch.names import Names
-    from trainwatch.snapshot import build
-    from trainwatch.source import LogSource
+    from trainwatch.core.names import Names
+    from trainwatch.ingest.publish import build
+    from trainwatch.ingest.source import LogSource
 
     sources = []
     for path in sorted((corpus / "llm_tii_json").glob("run_2025111*.json")):

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainwatch.aggregate import RunAggregator
-from trainwatch.export import render
-from trainwatch.metrics import quiet_for
-from trainwatch.records import Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
-from trainwatch.stats import DRIFT, only_clock_moved
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.metrics import quiet_for
+from trainwatch.core.records import Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
+from trainwatch.core.stats import DRIFT, only_clock_moved
+from trainwatch.outputs.export import render
 
 from .helpers import NOW, check_stats, deadline, render_everything, scale, snapshot_of, strict_json
 

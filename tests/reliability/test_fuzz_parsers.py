@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trainwatch import parsers
-from trainwatch.export import render
+from trainwatch.outputs.export import render
 from trainwatch.parsers import PARSERS
 from trainwatch.parsers.base import ParserSpec
 

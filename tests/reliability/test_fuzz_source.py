@@ -18,9 +18,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainwatch.names import Names
-from trainwatch.snapshot import build
-from trainwatch.source import LogSource
+from trainwatch.core.names import Names
+from trainwatch.ingest.publish import build
+from trainwatch.ingest.source import LogSource
 
 from . import helpers
 from .helpers import NOW, check_stats, render_everything, scale, within_budget

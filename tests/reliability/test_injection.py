@@ -27,10 +27,12 @@ from typing import ClassVar
 import pytest
 
 from trainwatch.cli import main
-from trainwatch.export import render, rich_table
-from trainwatch.names import Names, load_names
-from trainwatch.snapshot import Snapshot, build
-from trainwatch.source import LogSource
+from trainwatch.config import load_names
+from trainwatch.core.names import Names
+from trainwatch.core.rows import Snapshot
+from trainwatch.ingest.publish import build
+from trainwatch.ingest.source import LogSource
+from trainwatch.outputs.export import render, rich_table
 
 from .helpers import strict_json
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.export import render, write_atomic
-from trainwatch.names import Names
-from trainwatch.snapshot import Snapshot
-from trainwatch.source import RunOptions
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import Snapshot
+from trainwatch.outputs.export import render, write_atomic
 
 State = dict[str, tuple[object, ...]]
 
@@ -82,9 +82,9 @@ async def test_app_session_leaves_the_tree_alone(
 ) -> None:
     """The real Watcher, started from inside the watched folder: the export key
     writes to ~/trainwatch-exports, not beside the logs."""
+    from trainwatch.ingest.watcher import Watcher
     from trainwatch.tui.app import EXPORT_FALLBACK, TrainwatchApp
     from trainwatch.tui.runs_table import RunsTable
-    from trainwatch.watch import Watcher
 
     home = tmp_path / "home"
     home.mkdir()
@@ -127,8 +127,8 @@ def test_export_from_elsewhere_goes_to_the_current_folder(watched: Path, tmp_pat
 def test_exports_are_atomic(tmp_path: Path, corpus: Path) -> None:
     """A reader polling the export while it is rewritten 200 times only ever
     sees a whole file, old or new; no temporary file is left behind."""
-    from trainwatch.snapshot import build
-    from trainwatch.source import LogSource
+    from trainwatch.ingest.publish import build
+    from trainwatch.ingest.source import LogSource
 
     sources = []
     for path in sorted((corpus / "llm_tii_json").glob("run_2025111*.json")):

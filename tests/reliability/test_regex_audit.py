@@ -30,7 +30,7 @@ METHODS = ("search", "match", "fullmatch", "finditer", "findall", "sub", "split"
 
 def modules() -> list[ModuleType]:
     names = [f"trainwatch.parsers.{m.name}" for m in pkgutil.iter_modules(trainwatch.parsers.__path__)]
-    return [importlib.import_module(n) for n in [*names, "trainwatch.export", "trainwatch.tui.cells"]]
+    return [importlib.import_module(n) for n in [*names, "trainwatch.outputs.export", "trainwatch.tui.cells"]]
 
 
 def audited() -> list[tuple[str, str, re.Pattern[str], str]]:

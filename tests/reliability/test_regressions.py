@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
-from trainwatch.export import render
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Record, RunInfo
+from trainwatch.ingest.source import LogSource
+from trainwatch.outputs.export import render
 from trainwatch.parsers import buildnanogpt, hf_trainer_state, jsonl_metrics, lightning_csv, llamafactory, llmc
-from trainwatch.records import Eval, Iteration, Record, RunInfo
-from trainwatch.source import LogSource
 
 from .helpers import NOW, check_stats, snapshot_of, strict_json
 
@@ -142,7 +142,7 @@ NANO = "".join(f"iter {i}: loss 2.0, time 100.00ms, mfu 10.00%\n" for i in range
 
 
 def test_copytruncate_that_grew_past_the_old_offset(tmp_path: Path) -> None:
-    """source.py: a log truncated in place and grown past the old read offset
+    """ingest/source.py: a log truncated in place and grown past the old read offset
     before the next read looked merely appended to; the reader went on from
     the middle of a line and lost the lines before it."""
     path = tmp_path / "train.log"
@@ -161,7 +161,7 @@ def test_copytruncate_that_grew_past_the_old_offset(tmp_path: Path) -> None:
 
 
 def test_deleted_and_recreated_on_the_same_inode(tmp_path: Path) -> None:
-    """source.py: the same (device, inode) after delete + create (inodes are reused)."""
+    """ingest/source.py: the same (device, inode) after delete + create (inodes are reused)."""
     path = tmp_path / "train.log"
     path.write_text(NANO[:200])
     source = LogSource(path)
@@ -179,7 +179,7 @@ def test_deleted_and_recreated_on_the_same_inode(tmp_path: Path) -> None:
 
 
 def test_log_starting_with_a_hole_of_nuls(tmp_path: Path) -> None:
-    """source.py: copytruncate under a writer without O_APPEND leaves NULs where the
+    """ingest/source.py: copytruncate under a writer without O_APPEND leaves NULs where the
     old lines were; the first line after them was lost, and a fresh reader
     called the whole file binary."""
     path = tmp_path / "train.log"
@@ -195,8 +195,9 @@ async def test_app_first_snapshot_without_runs(tmp_path: Path) -> None:
     first, so its first one is often a notes.txt) raised KeyError in
     ``cells.fit`` and took the app down. Then a run with one logged iteration
     (or a flat loss) made plotext divide by zero in the detail chart."""
-    from trainwatch.names import Names
-    from trainwatch.snapshot import Snapshot, build
+    from trainwatch.core.names import Names
+    from trainwatch.core.rows import Snapshot
+    from trainwatch.ingest.publish import build
     from trainwatch.tui.app import SnapshotReady, TrainwatchApp
     from trainwatch.tui.runs_table import RunsTable
 

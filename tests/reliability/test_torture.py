@@ -42,9 +42,10 @@ from typing import Any
 
 import pytest
 
-from trainwatch.names import Names
-from trainwatch.snapshot import RunRow, Snapshot
-from trainwatch.source import LogSource, RunOptions, SourceError
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.ingest.source import LogSource, SourceError
 
 from .helpers import scale
 
@@ -242,7 +243,7 @@ class Recorder:
 @pytest.mark.parametrize("mode", ["rewrite", "append", "rotate", "copytruncate"])
 def test_through_the_watcher(mode: str, tmp_path: Path, writers: Callable[..., Writer]) -> None:
     """The same, through ``Watcher`` (inotify): every published snapshot, then the last."""
-    from trainwatch.watch import Watcher
+    from trainwatch.ingest.watcher import Watcher
 
     path = tmp_path / ("run_torture.json" if mode == "rewrite" else "train.log")
     count = scale(100, 1000) if mode == "rewrite" else scale(400, 4000)
@@ -361,7 +362,7 @@ def test_replaced_by_a_directory_then_a_file_again(tmp_path: Path) -> None:
 
 
 def test_watcher_reports_a_directory_in_place_of_a_log(tmp_path: Path) -> None:
-    from trainwatch.watch import Watcher
+    from trainwatch.ingest.watcher import Watcher
 
     path = tmp_path / "train.log"
     path.write_text("".join(f"iter {i}: loss 2.0, time 100.00ms, mfu 10.00%\n" for i in range(1, 51)))

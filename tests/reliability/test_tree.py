@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 
 from trainwatch.cli import EXIT_OK, main
-from trainwatch.names import Names
-from trainwatch.snapshot import RunRow, Snapshot
-from trainwatch.source import LogSource, RunOptions, discover
-from trainwatch.stats import RunStats
+from trainwatch.core.names import Names
+from trainwatch.core.options import RunOptions
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.core.stats import RunStats
+from trainwatch.ingest.discover import discover
+from trainwatch.ingest.source import LogSource
 
 from . import helpers
 from .helpers import deadline, scale
@@ -71,7 +73,7 @@ class Recorder:
 
 
 def test_watcher_on_a_loopy_tree(tmp_path: Path) -> None:
-    from trainwatch.watch import Watcher
+    from trainwatch.ingest.watcher import Watcher
 
     log = loopy_tree(tmp_path)
     recorder = Recorder()
@@ -103,7 +105,7 @@ def many_files(root: Path, count: int) -> None:
 def test_ten_thousand_files(tmp_path: Path) -> None:
     """Discovery of 10,000 logs is quick; the watcher shows all of them (2,000
     at CI size: reading them is what costs) and then still notices a change."""
-    from trainwatch.watch import Watcher
+    from trainwatch.ingest.watcher import Watcher
 
     count = 10_000
     many_files(tmp_path, count)
@@ -145,7 +147,7 @@ def test_snapshot_cli_on_ten_thousand_files(tmp_path: Path, capsys: pytest.Captu
 
 
 def _reference_name(row: RunRow, rows: list[RunRow]) -> str:
-    """The name ``snapshot._disambiguate`` gave a row (commit fcec1a4): plain, and quadratic."""
+    """The name ``rows.disambiguate`` gave a row (commit fcec1a4): plain, and quadratic."""
     twins = [r for r in rows if r.name == row.name]
     if len(twins) == 1:
         return row.name
@@ -168,7 +170,7 @@ def test_many_same_named_runs(tmp_path: Path) -> None:
     every second). The names must stay exactly what they were."""
     from dataclasses import replace
 
-    from trainwatch.snapshot import _disambiguate
+    from trainwatch.core.rows import disambiguate
 
     template = _row_stats()
     rows = []
@@ -181,7 +183,7 @@ def test_many_same_named_runs(tmp_path: Path) -> None:
     rows.append(RunRow("rank", "/scratch/a/job000/train/rank0.log", "nanogpt_stdout", template))  # a true duplicate
     # ~0.07 s here; the quadratic naming took ~3 s for these rows. A hang guard.
     with deadline(2.0, f"naming {len(rows)} runs"):
-        names = [row.name for row in _disambiguate(rows)]
+        names = [row.name for row in disambiguate(rows)]
     sample = [*range(0, len(rows), 97), len(rows) - 2, len(rows) - 1, 0]
     assert [names[i] for i in sample] == [_reference_name(rows[i], rows) for i in sample]
     assert names[-1] == names[0] == "rank · /scratch/a/job000/train/rank0.log"  # the same path twice

@@ -19,11 +19,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 import pytest
 
-from trainwatch.aggregate import RunAggregator
-from trainwatch.names import Names
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.names import Names
+from trainwatch.core.rows import Snapshot
+from trainwatch.ingest.publish import build
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import llm_tii_json
-from trainwatch.snapshot import Snapshot, build
-from trainwatch.source import LogSource
 
 if TYPE_CHECKING:
     from trainwatch.tui.app import TrainwatchApp
@@ -116,7 +117,7 @@ def live_snapshot(snapshot_at: Callable[[datetime], Snapshot]) -> Snapshot:
 
 
 class FakeSource:
-    """Stands in for ``trainwatch.watch.Watcher``: the test publishes snapshots."""
+    """Stands in for ``trainwatch.ingest.watcher.Watcher``: the test publishes snapshots."""
 
     mode = "inotify"
     network_paths: ClassVar[list[Path]] = []

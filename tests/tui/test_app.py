@@ -19,8 +19,8 @@ from textual.pilot import Pilot
 from textual.strip import Strip
 from textual.widgets import Input, Static
 
-from trainwatch.export import render
-from trainwatch.snapshot import Snapshot
+from trainwatch.core.rows import Snapshot
+from trainwatch.outputs.export import render
 from trainwatch.tui.app import TrainwatchApp, default_export_dir, describe_paths
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.compare import CompareScreen
@@ -105,8 +105,8 @@ def moving_dir(live_dir: Path, tmp_path: Path) -> Path:
 
 
 def snapshot_of(folder: Path, now: datetime) -> Snapshot:
-    from trainwatch.snapshot import build
-    from trainwatch.source import LogSource
+    from trainwatch.ingest.publish import build
+    from trainwatch.ingest.source import LogSource
 
     from .conftest import NAMES
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from trainwatch.snapshot import Snapshot
+from trainwatch.core.rows import Snapshot
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.alerts import status_alerts
 

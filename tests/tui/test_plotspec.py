@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from trainwatch.source import LogSource, RunOptions
-from trainwatch.stats import RunStats
+from trainwatch.core.options import RunOptions
+from trainwatch.core.stats import RunStats
+from trainwatch.ingest.source import LogSource
 from trainwatch.tui import plotspec
 
 # HF trainer_state.json: per-step losses, but only the run's total runtime

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 from textual.pilot import Pilot
 
-from trainwatch.snapshot import Snapshot
+from trainwatch.core.rows import Snapshot
 
 from .conftest import AppMaker
 

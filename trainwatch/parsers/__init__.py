@@ -1,4 +1,8 @@
-"""Log-format parsers and the registry that picks one for a file.
+"""Bytes in, typed records out: one module per log format, and the registry
+that picks one for a file.
+
+Parsers do no I/O and import only ``core.records`` (the typed records they
+emit) besides each other.
 
 Order matters: the first spec whose ``sniff`` accepts a file wins, so specific
 formats come before generic ones (generic JSONL last).
@@ -16,6 +20,7 @@ from trainwatch.parsers import (
     llamafactory,
     llm_tii_json,
     llmc,
+    llmc_main,
     megatron,
     nanogpt_stdout,
     torchtitan,
@@ -30,7 +35,7 @@ PARSERS: tuple[ParserSpec, ...] = (
     lightning_csv.SPEC,
     megatron.SPEC,
     llmc.SPEC,
-    llmc.MAIN_LOG_SPEC,
+    llmc_main.SPEC,
     nanogpt_stdout.SPEC,
     torchtitan.SPEC,
     buildnanogpt.SPEC,

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from trainwatch.records import BulkRecord, Record
+from trainwatch.core.records import BulkRecord, Record
 
 
 class LineParser(Protocol):

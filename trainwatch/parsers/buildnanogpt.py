@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import re
 
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Record
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.text import to_float
-from trainwatch.records import Checkpoint, Eval, Iteration, Record
 
 FORMAT = "buildnanogpt_logtxt"
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import re
 
+from trainwatch.core.records import Outcome
 from trainwatch.parsers.text import clean, slurm_kill
-from trainwatch.records import Outcome
 
 # The line that ends a Python traceback: ``RuntimeError: ...``,
 # ``torch.OutOfMemoryError: CUDA out of memory``, a bare ``KeyboardInterrupt``.

@@ -26,9 +26,9 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.jsonvalues import as_int, as_num, as_str, loads
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "hf_trainer_state"
 

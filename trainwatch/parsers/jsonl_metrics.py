@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from trainwatch.core.records import Eval, Iteration, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.jsonvalues import as_int, as_num, as_time, loads
-from trainwatch.records import Eval, Iteration, Record, RunInfo
 
 FORMAT = "jsonl_metrics"
 

@@ -25,8 +25,8 @@ import csv
 import math
 from collections.abc import Mapping
 
+from trainwatch.core.records import Eval, Iteration, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec
-from trainwatch.records import Eval, Iteration, Record, RunInfo
 
 FORMAT = "lightning_csv"
 

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.jsonvalues import as_int, as_num, loads
 from trainwatch.parsers.text import to_float
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "llamafactory_jsonl"
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import DocumentParse, ParserSpec
 from trainwatch.parsers.growing_json import array_bounds, entries_end, load_object
 from trainwatch.parsers.jsonvalues import as_int, as_num, as_str
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "llm_tii_json"
 

@@ -1,4 +1,4 @@
-"""llm.c (``train_gpt2cu``): its console output and its ``main.log``.
+"""llm.c (``train_gpt2cu``): its console output (``main.log``: ``llmc_main``).
 
 **Console** (``llmc_stdout``). A ``+----+`` box of ``| key | value |`` rows
 (``max_steps``, ``sequence length T``, ``total batch size``, ``device``,
@@ -30,12 +30,6 @@ kill notice can land in the middle of a step line (``… | norm 0.2206
 stdout can follow it. The readable head of such a cut step line is still
 parsed; its possibly cut last field is dropped.
 
-**main.log** (``llmc_main_log``): ``s:<step> trl:<loss> lr:<lr> norm:<norm>``
-per step, ``s:<step> tel:<val loss>`` and ``s:<step> eval:<HellaSwag acc>``.
-llm.c writes ``trl`` with the 0-based step index but ``tel``/``eval`` with the
-number of steps done, so a ``trl`` at ``s:k`` is iteration ``k + 1`` here: the
-same numbering as the console (``step k+1/N``). main.log has no timing.
-
 Older train_gpt2.cu printed ``step 1/74: train loss 4.36 norm … lr … (80.64
 ms, 6350 tok/s)``; it is read too. Fatal lines (``Error: …``, ``[CUDA
 ERROR]``, a slurmstepd kill) become ``Outcome("failed")`` even after a NaN
@@ -55,12 +49,11 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.text import clean, slurm_kill, to_float, to_int
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "llmc_stdout"
-MAIN_LOG_FORMAT = "llmc_main_log"
 
 _STEP_HEAD = re.compile(r"step\s+(\d+)\s*/\s*(\d+)\s*")
 _STEP_LINE = re.compile(
@@ -72,10 +65,8 @@ _OLD_STEP = re.compile(
     r"step\s+(\d+)/(\d+): train loss (\S+)(?: norm (\S+))?(?: lr (\S+))?"
     r" \(([\d.]+) ms(?:, ([\d.]+) tok/s)?\)"
 )
-_TRAIN = re.compile(r"s:(\d+) trl:(\S+) lr:(\S+) norm:(\S+)")
 _HELLASWAG = re.compile(r"HellaSwag:\s*(\d+)\s*/\s*(\d+)\s*=\s*(\S+)")
 _SETUP = re.compile(r"batch_size B=(\d+) \* seq_len T=(\d+) \* num_processes=(\d+) and total_batch_size=(\d+)")
-_MAIN = re.compile(r"s:(\d+) (trl|tel|eval):(\S+)(?: lr:(\S+))?(?: norm:(\S+))?")
 # llm.c's fatal checks (utils.h, cuda_common.h) print one of these and exit;
 # the rest are how a C++ abort or a crash shows in a job's output.
 _FATAL = (
@@ -89,7 +80,7 @@ _FATAL = (
     "Segmentation fault",
     "Aborted (core dumped)",
 )
-_HELLASWAG_METRIC = "hellaswag"
+HELLASWAG_METRIC = "hellaswag"
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -102,12 +93,6 @@ def sniff(head: str, filename: str) -> bool:
 
 
 _SNIFF_STEP = re.compile(r"^step\s+\d+/\d+(?: \| loss |: train loss )", re.MULTILINE)
-
-
-def sniff_main_log(head: str, filename: str) -> bool:
-    """The first lines are ``s:<step> trl|tel|eval:`` records."""
-    lines = [ln for ln in head.lstrip().splitlines()[:5] if ln.strip()]
-    return bool(lines) and all(_MAIN.match(ln.strip()) for ln in lines[:-1] or lines)
 
 
 class LlmcStdoutParser:
@@ -222,7 +207,7 @@ class LlmcStdoutParser:
                 # ran), repeat it: this Eval replaces that one.
                 last = self._released
                 val = last.val_loss if last is not None and last.iter == self._step else None
-                out.append(Eval(iter=self._step, val_loss=val, metrics={_HELLASWAG_METRIC: acc}))
+                out.append(Eval(iter=self._step, val_loss=val, metrics={HELLASWAG_METRIC: acc}))
         elif text.startswith(("|", "+-")):
             self._box_line(text)
         elif text.startswith("Writing checkpoint at step"):
@@ -305,7 +290,7 @@ class LlmcStdoutParser:
         if isinstance(held, Eval) and "HellaSwag:" in text and (m := _HELLASWAG.search(text)):
             acc = to_float(m.group(3))
             self._pending = None
-            metrics = {_HELLASWAG_METRIC: acc} if acc is not None else {}
+            metrics = {HELLASWAG_METRIC: acc} if acc is not None else {}
             out.append(Eval(iter=held.iter, val_loss=held.val_loss, metrics=metrics))
             return True
         if isinstance(held, Checkpoint) and text.startswith("Writing model to "):
@@ -366,90 +351,4 @@ class LlmcStdoutParser:
         )
 
 
-class LlmcMainLogParser:
-    """Stateful parser of one llm.c ``main.log``."""
-
-    def __init__(self) -> None:
-        self._pending: Eval | None = None  # a tel awaiting a possible eval at the same step
-        self._released: Eval | None = None  # the last tel emitted on its own
-        self._evals: list[int] = []  # steps of the val evals, to learn the cadence
-
-    def feed(self, line: str) -> Sequence[Record]:
-        """Records for one line (its trailing newline already removed)."""
-        if self._pending is None and (m := _TRAIN.fullmatch(line)) is not None:  # fast path
-            try:  # positional: (iter, loss, time_ms, mfu_pct, tokens_per_sec, lr, grad_norm)
-                return (Iteration(int(m[1]) + 1, float(m[2]), None, None, None, float(m[3]), float(m[4])),)
-            except ValueError:
-                pass
-        out: list[Record] = []
-        try:
-            self._feed(line.strip(), out)
-        except Exception:  # a safety net only, as in the console parser
-            line_failed(MAIN_LOG_FORMAT, line)
-            return out
-        return out
-
-    def flush(self) -> list[Record]:
-        """End of input: emit a held val loss."""
-        out: list[Record] = []
-        self._release(out)
-        return out
-
-    def _feed(self, text: str, out: list[Record]) -> None:
-        m = _MAIN.match(text)
-        if m is None:
-            self._release(out)
-            return
-        step, kind, value = int(m.group(1)), m.group(2), to_float(m.group(3))
-        if kind == "eval":
-            held = self._pending
-            self._pending = None
-            metrics = {_HELLASWAG_METRIC: value} if value is not None else {}
-            if held is not None and held.iter == step:
-                out.append(Eval(iter=step, val_loss=held.val_loss, metrics=metrics))
-                self._after_eval(step, out)
-            else:
-                self._release_eval(held, out)
-                last = self._released  # its tel went out on its own (flush): repeat it
-                val = last.val_loss if last is not None and last.iter == step else None
-                out.append(Eval(iter=step, val_loss=val, metrics=metrics))
-            return
-        self._release(out)
-        if kind == "tel":
-            self._pending = Eval(iter=step, val_loss=value)
-        else:
-            lr = to_float(m.group(4)) if m.group(4) else None
-            norm = to_float(m.group(5)) if m.group(5) else None
-            out.append(Iteration(iter=step + 1, loss=value, lr=lr, grad_norm=norm))
-
-    def _release(self, out: list[Record]) -> None:
-        held, self._pending = self._pending, None
-        self._release_eval(held, out)
-
-    def _release_eval(self, held: Eval | None, out: list[Record]) -> None:
-        if held is not None:
-            out.append(held)
-            self._released = held
-            self._after_eval(held.iter, out)
-
-    def _after_eval(self, step: int, out: list[Record]) -> None:
-        # llm.c evaluates every val_loss_every steps *and* at its last step.
-        # main.log states neither, but an eval off the established cadence can
-        # only be that last one: the run finished there.
-        evals = self._evals
-        if len(evals) >= 2 and step > evals[-1]:
-            every = evals[1] - evals[0]
-            if every > 0 and evals[0] % every == 0 and step % every != 0:
-                out.append(RunInfo(target=step))
-                out.append(Outcome("finished", f"final evaluation at step {step}, off the every-{every} cadence"))
-        if not evals or step > evals[-1]:
-            evals.append(step)
-        elif step < evals[-1]:
-            self._evals = [step]  # a restart: learn the cadence again
-
-
 SPEC = ParserSpec(format=FORMAT, kind="lines", sniff=sniff, new_line_parser=LlmcStdoutParser)
-MAIN_LOG_SPEC = ParserSpec(
-    format=MAIN_LOG_FORMAT, kind="lines", sniff=sniff_main_log, new_line_parser=LlmcMainLogParser
-)
-SPECS = (SPEC, MAIN_LOG_SPEC)

@@ -29,10 +29,10 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.text import clean, last_cr_segment, strip_ansi, to_float
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "megatron_stdout"
 

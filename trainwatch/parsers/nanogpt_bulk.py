@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 
-from trainwatch.records import IterationColumns
+from trainwatch.core.records import IterationColumns
 
 # nanoGPT logs this MFU until its running estimate has warmed up.
 MFU_SENTINEL = -100.0

@@ -44,11 +44,11 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.nanogpt_bulk import MFU_SENTINEL as _MFU_SENTINEL
 from trainwatch.parsers.nanogpt_bulk import PLAIN_LINE, plain_columns, plain_run_end
 from trainwatch.parsers.text import PREFIX, last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float, to_int
-from trainwatch.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "nanogpt_stdout"
 

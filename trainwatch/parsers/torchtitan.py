@@ -34,10 +34,10 @@ from typing import Any
 
 import orjson
 
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.text import last_cr_segment, strip_ansi, strip_prefixes, to_float, to_int
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "torchtitan_stdout"
 

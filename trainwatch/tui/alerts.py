@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from trainwatch import fmt
+from trainwatch.core import fmt
 from trainwatch.tui import cells
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow, Snapshot
+    from trainwatch.core.rows import RunRow, Snapshot
 
 Severity = Literal["information", "warning", "error"]
 SEVERITY: dict[str, Severity] = {

@@ -1,6 +1,6 @@
 """The live app: one snapshot source in, screens out.
 
-The source (``trainwatch.watch.Watcher`` in real use, a fake in tests) calls
+The source (``trainwatch.ingest.watcher.Watcher`` in real use, a fake in tests) calls
 ``publish`` from its worker thread with each new immutable ``Snapshot``. The
 app turns that into a message (thread-safe, never blocks the worker, and a
 burst of snapshots collapses to the newest), keeps the latest one in its
@@ -32,15 +32,13 @@ from trainwatch.tui.live import LiveScreen
 from trainwatch.tui.main_screen import MainScreen
 
 if TYPE_CHECKING:
-    from trainwatch.names import Names
-    from trainwatch.snapshot import Snapshot
-    from trainwatch.source import RunOptions
+    from trainwatch.core.rows import Snapshot
 
 EXPORT_FALLBACK = "trainwatch-exports"
 
 
 class SnapshotSource(Protocol):
-    """What the app needs from a watcher (``trainwatch.watch.Watcher``)."""
+    """What the app needs from a watcher (``trainwatch.ingest.watcher.Watcher``)."""
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
@@ -244,7 +242,7 @@ class TrainwatchApp(App[int]):
         self.run_worker(partial(self._export, snapshot, self.export_dir), thread=True, group="export")
 
     def _export(self, snapshot: Snapshot, folder: Path) -> None:
-        from trainwatch.export import export
+        from trainwatch.outputs.export import export
 
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -289,25 +287,16 @@ class TrainwatchApp(App[int]):
 
 def run_app(
     paths: list[Path],
-    options: RunOptions,
-    names: Names,
     *,
+    source_factory: SourceFactory,
     bell: bool = False,
     export_dir: Path | None = None,
-    source_factory: SourceFactory | None = None,
 ) -> int:
     """Open the live monitor on ``paths``; the exit status.
 
-    ``source_factory`` replaces the default ``Watcher`` (the CLI's, with its
-    metrics endpoint and network options)."""
-
-    def factory(publish: Publish) -> SnapshotSource:
-        from trainwatch.watch import Watcher  # imported here: it loads every parser
-
-        return Watcher(paths, options, names, publish)
-
-    make: SourceFactory = source_factory or factory
-    app = TrainwatchApp(make, where=describe_paths(paths), watched=paths, export_dir=export_dir, bell=bell)
+    ``source_factory`` makes the watcher that feeds it (``wiring.watcher_factory``:
+    the app never imports the files stage itself)."""
+    app = TrainwatchApp(source_factory, where=describe_paths(paths), watched=paths, export_dir=export_dir, bell=bell)
     app.start_source()  # read the logs while Textual starts up
     try:
         status = app.run()

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Literal
 from rich.cells import cell_len
 from rich.text import Text
 
-from trainwatch import fmt
-from trainwatch.stats import RunStats, Status
+from trainwatch.core import fmt
+from trainwatch.core.stats import RunStats, Status
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow
+    from trainwatch.core.rows import RunRow
 
 Justify = Literal["left", "right"]
 
@@ -33,7 +33,7 @@ def safe_text(text: str) -> str:
     Imported on first use: ``trainwatch.export`` pulls in the parsers, which
     the watcher loads after the first frame is on screen.
     """
-    from trainwatch.export import safe_text as strip_controls
+    from trainwatch.outputs.export import safe_text as strip_controls
 
     return strip_controls(text)
 

@@ -11,14 +11,14 @@ from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.widgets import DataTable, Footer, Static
 
-from trainwatch import fmt
-from trainwatch.stats import COUNTDOWN, RunStats, only_clock_moved
+from trainwatch.core import fmt
+from trainwatch.core.stats import COUNTDOWN, RunStats, only_clock_moved
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.live import LiveScreen
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow, Snapshot
+    from trainwatch.core.rows import RunRow, Snapshot
 
 _X_TITLE = {"tokens": "tokens seen", "iter": "iteration", "wall": "wall time"}
 

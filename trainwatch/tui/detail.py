@@ -14,14 +14,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Footer, Static
 
-from trainwatch import fmt
-from trainwatch.stats import COUNTDOWN, RunStats, only_clock_moved
+from trainwatch.core import fmt
+from trainwatch.core.stats import COUNTDOWN, RunStats, only_clock_moved
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.live import LiveScreen
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow, Snapshot
+    from trainwatch.core.rows import RunRow, Snapshot
 
 _TARGET_WHY = {"override": "set with --target or t", "log": "from the log", "default": "default; the log does not say"}
 

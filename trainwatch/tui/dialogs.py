@@ -14,7 +14,7 @@ from textual.screen import ModalScreen
 from textual.validation import Function
 from textual.widgets import Input, Static
 
-from trainwatch import fmt
+from trainwatch.core import fmt
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (

@@ -12,7 +12,7 @@ from textual.reactive import var
 from textual.widget import Widget
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import Snapshot
+    from trainwatch.core.rows import Snapshot
 
 
 class HeaderBar(Widget):

@@ -8,7 +8,7 @@ from textual.reactive import var
 from textual.screen import Screen
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import Snapshot
+    from trainwatch.core.rows import Snapshot
 
 
 class LiveScreen(Screen[None]):

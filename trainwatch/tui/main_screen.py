@@ -21,7 +21,7 @@ from trainwatch.tui.run_panel import RunPanel
 from trainwatch.tui.runs_table import RunsTable
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow, Snapshot
+    from trainwatch.core.rows import RunRow, Snapshot
 
 
 class MainScreen(LiveScreen):

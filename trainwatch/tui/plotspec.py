@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from trainwatch.stats import RunStats
+from trainwatch.core.stats import RunStats
 from trainwatch.tui import cells
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow
+    from trainwatch.core.rows import RunRow
 
 RGB = tuple[int, int, int]
 #: One colour per compared run; distinct on dark and light backgrounds.

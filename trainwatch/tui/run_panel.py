@@ -11,12 +11,12 @@ from textual.containers import Horizontal
 from textual.reactive import var
 from textual.widgets import Static
 
-from trainwatch.stats import COUNTDOWN, only_clock_moved
+from trainwatch.core.stats import COUNTDOWN, only_clock_moved
 from trainwatch.tui import cells, plotspec
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow, Snapshot
-    from trainwatch.stats import RunStats
+    from trainwatch.core.rows import RunRow, Snapshot
+    from trainwatch.core.stats import RunStats
     from trainwatch.tui.charts import Chart
 
 

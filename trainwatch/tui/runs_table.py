@@ -28,13 +28,13 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from trainwatch.stats import COUNTDOWN, only_clock_moved
+from trainwatch.core.stats import COUNTDOWN, only_clock_moved
 from trainwatch.tui import cells
 from trainwatch.tui.row_strip import row_strip
 
 if TYPE_CHECKING:
-    from trainwatch.snapshot import RunRow, Snapshot
-    from trainwatch.stats import RunStats
+    from trainwatch.core.rows import RunRow, Snapshot
+    from trainwatch.core.stats import RunStats
 
 #: Cells are rebuilt for every run at least this often (status ages, ETAs
 #: count down with the clock); in between, only runs whose stats changed.

@@ -15,28 +15,22 @@ naming asks. Grafana: ``contrib/grafana/trainwatch.json``.
 from __future__ import annotations
 
 import math
-import signal
 import socket
-import sys
 import threading
 from collections.abc import Callable, Iterable
-from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from trainwatch import __version__, remote
-from trainwatch.snapshot import Snapshot
-from trainwatch.stats import RunStats, Status
+from trainwatch import __version__
+from trainwatch.core.rows import Snapshot
+from trainwatch.core.stats import RunStats, Status
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
 
-    from trainwatch.names import Names
-    from trainwatch.source import RunOptions
 
 DEFAULT_PORT = 9184
 #: Loopback unless the user says otherwise: log paths and run names are not for everyone.
@@ -106,7 +100,7 @@ class SnapshotCollector(Collector):
             "trainwatch_run_status", "1 for the run's status, 0 for the others.", labels=(*LABELS, "status")
         )
         for row in rows:
-            labels = [row.name, row.stats.run_id or "", row.path, row.format, remote.host_of(row.path) or self.hostname]
+            labels = [row.name, row.stats.run_id or "", row.path, row.format, row.host or self.hostname]
             for family, value in families:
                 number = value(row.stats)
                 if number is not None and math.isfinite(number):
@@ -149,65 +143,3 @@ class MetricsServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-
-def tee(*callbacks: Callable[[Snapshot], None]) -> Callable[[Snapshot], None]:
-    """One publish callback that hands each snapshot to all of ``callbacks``."""
-
-    def publish(snapshot: Snapshot) -> None:
-        for callback in callbacks:
-            callback(snapshot)
-
-    return publish
-
-
-def serve(
-    server: MetricsServer,
-    paths: list[Path],
-    options: RunOptions,
-    names: Names,
-    *,
-    poll: float | None = None,
-    network_poll: float | None = None,
-) -> int:
-    """``trainwatch serve-metrics``: feed the started ``server`` from a watcher
-    without a UI until SIGINT/SIGTERM, then stop both; the exit status.
-
-    New problems (an unreadable file, an unreachable host) are written to
-    stderr once each.
-    """
-    from trainwatch.export import safe_text
-    from trainwatch.watch import Watcher
-
-    stop = threading.Event()
-    seen: set[str] = set()
-
-    def report(snapshot: Snapshot) -> None:
-        for problem in watcher.problems:
-            if problem not in seen:
-                seen.add(problem)
-                sys.stderr.write(f"trainwatch: {safe_text(problem)}\n")  # paths and ssh text: no escapes
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    watcher = Watcher(
-        paths,
-        options,
-        names,
-        tee(server.publish, report),
-        poll=poll,
-        network_poll=network_poll,
-    )
-    try:
-        watcher.start()
-        sys.stderr.write(f"trainwatch: serving metrics on {server.url} (Ctrl-C stops)\n")
-        while not stop.wait(1.0):
-            pass
-    finally:
-        watcher.stop()
-        server.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    return 0

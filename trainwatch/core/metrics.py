@@ -1,6 +1,6 @@
 """Derive the figures of shared/design/METRICS.md from a run's accumulated state.
 
-Everything here is a pure function of a ``RunAggregator`` and ``now``. Each
+Everything here is a pure function of a ``RunState`` and ``now``. Each
 figure records where it came from (``provenance``) and every caveat becomes a
 plain-sentence warning, which the UI marks with ⚑. Tokens per iteration and
 MFU are worked out in ``trainwatch.throughput``; the rate, the ETA, the
@@ -13,22 +13,19 @@ import itertools
 import math
 from datetime import datetime, timedelta
 from statistics import median
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from trainwatch import gpus
-from trainwatch.stats import RunStats, Status, past_default_target
-from trainwatch.throughput import RATE_WINDOW, derived_mfu, mfu_against_dense, tokens_per_iter
-
-if TYPE_CHECKING:
-    from trainwatch.aggregate import RunAggregator
+from trainwatch.core import gpus
+from trainwatch.core.state import OUTLIER_FACTOR, RunState
+from trainwatch.core.stats import RunStats, Status, past_default_target
+from trainwatch.core.throughput import RATE_WINDOW, derived_mfu, mfu_against_dense, tokens_per_iter
 
 DEFAULT_TARGET = 2000
 MIN_STALL_S = 60.0
 #: A step slower than this many medians is not the run's pace (see _typical_mean).
-OUTLIER_FACTOR = 5.0
 
 
-def derive(agg: RunAggregator, now: datetime) -> RunStats:
+def derive(agg: RunState, now: datetime) -> RunStats:
     """The run's ``RunStats`` as of ``now``."""
     info = agg.info
     warnings: list[str] = []
@@ -163,7 +160,7 @@ def derive(agg: RunAggregator, now: datetime) -> RunStats:
 _TARGET_WHY = {"override": "--target", "log": "from the log", "default": "default; the log does not say"}
 
 
-def _iterations_done(agg: RunAggregator) -> int | None:
+def _iterations_done(agg: RunState) -> int | None:
     """Largest iteration of the current timeline, evals included."""
     last = agg.iters[-1] if agg.iters else None
     marks = [k for k in agg.eval_marks if last is None or k > last]
@@ -173,7 +170,7 @@ def _iterations_done(agg: RunAggregator) -> int | None:
 # --------------------------------------------------------------------- time
 
 
-def _rate(agg: RunAggregator) -> tuple[float | None, str | None]:
+def _rate(agg: RunState) -> tuple[float | None, str | None]:
     """Seconds per iteration now: wall clock where the log has it."""
     memo = agg.memo.get("rate")
     if memo is not None and memo[0] == agg.changes:
@@ -183,7 +180,7 @@ def _rate(agg: RunAggregator) -> tuple[float | None, str | None]:
     return rate
 
 
-def _measure_rate(agg: RunAggregator) -> tuple[float | None, str | None]:
+def _measure_rate(agg: RunState) -> tuple[float | None, str | None]:
     walls: list[tuple[int, float]] = []
     for i in range(len(agg.iters) - 1, -1, -1) if agg.walls is not None else ():
         if not math.isnan(agg.walls[i]):  # type: ignore[index]
@@ -234,7 +231,7 @@ def _typical_step(seconds: list[float]) -> float:
     return sum(kept) / len(kept)
 
 
-def _last_progress_at(agg: RunAggregator, rate_s: float | None) -> datetime | None:
+def _last_progress_at(agg: RunState, rate_s: float | None) -> datetime | None:
     """When the last logged iteration completed, as well as the log tells.
 
     A timestamped line says it directly. Otherwise, for a single-segment run
@@ -260,14 +257,14 @@ def _later(moment: datetime, seconds: float | None) -> datetime | None:
         return None
 
 
-def _eval_overhead_s(agg: RunAggregator, rate_s: float) -> float:
+def _eval_overhead_s(agg: RunState, rate_s: float) -> float:
     """Observed cost of one eval (+checkpoint) pass beyond an ordinary step."""
     if not agg.n_eval_timed:
         return 0.0
     return max(0.0, agg.eval_ms / 1000 / agg.n_eval_timed - rate_s)
 
 
-def _evals_due(agg: RunAggregator, done: int, target: int) -> int:
+def _evals_due(agg: RunState, done: int, target: int) -> int:
     interval = agg.info.eval_interval
     if not interval:
         seen = sorted(agg.eval_marks)
@@ -278,7 +275,7 @@ def _evals_due(agg: RunAggregator, done: int, target: int) -> int:
 
 
 def _eta(
-    agg: RunAggregator,
+    agg: RunState,
     done: int | None,
     target: int,
     rate_s: float | None,
@@ -299,13 +296,13 @@ def _eta(
     return max(0.0, work - since)
 
 
-def _countdown_s(agg: RunAggregator, rate_s: float) -> float:
+def _countdown_s(agg: RunState, rate_s: float) -> float:
     """How long after a log write the ETA counts down: until the next write is due."""
     step_gap = (agg.iters[-1] - agg.iters[-2]) if len(agg.iters) >= 2 else 1
     return step_gap * rate_s
 
 
-def quiet_for(agg: RunAggregator, stats: RunStats, now: datetime) -> float:
+def quiet_for(agg: RunState, stats: RunStats, now: datetime) -> float:
     """Seconds after ``now`` during which ``agg``, with no new record, derives
     stats that differ from ``stats`` (derived at ``now``) only in the figures
     that drift with the clock (``stats.DRIFT``).
@@ -332,7 +329,7 @@ def quiet_for(agg: RunAggregator, stats: RunStats, now: datetime) -> float:
 
 
 def _status(
-    agg: RunAggregator,
+    agg: RunState,
     done: int | None,
     target: int,
     target_source: str,
@@ -359,7 +356,7 @@ def _status(
     return "running"
 
 
-def _stall_after_s(agg: RunAggregator, rate_s: float | None) -> float:
+def _stall_after_s(agg: RunState, rate_s: float | None) -> float:
     """max(3 × the usual gap between log updates, 60 s)."""
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(agg.observed)]
     usual = median(gaps) if gaps else 0.0
@@ -369,7 +366,7 @@ def _stall_after_s(agg: RunAggregator, rate_s: float | None) -> float:
 
 
 def _wall_elapsed(
-    agg: RunAggregator, started: datetime | None, ended: datetime | None, now: datetime, status: Status
+    agg: RunState, started: datetime | None, ended: datetime | None, now: datetime, status: Status
 ) -> float | None:
     stop = ended or (now if status in ("running", "stalled") else None)
     if started is not None:
@@ -382,14 +379,14 @@ def _wall_elapsed(
     return None
 
 
-def _last_val(agg: RunAggregator) -> float | None:
+def _last_val(agg: RunState) -> float | None:
     for step in sorted(agg.eval_marks, reverse=True):
         if agg.eval_marks[step].val_loss is not None:
             return agg.eval_marks[step].val_loss
     return None
 
 
-def _events(agg: RunAggregator) -> tuple[str, ...]:
+def _events(agg: RunState) -> tuple[str, ...]:
     events = [
         f"eval @ {step:,}: val {ev.val_loss:.4f}" if ev.val_loss is not None else f"eval @ {step:,}"
         for step, ev in sorted(agg.eval_marks.items())

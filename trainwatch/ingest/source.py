@@ -8,31 +8,28 @@ Line logs are tailed: only bytes past the last offset are read, and a last
 line without its newline waits for it. If the file shrinks or is replaced
 (copytruncate, rotation, re-creation) the offset restarts at 0 but the run's
 state is kept: iterations that go back start a new segment, so nothing is
-lost and nothing is counted twice. Document logs are re-parsed whole when
-they change; a half-written document leaves the last good parse in place.
-A document whose parser can resume (``ParserSpec.parse_document_from``) is
-read from its resume point instead when the bytes before it look unchanged,
-so a rewrite that adds ten entries to a 100 MB log costs ten entries.
+lost and nothing is counted twice. Document logs are re-read on each change
+by a ``DocumentReader`` (``ingest.documents``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import hashlib
 import io
 import os
 import stat as stat_module
 from collections.abc import Callable, Hashable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from trainwatch import parsers
-from trainwatch.aggregate import RunAggregator
-from trainwatch.parsers.base import BulkLineParser, DocumentParse, LineParser, ParserSpec
-from trainwatch.records import BulkRecord
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.options import RunOptions
+from trainwatch.core.records import BulkRecord
+from trainwatch.ingest.documents import DocumentReader
+from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec
 
 #: Read at most this much per system call while catching up on a big log.
 #: A chunk's lines and records are alive together, so this bounds the peak
@@ -45,16 +42,6 @@ TAIL = 64
 SIDECAR_MAX = 1 << 20
 #: The first bytes of a line log kept (``LogSource.prints``): a rotated copy starts with them.
 HEAD = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class RunOptions:
-    """User overrides applied to every run (CLI flags)."""
-
-    target: int | None = None
-    tokens_per_iter: int | None = None
-    params: int | None = None
-    gpu: str | None = None
 
 
 class SourceError(Exception):
@@ -103,12 +90,7 @@ class LogSource:
         # Its ``feed_text``, if it reads many lines at once (looked up once:
         # an isinstance of a Protocol costs ~20 µs, as much as a short append).
         self._feed_text: Callable[[str], Sequence[BulkRecord]] | None = None
-        self._doc_stamp: Hashable = None
-        # A resumable document: its last parse, the aggregate of its settled
-        # records, and the digest of the bytes before its resume point.
-        self._doc_parse: DocumentParse | None = None
-        self._doc_base: RunAggregator | None = None
-        self._doc_print = b""
+        self._document = DocumentReader()
 
     @property
     def format(self) -> str | None:
@@ -273,80 +255,16 @@ class LogSource:
         return None
 
     def _refresh_document(self, handle: BinaryIO, stamp: Hashable, size: int) -> bool:
-        spec = self.spec
-        assert spec is not None and spec.parse_document is not None
-        if stamp == self._doc_stamp:
-            return False
-        parsed = self._resume_document(handle, size)
-        if parsed is not None:
-            assert self._doc_base is not None
-            base = self._doc_base
-            base.add_all(parsed.records)
-        else:
-            handle.seek(0)
-            data = handle.read()
-            if spec.parse_document_resumable is not None:
-                parsed = spec.parse_document_resumable(data)
-            else:
-                records = spec.parse_document(data)
-                parsed = DocumentParse(records) if records is not None else None
-            if parsed is None:  # mid-write: keep the last good parse
+        assert self.spec is not None
+        agg = self._document.read(self.spec, handle, stamp, size, self._new_aggregator)
+        if agg is None:
+            if self._document.incomplete:  # mid-write: keep the last good parse
                 self.problem = None if self.ready else "incomplete document (being written?)"
-                return False
-            base = self._new_aggregator()
-            base.add_all(parsed.records)
-            if parsed.resume_at is not None:
-                self._doc_print = _prefix_print(lambda pos, n: data[pos : pos + n], parsed.head_end, parsed.resume_at)
-        self._doc_stamp = stamp
-        if parsed.resume_at is None:
-            self._doc_parse = self._doc_base = None
-            self.agg = base
-        else:
-            # The settled part stays in ``base``; the tail goes on a copy, as
-            # the next rewrite replaces it. The copy costs a memcpy of the
-            # columns, far less than reading the document again. Only what a
-            # resume needs is kept, not the records (a cold load's are many).
-            self._doc_parse, self._doc_base = replace(parsed, records=(), tail=()), base
-            self.agg = base.copy()
-        self.agg.target_override = self.options.target  # the watcher may have changed it
-        self.agg.add_all(parsed.tail)
+            return False
+        agg.target_override = self.options.target  # the watcher may have changed it since the base was made
+        self.agg = agg
         self.ready, self.problem = True, None
         return True
-
-    def _resume_document(self, handle: BinaryIO, size: int) -> DocumentParse | None:
-        """The document's news since the last parse, read past its resume point; ``None``: read it whole.
-
-        Only when the bytes before the resume point look unchanged: the same
-        digest of the head and of sampled windows (see ``_prefix_print``).
-        Reading and hashing every byte would cost as much as parsing them.
-        """
-        previous, spec = self._doc_parse, self.spec
-        if previous is None or previous.resume_at is None or spec is None or spec.parse_document_from is None:
-            return None
-        old = previous.resume_at
-        if size < old:
-            return None
-
-        def read_file(pos: int, n: int) -> bytes:
-            handle.seek(pos)
-            return handle.read(n)
-
-        if _prefix_print(read_file, previous.head_end, old) != self._doc_print:
-            return None
-        handle.seek(old)
-        tail = handle.read()
-        parsed = spec.parse_document_from(tail, previous)
-        if parsed is None or parsed.resume_at is None:
-            return None
-
-        def read(pos: int, n: int) -> bytes:
-            # What this parse saw: checked bytes before ``old``, the tail after it.
-            if pos >= old:
-                return tail[pos - old : pos - old + n]
-            return read_file(pos, min(n, old - pos)) + (read(old, pos + n - old) if pos + n > old else b"")
-
-        self._doc_print = _prefix_print(read, parsed.head_end, parsed.resume_at)
-        return parsed
 
     def _refresh_lines(self, handle: object, stat: os.stat_result) -> bool:
         assert self._line_parser is not None
@@ -417,31 +335,6 @@ class LogSource:
         return bool(records)
 
 
-#: A resumed document is trusted when these bytes before its resume point are
-#: unchanged: the head (up to HEAD_PRINT bytes), SAMPLES windows of WINDOW
-#: bytes spread evenly over the rest, and the WINDOW bytes just before the
-#: resume point. An edit that changes an earlier entry's length shifts those
-#: last bytes, so it is always seen; a same-length edit is seen only where a
-#: window falls (the windows move as the document grows).
-HEAD_PRINT = 1 << 16
-WINDOW = 4096
-SAMPLES = 16
-
-
-def _prefix_print(read: Callable[[int, int], bytes], head_end: int, resume_at: int) -> bytes:
-    """Digest of sampled windows of bytes ``[0, resume_at)``; ``read(pos, n)`` gives bytes."""
-    digest = hashlib.blake2b(digest_size=16)
-    head = min(head_end, HEAD_PRINT, resume_at)
-    digest.update(read(0, head))
-    span = resume_at - head
-    for k in range(SAMPLES):
-        pos = head + span * k // SAMPLES
-        digest.update(read(pos, min(WINDOW, resume_at - pos)))
-    last = max(head, resume_at - WINDOW)
-    digest.update(read(last, resume_at - last))
-    return digest.digest()
-
-
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while a file is parsed.
@@ -458,49 +351,3 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
-
-
-#: Extensions that can hold a training log. Others (checkpoints, code, docs)
-#: are never opened, which keeps discovery cheap in a busy run folder.
-LOG_SUFFIXES = frozenset({".log", ".txt", ".out", ".err", ".json", ".jsonl", ".csv", ".stdout", ".stderr"})
-
-
-def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
-    """Candidate log files under ``paths`` (recursive), and path problems."""
-    found: list[Path] = []
-    problems: list[str] = []
-
-    def unreadable(exc: OSError) -> None:  # a folder we may not list: say so, not "no runs found"
-        problems.append(f"cannot read {exc.filename}: {exc.strerror or exc}")
-
-    for root in paths:
-        try:
-            is_file = root.is_file()
-            is_dir = not is_file and root.is_dir()
-        except OSError as exc:  # a folder on the way we may not enter
-            unreadable(exc)
-            continue
-        if is_file:
-            found.append(root)
-        elif is_dir:
-            for folder, dirs, files in os.walk(root, onerror=unreadable):  # symlinked dirs not followed
-                dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-                found.extend(Path(folder, name) for name in sorted(files) if is_log_name(name))
-        elif root.exists():
-            problems.append(f"{root} is not a file or directory")
-        else:
-            problems.append(f"no such file or directory: {root}")
-    # The same file named twice (or through two roots) is one run.
-    # realpath, not Path.resolve: that raises on a symlink loop (``loop -> loop``).
-    unique = {os.path.realpath(path): path for path in reversed(found)}
-    return list(reversed(unique.values())), problems
-
-
-def is_log_name(name: str) -> bool:
-    """Could a file of this name be a training log? One rule for discovery,
-    the watcher's event filter and the remote side: not hidden, and a log
-    suffix, none, or a rotation number (``train.log.1``)."""
-    if name.startswith("."):
-        return False
-    suffix = os.path.splitext(name)[1].lower()
-    return suffix in LOG_SUFFIXES or suffix == "" or suffix.lstrip(".").isdigit()

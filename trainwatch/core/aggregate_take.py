@@ -19,13 +19,11 @@ from collections.abc import Sequence
 from functools import partial, reduce
 from itertools import compress, filterfalse, repeat
 from operator import add, eq, ge, mod, mul, sub, truediv
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
-from trainwatch import fmt
-from trainwatch.records import Iteration, IterationColumns
-
-if TYPE_CHECKING:
-    from trainwatch.aggregate import RunAggregator
+from trainwatch.core import fmt
+from trainwatch.core.records import Iteration, IterationColumns
+from trainwatch.core.state import OUTLIER_FACTOR, RunState
 
 _NAN = math.nan
 #: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
@@ -37,13 +35,11 @@ MAX_MFU_PCT = 1e9  # absurd MFU (a wrong FLOP count) is kept, and flagged by met
 MAX_RATE = 1e15  # tokens/s
 MAX_TOKENS = 2**62
 FIRST_EPOCH, LAST_EPOCH = 31536000.0, 7258118400.0
-#: A logged time above this many rolling medians is an eval pass (METRICS.md).
-OUTLIER_FACTOR = 5.0
 #: ``take_columns`` costs ~30 µs to set up and saves ~0.6 µs a row: fewer rows go row by row.
 MIN_COLUMN_ROWS = 8
 
 
-def take_iterations(agg: RunAggregator, batch: Sequence[Iteration], start: int) -> int:
+def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> int:
     """The hot path: take ``batch[start:]`` up to the first restart; where it stopped.
 
     Per iteration this is what METRICS.md needs and nothing more: the
@@ -57,7 +53,7 @@ def take_iterations(agg: RunAggregator, batch: Sequence[Iteration], start: int) 
     by_interval = bool(interval) and info.eval_timing in (None, "same")
     iters, times, mfus, is_eval, is_warmup = agg.iters, agg.times, agg.mfus, agg.is_eval, agg.is_warmup
     tps_col, walls = agg.tps, agg.walls
-    recent, marks, seg_start = agg._recent, agg.eval_marks, agg._segment_start
+    recent, marks, seg_start = agg.recent, agg.eval_marks, agg.segment_start
     n_train, n_train_timed, n_eval, n_eval_timed = agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed
     train_ms, eval_ms, replay_s, untimed = agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps
     mfu_sum, n_mfu, last_mfu, last_loss = agg.mfu_sum, agg.n_mfu, agg.last_mfu, agg.last_loss
@@ -77,10 +73,10 @@ def take_iterations(agg: RunAggregator, batch: Sequence[Iteration], start: int) 
         t = it.time_ms
         time_ms = t if t is not None and 0 <= t <= MAX_TIME_MS else _NAN  # NaN and inf fail too
         timed = time_ms == time_ms
-        if by_interval:  # _classify_eval's common case, inlined
+        if by_interval:  # RunState.classify_eval's common case, inlined
             evaluated = step in marks or (step % interval == 0 and (step > 0 or at_start))  # type: ignore[operator]
         else:
-            evaluated = agg._classify_eval(step, time_ms, first)
+            evaluated = agg.classify_eval(step, time_ms, first)
         m = it.mfu_pct
         mfu = m if m is not None and 0 < m <= MAX_MFU_PCT else _NAN
         iters.append(step)
@@ -92,7 +88,7 @@ def take_iterations(agg: RunAggregator, batch: Sequence[Iteration], start: int) 
         if tps_col is not None:
             tps_col.append(_NAN if tps is None else tps)
         elif tps is not None:
-            agg._append_optional("tps", tps)
+            agg.append_optional("tps", tps)
             tps_col = agg.tps
         wall = it.wall_time.timestamp() if it.wall_time is not None else None
         if wall is not None and not FIRST_EPOCH <= wall <= LAST_EPOCH:
@@ -100,7 +96,7 @@ def take_iterations(agg: RunAggregator, batch: Sequence[Iteration], start: int) 
         if walls is not None:
             walls.append(_NAN if wall is None else wall)
         elif wall is not None:
-            agg._append_optional("walls", wall)
+            agg.append_optional("walls", wall)
             walls = agg.walls
         if wall is not None:
             if agg.wall_first is None:
@@ -165,7 +161,7 @@ def take_iterations(agg: RunAggregator, batch: Sequence[Iteration], start: int) 
     return stop
 
 
-def take_columns(agg: RunAggregator, columns: IterationColumns, start: int, stop: int) -> None:
+def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int) -> None:
     """Take rows ``start:stop`` of ``columns``: what ``take_iterations`` does with them, in C passes.
 
     The caller (``RunAggregator._add_columns``) has dropped rows whose
@@ -189,13 +185,13 @@ def take_columns(agg: RunAggregator, columns: IterationColumns, start: int, stop
     mfus, all_mfus = _mfus(columns.mfu_pct[start:stop])
     count = len(steps)
     iters = agg.iters
-    first = len(iters) == agg._segment_start  # the first row is the segment's warm-up step
+    first = len(iters) == agg.segment_start  # the first row is the segment's warm-up step
     # Steps since the previous logged one (each logged time stands for them).
     gap0 = 1 if first else steps[0] - iters[-1]
     every_step = gap0 == 1 and steps[-1] - steps[0] == count - 1  # rising: all gaps are 1
     gaps: list[int] = [1] * count if every_step else [gap0, *map(sub, steps[1:], steps)]
     secs = list(map(truediv, times, repeat(1000)))
-    recent = agg._recent
+    recent = agg.recent
     by_interval = bool(info.eval_interval)
     if by_interval:
         evals = _evals_by_interval(agg, steps, info.eval_interval, bool(info.eval_at_start))  # type: ignore[arg-type]
@@ -293,7 +289,7 @@ def _mfus(logged: list[float | None]) -> tuple[list[float], bool]:
     return [m if m is not None and 0 < m <= MAX_MFU_PCT else _NAN for m in logged], False
 
 
-def _evals_by_interval(agg: RunAggregator, steps: list[int], interval: int, at_start: bool) -> list[int]:
+def _evals_by_interval(agg: RunState, steps: list[int], interval: int, at_start: bool) -> list[int]:
     """Which of ``steps`` (rising) are eval steps when the eval interval is known:
     a multiple of it (step 0 only with ``eval_at_start``), or one an eval was logged at."""
     low, high = steps[0], steps[-1]
@@ -305,22 +301,22 @@ def _evals_by_interval(agg: RunAggregator, steps: list[int], interval: int, at_s
         found = _indices(list(map(mod, steps, repeat(interval))), 0)
     if found and steps[found[0]] == 0 and not at_start:
         del found[0]
-    heap = agg._mark_heap  # -iter of every logged eval: its top is the newest
+    heap = agg.mark_heap  # -iter of every logged eval: its top is the newest
     if heap and -heap[0] >= low and (marked := agg.eval_marks.keys() & steps):
         found = sorted({*found, *map(partial(bisect_left, steps), marked)})
     return found
 
 
-def _evals_by_outliers(agg: RunAggregator, steps: list[int], times: list[float], first: bool) -> list[int]:
+def _evals_by_outliers(agg: RunState, steps: list[int], times: list[float], first: bool) -> list[int]:
     """Which of ``steps`` are eval steps when the eval interval is not known:
     one an eval was logged at, or a time over OUTLIER_FACTOR × the median of
-    the last 16 training times (``RunAggregator._classify_eval``).
+    the last 16 training times (``RunState.classify_eval``).
 
     Row by row, as each row's verdict moves the window; the window is also
     kept sorted, so the median is two look-ups instead of a sort (the same
     two values, and ``statistics.median``'s ``(a + b) / 2``).
     """
-    marks, recent = agg.eval_marks, agg._recent
+    marks, recent = agg.eval_marks, agg.recent
     window = sorted(recent)
     size = recent.maxlen
     found: list[int] = []

@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainwatch.core.options import RunOptions
+from trainwatch.ingest.source import SIDECAR_MAX, LogSource, SourceError
+from trainwatch.ingest.sshtail import Document, Gone, HostLink, Tail, env_options
 from trainwatch.parsers import SIDECAR_SUFFIXES
-from trainwatch.source import SIDECAR_MAX, LogSource, RunOptions, SourceError
-from trainwatch.sshtail import Document, Gone, HostLink, Tail, env_options
 
 # [user@]host:/path or host:~/path; a host never starts with "-" (it would be an ssh option).
 _ROOT = re.compile(

@@ -32,8 +32,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO
 
+from trainwatch.ingest.discover import LOG_SUFFIXES
 from trainwatch.parsers import SIDECAR_SUFFIXES
-from trainwatch.source import LOG_SUFFIXES
 
 SSH = "ssh"
 #: Extra ssh arguments for every host, split like a shell would.

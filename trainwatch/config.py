@@ -1,4 +1,4 @@
-"""Display names for runs: the user's TOML config first, then the log.
+"""The user's TOML config file: where it is, and the run names it gives.
 
 The config maps a run to a name the way the seed's ``MODEL_INFO`` did::
 
@@ -14,27 +14,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from trainwatch.core.names import Names
 
 
 class ConfigError(Exception):
     """The config file is unreadable or malformed (one-line message)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Names:
-    """Run names from the config, keyed by run id, file name or stem."""
-
-    by_key: Mapping[str, str] = field(default_factory=dict)
-    source: Path | None = None
-
-    def lookup(self, run_id: str | None, path: Path) -> str | None:
-        for key in (run_id, path.name, path.stem):
-            if key and key in self.by_key:
-                return self.by_key[key]
-        return None
 
 
 def config_path(explicit: Path | None) -> Path | None:
@@ -76,8 +62,3 @@ def load_names(explicit: Path | None = None) -> Names:
         if isinstance(value, dict) and isinstance(value.get("name"), str)
     }
     return Names(names, path)
-
-
-def display_name(names: Names, run_id: str | None, log_name: str | None, path: Path) -> str:
-    """The name a person sees: config, else the log's own, else the file."""
-    return names.lookup(run_id, path) or log_name or path.stem

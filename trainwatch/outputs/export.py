@@ -1,6 +1,6 @@
 """Snapshots as files and terminal output: table, md, csv, json, html.
 
-json is the stable contract (``trainwatch.snapshot``). md, csv and html go
+json is the stable contract (``trainwatch.outputs.contract``). md, csv and html go
 through pandas, imported only when asked for (it costs ~0.3 s). Exports are
 written atomically (temp file + rename in the destination folder), and text
 from logs is escaped for the target: HTML-escaped, spreadsheet formulas
@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
-from trainwatch import fmt
-from trainwatch.snapshot import RunRow, Snapshot, run_record, snapshot_record
+from trainwatch.core import fmt
+from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.outputs.contract import run_record, snapshot_record
 
 if TYPE_CHECKING:
     import pandas

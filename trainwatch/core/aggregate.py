@@ -2,7 +2,7 @@
 
 ``RunAggregator`` accumulates one run's records incrementally and cheaply
 (running sums, bounded series); ``stats(now)`` derives the figures
-(``trainwatch.metrics``). Pure Python: no I/O, no UI, and the clock is a
+(``trainwatch.core.metrics``). Pure Python: no I/O, no UI, and the clock is a
 parameter, so every figure is reproducible in tests. The loops that take
 logged iterations in (most of a cold load) live in ``aggregate_take``.
 
@@ -24,20 +24,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
 from itertools import compress, pairwise
-from statistics import median
-from typing import Any
 
-from trainwatch.aggregate_take import (
+from trainwatch.core.aggregate_take import (
     MAX_ITER,
     MIN_COLUMN_ROWS,
-    OUTLIER_FACTOR,
     restarts,
     take_columns,
     take_iterations,
 )
-from trainwatch.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
-from trainwatch.series import Series
-from trainwatch.stats import RunStats
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
+from trainwatch.core.series import Series
+from trainwatch.core.state import RunState
+from trainwatch.core.stats import RunStats
 
 _NAN = math.nan
 _RUNINFO_FIELDS = tuple(f.name for f in fields(RunInfo))
@@ -64,67 +62,8 @@ _FIRST_TIME, _LAST_TIME = datetime(1971, 1, 1), datetime(2200, 1, 1)
 MAX_CHECKPOINTS = 512
 
 
-class RunAggregator:
-    """One run's accumulated state. Feed records with ``add``."""
-
-    # Running sums of METRICS.md (set in ``_reset_sums``).
-    n_train: int
-    n_train_timed: int
-    n_eval: int
-    n_eval_timed: int
-    n_mfu: int
-    train_ms: float
-    eval_ms: float
-    mfu_sum: float
-    replay_s: float
-    replay_untimed_steps: int
-
-    def __init__(
-        self,
-        target_override: int | None = None,
-        tokens_per_iter_override: int | None = None,
-        params_override: int | None = None,
-        gpu_override: str | None = None,
-    ) -> None:
-        self.target_override = target_override
-        self.tokens_per_iter_override = tokens_per_iter_override
-        self.info = RunInfo(params=params_override, gpu=gpu_override)
-        self._pinned = {"params": params_override, "gpu": gpu_override}
-        # Per logged iteration of the current timeline (restarts truncate it).
-        # Compact columns: a million logged steps cost ~17 MB. Sums are kept
-        # in float64 from the exact inputs; the float32 copies serve rate
-        # windows and the subtraction of superseded entries after a restart.
-        self.iters: array[int] = array("i")
-        self.times: array[float] = array("f")  # ms, NaN = not logged
-        self.mfus: array[float] = array("f")  # %, NaN = not logged / sentinel
-        self.tps: array[float] | None = None  # logged tokens/s; created on first use
-        self.walls: array[float] | None = None  # epoch s of timestamped lines; likewise
-        self.is_eval = bytearray()
-        self.is_warmup = bytearray()
-        self.eval_at: list[int] = []
-        self.wall_first: float | None = None
-        # Newest logged values, kept as scalars so deriving stats never scans.
-        self.last_mfu: float | None = None
-        self.last_tps: float | None = None
-        self.last_wall: float | None = None
-        self.seen_first: tuple[int, int] | None = None  # (iter, cumulative tokens)
-        self.seen_last: tuple[int, int] | None = None
-        self.segments = 0
-        self.eval_marks: dict[int, Eval] = {}
-        self._mark_heap: list[int] = []  # -iter of every eval mark: a restart drops the newest first
-        self.checkpoints: list[Checkpoint] = []
-        self.outcome: Outcome | None = None
-        self.last_loss: float | None = None
-        self.observed: list[datetime] = []  # file update times seen by the watcher
-        self._recent: deque[float] = deque(maxlen=16)  # for the outlier rule
-        self._eval_pending = False  # an eval ran since the last logged iteration
-        # Bumped by every input (add, add_all, observe): figures derived from
-        # the state alone are memoised against it (``metrics._rate``), so a
-        # once-a-second re-derive of an unchanged run does not rescan windows.
-        self.changes = 0
-        self.memo: dict[str, tuple[int, Any]] = {}
-        self._new_series()
-        self._reset_sums()
+class RunAggregator(RunState):
+    """One run's accumulated state (``RunState``). Feed records with ``add``."""
 
     # ------------------------------------------------------------------ input
 
@@ -141,9 +80,9 @@ class RunAggregator:
             if not 0 <= record.iter <= MAX_ITER:
                 return  # corrupt input, as for iterations
             if self.info.eval_timing == "next" and self.iters and record.iter >= self.iters[-1]:
-                self._eval_pending = True
+                self.eval_pending = True
             if record.iter not in self.eval_marks:
-                heapq.heappush(self._mark_heap, -record.iter)
+                heapq.heappush(self.mark_heap, -record.iter)
             self.eval_marks[record.iter] = record
             if record.val_loss is not None:
                 self.val_series.append(record.iter, record.val_loss)
@@ -194,7 +133,7 @@ class RunAggregator:
 
     def stats(self, now: datetime | None = None) -> RunStats:
         """The run's figures as of ``now`` (default: the current local time)."""
-        from trainwatch.metrics import derive  # metrics imports this module's types
+        from trainwatch.core.metrics import derive  # metrics imports this module's types
 
         return derive(self, now or datetime.now())
 
@@ -204,7 +143,7 @@ class RunAggregator:
         changes = {
             name: value
             for name in _RUNINFO_FIELDS
-            if (value := getattr(new, name)) is not None and self._pinned.get(name) is None and _sane(name, value)
+            if (value := getattr(new, name)) is not None and self.pinned.get(name) is None and _sane(name, value)
         }
         if changes:
             self.info = replace(self.info, **changes)
@@ -248,36 +187,6 @@ class RunAggregator:
             else:  # (two ranks printing each line: a restart a row) cheaper row by row
                 take_iterations(self, columns.iterations(start, stop), 0)
 
-    def _append_optional(self, column: str, value: float | None) -> None:
-        """Append to a column that exists only once some entry has a value."""
-        values: array[float] | None = getattr(self, column)
-        if values is None:
-            if value is None:
-                return
-            values = array("d", [_NAN]) * (len(self.iters) - 1)
-            setattr(self, column, values)
-        values.append(_NAN if value is None else value)
-
-    def _classify_eval(self, step: int, time_ms: float, warmup: bool) -> bool:
-        """Does this iteration's logged time include an evaluation pass?"""
-        timing = self.info.eval_timing
-        if timing == "excluded":
-            return False
-        if timing == "next":
-            pending, self._eval_pending = self._eval_pending, False
-            return pending
-        if step in self.eval_marks:
-            return True
-        interval = self.info.eval_interval
-        if interval:
-            return step % interval == 0 and (step > 0 or bool(self.info.eval_at_start))
-        if math.isnan(time_ms) or warmup:
-            return False
-        # METRICS.md also calls any step over 100 s an eval; that would make
-        # every step of a run at 400 s a step an "eval". Only the relative
-        # rule is sound, once a few ordinary steps give it a median.
-        return len(self._recent) >= 3 and time_ms > OUTLIER_FACTOR * median(self._recent)
-
     def _rewind(self, step: int) -> None:
         """A restart from ``step``: drop the superseded tail of the timeline."""
         keep = len(self.iters)
@@ -295,7 +204,7 @@ class RunAggregator:
         # Cost proportional to what is dropped, not to the run: a log where
         # every line goes back (two ranks printing each line) is a restart per line.
         del self.eval_at[bisect_left(self.eval_at, step) :]  # ascending: the timeline's order
-        marks, heap = self.eval_marks, self._mark_heap
+        marks, heap = self.eval_marks, self.mark_heap
         while heap and -heap[0] >= step:
             marks.pop(-heapq.heappop(heap), None)
         self.checkpoints = [c for c in self.checkpoints if c.iter is None or c.iter < step]
@@ -311,9 +220,9 @@ class RunAggregator:
             series.truncate_from(step)
         for series in (self.tps_series, self.wall_series):
             series.truncate_from(step)
-        self._recent.clear()
-        self._eval_pending = False
-        self._segment_start = keep
+        self.recent.clear()
+        self.eval_pending = False
+        self.segment_start = keep
         self.segments += 1
         self.outcome = None  # a resumed run is running again
         if self.info.end_time is not None:
@@ -350,20 +259,6 @@ class RunAggregator:
         if not math.isnan(mfu):
             self.mfu_sum += sign * mfu
             self.n_mfu += sign
-
-    def _reset_sums(self) -> None:
-        self.n_train = self.n_train_timed = self.n_eval = self.n_eval_timed = self.n_mfu = 0
-        self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
-        self.replay_untimed_steps = 0
-        self._segment_start = 0
-
-    def _new_series(self) -> None:
-        self.loss_series = Series()
-        self.val_series = Series()
-        self.time_series = Series()
-        self.mfu_series = Series()
-        self.tps_series = Series()
-        self.wall_series = Series()
 
 
 def _sane(name: str, value: object) -> bool:

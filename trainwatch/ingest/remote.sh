@@ -65,7 +65,7 @@ tw_stat_all() {
     done
 }
 
-# Is $1 a log file name (trainwatch.source.is_log_name)?
+# Is $1 a log file name (trainwatch.ingest.discover.is_log_name)?
 tw_wanted() {
     tw_b=${1##*/}
     case $tw_b in

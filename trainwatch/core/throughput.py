@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import math
 from statistics import median
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from trainwatch import gpus
-
-if TYPE_CHECKING:
-    from trainwatch.aggregate import RunAggregator
+from trainwatch.core import gpus
+from trainwatch.core.state import RunState
 
 #: Config and evidence may disagree this much before we say so.
 TOKENS_TOLERANCE = 0.05
@@ -29,7 +27,7 @@ RATE_WINDOW = 100
 
 
 def tokens_per_iter(
-    agg: RunAggregator, warnings: list[str], provenance: list[tuple[str, str]]
+    agg: RunState, warnings: list[str], provenance: list[tuple[str, str]]
 ) -> tuple[int | None, Literal["evidence", "config", "override"] | None]:
     """Tokens one optimizer step consumes, all GPUs together (METRICS.md)."""
     info = agg.info
@@ -63,7 +61,7 @@ def tokens_per_iter(
     return int(evidence), "evidence"
 
 
-def _config_tokens(agg: RunAggregator) -> tuple[int | None, str]:
+def _config_tokens(agg: RunState) -> tuple[int | None, str]:
     info = agg.info
     if info.tokens_per_iter:
         return info.tokens_per_iter, "stated by the log"
@@ -80,7 +78,7 @@ def _config_tokens(agg: RunAggregator) -> tuple[int | None, str]:
     return tokens, f"{info.batch_size} × {accum} × {info.block_size} ({how})"
 
 
-def _literal_per_gpu_reading(agg: RunAggregator) -> int | None:
+def _literal_per_gpu_reading(agg: RunState) -> int | None:
     """What the seed's analysis computed: accumulation × world size again."""
     info = agg.info
     if info.grad_accum_per_gpu or not (info.grad_accum and info.world_size and info.world_size > 1):
@@ -90,7 +88,7 @@ def _literal_per_gpu_reading(agg: RunAggregator) -> int | None:
     return info.batch_size * info.grad_accum * info.world_size * info.block_size
 
 
-def _evidence_tokens(agg: RunAggregator) -> tuple[float | None, str]:
+def _evidence_tokens(agg: RunState) -> tuple[float | None, str]:
     """Tokens per step as the log's own counters and rates show them."""
     first, last = agg.seen_first, agg.seen_last
     if first is not None and last is not None and last[0] > first[0] and last[1] > first[1]:
@@ -116,7 +114,7 @@ def _evidence_tokens(agg: RunAggregator) -> tuple[float | None, str]:
 
 
 def mfu_against_dense(
-    agg: RunAggregator,
+    agg: RunState,
     mfu_mean: float | None,
     dense: float | None,
     warnings: list[str],
@@ -144,7 +142,7 @@ def mfu_against_dense(
 
 
 def derived_mfu(
-    agg: RunAggregator, tokens_per_sec: float, dense: float | None, provenance: list[tuple[str, str]]
+    agg: RunState, tokens_per_sec: float, dense: float | None, provenance: list[tuple[str, str]]
 ) -> float | None:
     info = agg.info
     if not (info.params and dense):

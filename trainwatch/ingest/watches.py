@@ -6,7 +6,7 @@ a watch of its folder. inotify is used where it can see the writes; roots on
 network filesystems and ``--poll`` use a polling observer, and so does
 everything once inotify's watch limit is reached (better late than blind). A
 watched folder that is deleted has its nearest existing ancestor watched
-until it comes back. While many logs change at once (``trainwatch.statpoll``)
+until it comes back. While many logs change at once (``trainwatch.ingest.statpoll``)
 the inotify watches are re-scheduled without modification events.
 
 Only the watcher's worker thread calls this; the observers' threads call the
@@ -51,7 +51,7 @@ _EVENTS: list[type[FileSystemEvent]] = [
     DirDeletedEvent,
     DirMovedEvent,
 ]
-# While busy (trainwatch.statpoll): everything but modifications, which a stat sweep finds.
+# While busy (trainwatch.ingest.statpoll): everything but modifications, which a stat sweep finds.
 _BUSY_EVENTS = [e for e in _EVENTS if e is not FileModifiedEvent]
 
 

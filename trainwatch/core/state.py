@@ -1,0 +1,131 @@
+"""One run's state: the running sums, columns and series that records build up.
+
+Aggregation (``aggregate``, ``aggregate_take``) writes it; ``metrics`` and
+``throughput`` read it. It lives here, apart from all of them, so that none
+of those modules imports another for its type. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from datetime import datetime
+from statistics import median
+from typing import Any
+
+from trainwatch.core.records import Checkpoint, Eval, Outcome, RunInfo
+from trainwatch.core.series import Series
+
+_NAN = math.nan
+#: A logged step this many times the median of the recent ones holds an eval
+#: pass (where the log says nothing of its evals).
+OUTLIER_FACTOR = 5.0
+
+
+class RunState:
+    """One run's accumulated state: what aggregation writes, and metrics and
+    throughput read. ``RunAggregator`` feeds it."""
+
+    # Running sums of METRICS.md (set in ``reset_sums``).
+    n_train: int
+    n_train_timed: int
+    n_eval: int
+    n_eval_timed: int
+    n_mfu: int
+    train_ms: float
+    eval_ms: float
+    mfu_sum: float
+    replay_s: float
+    replay_untimed_steps: int
+
+    def __init__(
+        self,
+        target_override: int | None = None,
+        tokens_per_iter_override: int | None = None,
+        params_override: int | None = None,
+        gpu_override: str | None = None,
+    ) -> None:
+        self.target_override = target_override
+        self.tokens_per_iter_override = tokens_per_iter_override
+        self.info = RunInfo(params=params_override, gpu=gpu_override)
+        self.pinned = {"params": params_override, "gpu": gpu_override}
+        # Per logged iteration of the current timeline (restarts truncate it).
+        # Compact columns: a million logged steps cost ~17 MB. Sums are kept
+        # in float64 from the exact inputs; the float32 copies serve rate
+        # windows and the subtraction of superseded entries after a restart.
+        self.iters: array[int] = array("i")
+        self.times: array[float] = array("f")  # ms, NaN = not logged
+        self.mfus: array[float] = array("f")  # %, NaN = not logged / sentinel
+        self.tps: array[float] | None = None  # logged tokens/s; created on first use
+        self.walls: array[float] | None = None  # epoch s of timestamped lines; likewise
+        self.is_eval = bytearray()
+        self.is_warmup = bytearray()
+        self.eval_at: list[int] = []
+        self.wall_first: float | None = None
+        # Newest logged values, kept as scalars so deriving stats never scans.
+        self.last_mfu: float | None = None
+        self.last_tps: float | None = None
+        self.last_wall: float | None = None
+        self.seen_first: tuple[int, int] | None = None  # (iter, cumulative tokens)
+        self.seen_last: tuple[int, int] | None = None
+        self.segments = 0
+        self.eval_marks: dict[int, Eval] = {}
+        self.mark_heap: list[int] = []  # -iter of every eval mark: a restart drops the newest first
+        self.checkpoints: list[Checkpoint] = []
+        self.outcome: Outcome | None = None
+        self.last_loss: float | None = None
+        self.observed: list[datetime] = []  # file update times seen by the watcher
+        self.recent: deque[float] = deque(maxlen=16)  # for the outlier rule
+        self.eval_pending = False  # an eval ran since the last logged iteration
+        # Bumped by every input (add, add_all, observe): figures derived from
+        # the state alone are memoised against it (``metrics._rate``), so a
+        # once-a-second re-derive of an unchanged run does not rescan windows.
+        self.changes = 0
+        self.memo: dict[str, tuple[int, Any]] = {}
+        self.new_series()
+        self.reset_sums()
+
+    def append_optional(self, column: str, value: float | None) -> None:
+        """Append to a column that exists only once some entry has a value."""
+        values: array[float] | None = getattr(self, column)
+        if values is None:
+            if value is None:
+                return
+            values = array("d", [_NAN]) * (len(self.iters) - 1)
+            setattr(self, column, values)
+        values.append(_NAN if value is None else value)
+
+    def classify_eval(self, step: int, time_ms: float, warmup: bool) -> bool:
+        """Does this iteration's logged time include an evaluation pass?"""
+        timing = self.info.eval_timing
+        if timing == "excluded":
+            return False
+        if timing == "next":
+            pending, self.eval_pending = self.eval_pending, False
+            return pending
+        if step in self.eval_marks:
+            return True
+        interval = self.info.eval_interval
+        if interval:
+            return step % interval == 0 and (step > 0 or bool(self.info.eval_at_start))
+        if math.isnan(time_ms) or warmup:
+            return False
+        # METRICS.md also calls any step over 100 s an eval; that would make
+        # every step of a run at 400 s a step an "eval". Only the relative
+        # rule is sound, once a few ordinary steps give it a median.
+        return len(self.recent) >= 3 and time_ms > OUTLIER_FACTOR * median(self.recent)
+
+    def reset_sums(self) -> None:
+        self.n_train = self.n_train_timed = self.n_eval = self.n_eval_timed = self.n_mfu = 0
+        self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
+        self.replay_untimed_steps = 0
+        self.segment_start = 0
+
+    def new_series(self) -> None:
+        self.loss_series = Series()
+        self.val_series = Series()
+        self.time_series = Series()
+        self.mfu_series = Series()
+        self.tps_series = Series()
+        self.wall_series = Series()

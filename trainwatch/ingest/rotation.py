@@ -1,0 +1,67 @@
+"""Rotated copies: is a new ``train.log.1`` a copy of a log being shown, or a new run?
+
+logrotate renames a log (``train.log`` -> ``train.log.1``) or copies it and
+empties the original (``copytruncate``); either way the copy holds lines the
+run already shows, so it is no second run. A new run whose script named its
+log ``train.log.1`` because ``train.log`` was taken is one. The copy is told
+by its content, never by its name alone.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from trainwatch.ingest.source import LogSource
+
+#: A new file that may be a rotated copy of a log and still cannot be told
+#: after this many seconds is a run of its own.
+UNDECIDED_S = 30.0
+
+
+class Rotations:
+    """The watcher's memory of rotated copies: those it ignores, and those
+    still being written that it cannot tell yet (looked at again each pass)."""
+
+    def __init__(self) -> None:
+        #: Rotated-away copies of runs already shown.
+        self.ignored: set[str] = set()
+        #: Maybe such a copy, still being written, and since when (monotonic).
+        self.undecided: dict[str, float] = {}
+
+    def copy_of_shown(self, path: str, source: LogSource | None) -> bool | None:
+        """Is ``path``, new and named as a rotation (``train.log.1``) of the log
+        that ``source`` reads (``train.log``), a copy of it? ``None``: it may
+        be, but is still being written.
+
+        A copy holds what the log held: its first bytes, and the last bytes
+        read at the offset they were read at (as read now, or before the log
+        was last truncated: the copy and the truncation may be seen in either
+        order). A file that still cannot be told after ``UNDECIDED_S`` is a
+        run of its own.
+        """
+        if source is None or not source.ready:
+            return False
+        try:
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+
+                def read(pos: int, n: int) -> bytes:
+                    handle.seek(pos)
+                    return handle.read(n)
+
+                seen = [p.seen_in(read, size) for p in source.prints()]
+        except OSError:
+            return False
+        if True in seen:
+            return True
+        if None not in seen:
+            return False
+        first = self.undecided.setdefault(path, time.monotonic())
+        return None if time.monotonic() - first < UNDECIDED_S else False
+
+
+def rotated_from(path: str) -> str | None:
+    """The log that ``path`` would be a rotation of (``train.log.1`` -> ``train.log``), else ``None``."""
+    base, number = os.path.splitext(path)
+    return base if number[1:].isascii() and number[1:].isdigit() else None

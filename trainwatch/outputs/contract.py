@@ -1,0 +1,84 @@
+"""The JSON contract of a snapshot (docs: SNAPSHOT.md).
+
+The live app's export key, ``trainwatch snapshot -f json`` and the other
+exports all go through ``run_record``, so the figures a user exports are
+exactly the figures on screen. Field names are stable: add fields freely,
+never rename or drop one.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from trainwatch import __version__
+from trainwatch.core.rows import RunRow, Snapshot
+
+
+def run_record(row: RunRow) -> dict[str, Any]:
+    """The stable JSON object of one run (SNAPSHOT.md)."""
+    s = row.stats
+    return {
+        "run": row.name,
+        "run_id": s.run_id,
+        "path": row.path,
+        "format": row.format,
+        "status": s.status,
+        "iter": s.iter,
+        "target": s.target,
+        "target_source": s.target_source,
+        "progress_pct": _round(s.progress_pct, 1),
+        "loss": _round(s.loss, 4),
+        "val_loss": _round(s.val_loss, 4),
+        "batch_size": s.batch_size,
+        "grad_accum": s.grad_accum,
+        "world_size": s.world_size,
+        "effective_batch": _round(s.effective_batch, 2),
+        "tokens_per_iter": s.tokens_per_iter,
+        "logged_iters": s.logged_iters,
+        "eval_iters": s.eval_iters,
+        "train_time_logged_s": _round(s.train_time_logged_s, 1),
+        "mean_iter_s": _round(s.mean_iter_s, 3),
+        "tokens_per_hour": _round(s.tokens_per_hour, 0),
+        "tokens_per_sec": _round(s.tokens_per_sec, 1),
+        "tokens_per_sec_logged": _round(s.tokens_per_sec_logged, 1),
+        "tokens_per_sec_logged_scope": s.tokens_per_sec_logged_scope,
+        "mfu_mean_pct": _round(s.mfu_mean_pct, 2),
+        "mfu_now_pct": _round(s.mfu_now_pct, 2),
+        "mfu_derived": s.mfu_derived,
+        "mfu_dense_pct": _round(s.mfu_dense_pct, 1),
+        "tokens_per_iter_source": s.tokens_per_iter_source,
+        "segments": s.segments,
+        "warnings": list(s.warnings),
+        "params": s.params,
+        "gpu": s.gpu,
+        "wall_elapsed_s": _round(s.wall_elapsed_s, 1),
+        "eta_s": _round(s.eta_s, 1),
+        "started_at": _iso(s.started_at),
+        "finish_at": _iso(s.finish_at),
+        "last_update_at": _iso(s.last_update_at),
+    }
+
+
+def snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
+    """The whole snapshot as the JSON contract's top-level object."""
+    generated = snapshot.generated_at
+    if generated.tzinfo is None:
+        generated = generated.astimezone()
+    return {
+        "generated_at": generated.astimezone(UTC).isoformat(timespec="seconds"),
+        "trainwatch_version": __version__,
+        "runs": [run_record(row) for row in snapshot.rows],
+        "unrecognised": [{"path": path, "reason": reason} for path, reason in snapshot.unrecognised],
+    }
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None  # NaN/inf are not JSON; the status says "diverged"
+    return round(value, digits)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat(timespec="seconds") if moment is not None else None
