@@ -39,16 +39,25 @@ fork's ``Training completed`` a traceback is teardown noise and is ignored.
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.nanogpt_bulk import MFU_SENTINEL as _MFU_SENTINEL
 from trainwatch.parsers.nanogpt_bulk import PLAIN_LINE, plain_columns, plain_run_end
-from trainwatch.parsers.text import PREFIX, last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float, to_int
+from trainwatch.parsers.nanogpt_config import (
+    ASSIGN,
+    CONFIG_FIELDS,
+    KNOWN_KEYS,
+    REPORT,
+    REPORT_FIELDS,
+    count,
+    field_value,
+    literal,
+)
+from trainwatch.parsers.text import PREFIX, last_cr_segment, slurm_kill, strip_ansi, strip_prefixes, to_float
 
 FORMAT = "nanogpt_stdout"
 
@@ -73,101 +82,8 @@ _E_EVAL_HEAD = re.compile(r"EVALUATION" + _SEP + r"Step\s+(\d+)")
 _E_EVAL = re.compile(r"Train loss:\s*(\S+)" + _SEP + r"Val loss:\s*(\S+)")
 _CHECKPOINT = re.compile(r"[Ss]aving checkpoint to\s+(.+)")
 # Configurator echo: ``key = value  # comment`` and ``Overriding: key = value``.
-_ASSIGN = re.compile(r"(?:Overriding:\s*)?([A-Za-z_]\w*)\s*=\s*(.+)")
-_STRING = re.compile(r"""(?:'([^']*)'|"([^"]*)")\s*(?:#.*)?""")
-# Enhanced startup report: ``  ├─ Layers:             12``.
-_REPORT = re.compile(r"(?:[├└]─\s*)?([A-Z][\w ()/-]*?):\s+(.+)")
-_INT = re.compile(r"[\d,_]+")
 # A traceback's last line: ``RuntimeError: ...``, ``torch.OutOfMemoryError: ...``, ``KeyboardInterrupt``.
 _EXCEPTION = re.compile(r"[A-Za-z_][\w.]*(?::|$)")
-
-# Config keys (stock nanoGPT and the enhanced fork) and the RunInfo field each feeds.
-_CONFIG_FIELDS: dict[str, str] = {
-    "max_iters": "target",
-    "eval_interval": "eval_interval",
-    "log_interval": "log_interval",
-    "batch_size": "batch_size",
-    # nanoGPT divides this by the world size per GPU: the config value is global.
-    "gradient_accumulation_steps": "grad_accum",
-    "block_size": "block_size",
-    "n_layer": "n_layer",
-    "n_head": "n_head",
-    "n_embd": "n_embd",
-    "dtype": "dtype",
-    "eval_at_start": "eval_at_start",
-    "wandb_run_name": "name",
-}
-# Other keys of nanoGPT's config, accepted into ``config`` outside a config-file echo.
-_KNOWN_KEYS = frozenset(_CONFIG_FIELDS) | {
-    "out_dir", "eval_iters", "eval_only", "always_save_checkpoint", "init_from", "wandb_log",
-    "wandb_project", "dataset", "dropout", "bias", "learning_rate", "weight_decay", "beta1",
-    "beta2", "grad_clip", "decay_lr", "warmup_iters", "lr_decay_iters", "min_lr", "backend",
-    "device", "compile", "arch_preset", "use_zero1", "use_fsdp",
-}  # fmt: skip
-
-
-def _count(text: str) -> int | None:
-    """``12``, ``1,234`` or ``1_000`` → int; ``None`` for anything else."""
-    head = text.split()[0] if text.split() else ""
-    return int(head.replace(",", "").replace("_", "")) if _INT.fullmatch(head) and head[0].isdigit() else None
-
-
-def _first_float(text: str) -> float | None:
-    parts = text.split()
-    return to_float(parts[0]) if parts else None
-
-
-# Enhanced startup report rows: label → (RunInfo field, value parser).
-_REPORT_FIELDS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "Total parameters": ("params", _count),
-    "Layers": ("n_layer", _count),
-    "Hidden size": ("n_embd", _count),
-    "Attention heads": ("n_head", _count),
-    "Sequence length": ("block_size", _count),
-    "Batch size (micro)": ("batch_size", _count),
-    # Printed after the script divided it by the world size: a per-GPU count.
-    "Gradient accum steps": ("grad_accum_per_gpu", _count),
-    "Tokens per iteration": ("tokens_per_iter", _count),
-    "Max iterations": ("target", _count),
-    "Device": ("gpu", lambda v: None if v.strip().split(":")[0] in ("cuda", "cpu", "mps") else v.strip()),
-    "GPUs": ("world_size", _count),
-    "Precision": ("dtype", str.strip),
-    "Hardware peak": ("mfu_peak_tflops", _first_float),
-    "Architecture Name": ("architecture", str.strip),
-}
-
-
-def _literal(text: str) -> object | None:
-    """A config value as the configurator echoes it; ``None`` if not a plain literal."""
-    if text[:1] in "'\"":
-        m = _STRING.fullmatch(text)
-        return None if m is None else (m.group(1) if m.group(1) is not None else m.group(2))
-    value = text.split("#", 1)[0].strip()
-    if value in ("True", "False"):
-        return value == "True"
-    try:
-        return int(value.replace("_", ""))
-    except ValueError:
-        pass
-    try:
-        return float(value)
-    except ValueError:
-        pass
-    # ``gradient_accumulation_steps = 5 * 8`` (stock config/train_gpt2.py).
-    factors = [to_int(f) for f in value.split("*")]
-    counts = [f for f in factors if f is not None]
-    return math.prod(counts) if len(factors) > 1 and len(counts) == len(factors) else None
-
-
-def _field_value(field: str, value: object) -> object | None:
-    """``value`` if it has the type RunInfo's ``field`` wants."""
-    if field in ("dtype", "name"):
-        return value if isinstance(value, str) and value else None
-    if field == "eval_at_start":
-        return value if isinstance(value, bool) else None
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        return None
-    return value
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -374,7 +290,7 @@ class NanoGPTStdoutParser:
                 out.append(Eval(iter=self._eval_iter, train_loss=to_float(m.group(1)), val_loss=to_float(m.group(2))))
             return
         if text.startswith("tokens per iteration will be:"):
-            self._learn("tokens_per_iter", _count(text.rsplit(":", 1)[1]))
+            self._learn("tokens_per_iter", count(text.rsplit(":", 1)[1]))
             return
         if text.startswith("number of parameters:"):
             value = text.rsplit(":", 1)[1].strip()
@@ -388,11 +304,11 @@ class NanoGPTStdoutParser:
         if text.startswith("Traceback (most recent call last)"):
             self._traceback = True
             return
-        if "=" in text and (m := _ASSIGN.fullmatch(text)) is not None:
+        if "=" in text and (m := ASSIGN.fullmatch(text)) is not None:
             self._config_line(text, m.group(1), m.group(2))
             return
-        if ":" in text and (m := _REPORT.fullmatch(text)) is not None:
-            spec = _REPORT_FIELDS.get(m.group(1).strip())
+        if ":" in text and (m := REPORT.fullmatch(text)) is not None:
+            spec = REPORT_FIELDS.get(m.group(1).strip())
             if spec is not None:
                 self._learn(spec[0], spec[1](m.group(2)))
 
@@ -437,16 +353,16 @@ class NanoGPTStdoutParser:
     def _config_line(self, text: str, key: str, value_text: str) -> None:
         # Outside a config file's echo only nanoGPT's own keys count: a user's
         # ``x = 3`` print must not become config.
-        if not (self._echo or text.startswith("Overriding:") or key in _KNOWN_KEYS):
+        if not (self._echo or text.startswith("Overriding:") or key in KNOWN_KEYS):
             return
-        value = _literal(value_text.strip())
+        value = literal(value_text.strip())
         if value is None:
             return
         self._config[key] = value
         self._learn("config", dict(self._config))
-        field = _CONFIG_FIELDS.get(key)
+        field = CONFIG_FIELDS.get(key)
         if field is not None:
-            self._learn(field, _field_value(field, value))
+            self._learn(field, field_value(field, value))
 
     def _learn(self, field: str, value: object) -> None:
         self._info_touched = True
