@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainwatch.parsers.nanogpt_stdout import _literal
+from trainwatch.parsers.nanogpt_config import literal
 from trainwatch.parsers.text import to_int
 from trainwatch.parsers.torchtitan import TorchtitanParser
 
@@ -42,5 +42,5 @@ def test_a_torchtitan_mesh_line_with_odd_sizes_is_skipped() -> None:
 
 
 def test_a_nanogpt_config_product() -> None:
-    assert _literal("5 * 8") == 40  # stock config/train_gpt2.py: gradient_accumulation_steps = 5 * 8
-    assert _literal("5 * ²") is None
+    assert literal("5 * 8") == 40  # stock config/train_gpt2.py: gradient_accumulation_steps = 5 * 8
+    assert literal("5 * ²") is None
