@@ -304,3 +304,35 @@ def test_corpus_derivative_facts(corpus: Path) -> None:
     assert info["tokens_per_iter"] == 524288  # line 4: "tokens_per_fwdbwd=524288"
     assert info["gpu"] == "NVIDIA GeForce RTX 4090"  # nvidia-smi "|   0  NVIDIA GeForce RTX 4090        Off |"
     assert _stats(records).tokens_per_iter == 524288
+
+
+# ---------------------------------------------------------------- fast path
+
+FAST_CASES = [
+    "step:1/20 train_loss:10.9000 train_time:1000ms step_avg:nanms",
+    "step:1/20 train_loss:nan train_time:1000ms step_avg:nanms",
+    "step:125/250 val_loss:4.305626 train_time:25001ms step_avg:200.01ms",
+    "step:7/250 train_time:1400ms step_avg:200.00ms",
+    "step:12/3584 train_loss:6.4685 train_time:5107ms step_avg:nanms tokens_seen:6.29e+06 tokens/sec:1.23e+06 ",
+    "step:12/3584 train_loss:6.4685 train_time:5107ms step_avg:nanms tokens_seen:-1 tokens/sec:nan ",
+    "step:12/3584 train_loss:6.4685 train_time:5107ms step_avg:nanms tokens_seen:6.29e+06 tokens/sec:1.2",  # cut
+    "step:1/20 train_loss:1,5 train_time:1000ms step_avg:nanms",
+    "step:1/20 train_loss:١٢٣ train_time:1000ms step_avg:nanms",
+    "step:1/20 train_time:" + "9" * 400 + "ms step_avg:1ms",
+]
+
+
+@pytest.mark.parametrize("line", FAST_CASES)
+def test_fast_path_reads_as_the_general_one(line: str) -> None:
+    fast = modded_nanogpt.fast_line(line)
+    assert fast is None or repr(fast) == repr(modded_nanogpt.read_line(line))  # repr: nan == nan
+
+
+def test_fast_path_on_every_corpus_line(corpus: Path) -> None:
+    taken = 0
+    for path in sorted((corpus / CORPUS_DIR).iterdir()):
+        for line in path.read_bytes().decode("utf-8", "replace").split("\n"):
+            if line.startswith("step:") and (fast := modded_nanogpt.fast_line(line)) is not None:
+                taken += 1
+                assert fast == modded_nanogpt.read_line(line), line
+    assert taken == 3584 + 29 - 11 + 5820 + 48  # all but the derivative's 11 "vram:" lines

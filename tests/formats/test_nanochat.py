@@ -391,3 +391,36 @@ def test_corpus_base_phase_of_d24(corpus: Path) -> None:
     last_eval = [r for r in records if isinstance(r, Eval)][-1]
     assert last_eval == Eval(iter=5742, metrics={"val_bpb": 0.762070, "core_metric": 0.2330})  # "CORE metric: 0.2330"
     assert st.mfu_now_pct == 40.94  # "bf16_mfu: 40.94"
+
+
+# ---------------------------------------------------------------- fast path
+
+FAST_CASES = [
+    "step 00011/05742 (0.19%) | loss: 7.763521 | lrm: 1.00 | dt: 49206.85ms | tok/sec: 21,309 | bf16_mfu: 37.10 | "
+    "epoch: 1 | total time: 0.82m | eta: 4700.1m",
+    "step 00001 (0.28%) | loss: 1.284350 | lrm: 0.00 | dt: 15133.87ms | tok/sec: 34,643 | mfu: 1.53 | total time: 0m",
+    "step 00000/21400 (0.00%) | loss: 11.090355 | grad norm: 0.4282 | lrm: 1.00 | dt: 14000.00ms | tok/sec: 37,449 | "
+    "mfu: 12.00 | total time: 0.00m",
+    "step 00001 (0.28%) | loss: nan | lrm: 0.00 | dt: 1.0ms | tok/sec: 1 | mfu: 1.53 | total time: 0.00m",
+    "step 00001 (0.28%) | loss: 1,5 | lrm: 0.00 | dt: 1.0ms | tok/sec: 1 | mfu: 1.53 | total time: 0.00m",
+    "step 00001 (0.28%) | loss: 1.0 | grad norm: inf | lrm: 0.00 | dt: 1.0ms | tok/sec: 1 | mfu: 1.53 | x",
+    "step 00001 (0.28%) | loss: 1.0 | lrm: 0.00 | dt: 1.0ms | tok/sec: 1 | mfu: 1.53",  # cut after mfu
+    "step 00001 (0.28%) | loss: 1.0 | lrm: 0.00 | dt: " + "9" * 400 + "ms | tok/sec: 1 | mfu: 1.53 | x",
+]
+
+
+@pytest.mark.parametrize("line", FAST_CASES)
+def test_fast_path_reads_as_the_general_one(line: str) -> None:
+    fast = nanochat.fast_step(line)
+    assert fast is None or repr(fast) == repr(nanochat.read_step(line))  # repr: nan == nan
+
+
+def test_fast_path_on_every_corpus_line(corpus: Path) -> None:
+    taken = 0
+    for name, *_ in CASES:
+        for line in (corpus / name).read_bytes().decode("utf-8", "replace").split("\n"):
+            line = line.removesuffix("\r")
+            if line.startswith("step ") and (fast := nanochat.fast_step(line)) is not None:
+                taken += 1
+                assert fast == nanochat.read_step(line), line
+    assert taken == 5742 + 502 + 2370 - 1 + 765  # all but the d20 line behind "ESC[A" (cleaned first)

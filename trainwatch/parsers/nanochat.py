@@ -143,37 +143,22 @@ class NanochatParser:
             if records is not None:
                 return records
         elif line.startswith("Step ") and (m := _STEP_EVAL.match(line)) is not None:
-            return self._step_upper(line, int(m.group(1)), m.group(2))
+            step = to_int(m.group(1))
+            return self._step_upper(line, step, m.group(2)) if step is not None else ()
         return self._other(line)
 
     # ------------------------------------------------------------- training
 
     def _step(self, line: str) -> list[Record] | None:
         """A ``step N[/M] (p%) | key: value | ...`` line; ``None`` if not one."""
-        parts = line.split(" | ")
-        head = _HEAD.fullmatch(parts[0])
-        if head is None:
+        got = fast_step(line) or read_step(line)
+        if got is None:
             return None
-        # The last field may be cut off mid-value; nanochat's is "total time" or "eta".
-        fields = dict(part.partition(": ")[::2] for part in parts[1:-1])
-        loss = to_float(fields["loss"]) if "loss" in fields else None
-        if loss is None:
-            return None  # cut before its loss: nothing sound to read
-        step, total = int(head.group(1)), to_int(head.group(2) or "")
-        dt = fields.get("dt", "")
-        out = self._phase_step(step, "base" if total is not None else "chat")
-        out += self._target_for(step, total, to_float(head.group(3)))
-        mfu = fields.get("bf16_mfu", fields.get("mfu"))
-        out.append(
-            Iteration(
-                iter=step,
-                loss=loss,
-                time_ms=_nonneg(dt[:-2]) if dt.endswith("ms") else None,
-                mfu_pct=_nonneg(mfu),
-                tokens_per_sec=_nonneg(fields.get("tok/sec")),
-                grad_norm=to_float(fields["grad norm"]) if "grad norm" in fields else None,
-            )
-        )
+        total, pct, iteration = got
+        out = self._phase_step(iteration.iter, "base" if total is not None else "chat")
+        if total is None or total != self._target:
+            out += self._target_for(iteration.iter, total, pct)
+        out.append(iteration)
         return out
 
     def _step_upper(self, line: str, step: int, total: str | None) -> list[Record]:
@@ -351,6 +336,60 @@ class NanochatParser:
         if "n_layer" in found:
             info["architecture"] = f"nanochat d{found['n_layer']}"
         return [RunInfo(**info)]
+
+
+StepLine = tuple[int | None, float | None, Iteration]  # total, percentage, the step
+
+
+def read_step(line: str) -> StepLine | None:
+    """A ``step N[/M] (p%) | key: value | ...`` line; ``None`` if it is none, or cut before its loss."""
+    parts = line.split(" | ")
+    head = _HEAD.fullmatch(parts[0])
+    if head is None or (step := to_int(head.group(1))) is None:
+        return None
+    # The last field may be cut off mid-value; nanochat's last is "total time" or "eta".
+    fields = dict(part.partition(": ")[::2] for part in parts[1:-1])
+    loss = to_float(fields["loss"]) if "loss" in fields else None
+    if loss is None:
+        return None
+    dt = fields.get("dt", "")
+    grad_norm = to_float(fields["grad norm"]) if "grad norm" in fields else None
+    iteration = Iteration(
+        step,
+        loss,
+        _nonneg(dt[:-2]) if dt.endswith("ms") else None,
+        _nonneg(fields.get("bf16_mfu", fields.get("mfu"))),
+        _nonneg(fields.get("tok/sec")),
+        None,
+        grad_norm,
+    )
+    return to_int(head.group(2) or ""), to_float(head.group(3)), iteration
+
+
+# The line every version prints by the thousand, as read_step reads it: one
+# regex instead of a split and a dict (``tests``: the same values on every
+# corpus line). Bounded digit runs keep int() and float() exact and finite.
+_FAST = re.compile(
+    r"step (\d{1,18})(?:/(\d{1,18}))? \((\d{1,15}(?:\.\d+)?)%\) \| loss: ([^ |,]+) \|"
+    r"(?: grad norm: ([^ |,]+) \|)? lrm: [^|]* \| dt: (\d{1,15}(?:\.\d+)?)ms \| "
+    r"tok/sec: (\d{1,3}(?:,\d{3}){0,4}) \| (?:bf16_)?mfu: (\d{1,15}(?:\.\d+)?) \| "
+)
+
+
+def fast_step(line: str) -> StepLine | None:
+    """``read_step`` for the usual shape; ``None`` for any other line."""
+    m = _FAST.match(line)
+    if m is None:
+        return None
+    try:
+        loss = float(m[4])
+        grad_norm = float(m[5]) if m[5] is not None else None
+    except ValueError:
+        return None
+    # Positional (iter, loss, time_ms, mfu_pct, tokens_per_sec, lr, grad_norm):
+    # twice as fast as keywords.
+    iteration = Iteration(int(m[1]), loss, float(m[6]), float(m[8]), float(m[7].replace(",", "")), None, grad_norm)
+    return int(m[2]) if m[2] is not None else None, float(m[3]), iteration
 
 
 def _finite(text: str | None) -> float | None:
