@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import SNIFF_BYTES, SNIFF_BYTES_MORE, by_format, detect, detect_head, modded_nanogpt
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 CORPUS_DIR = "modded_nanogpt"

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import SNIFF_BYTES, SNIFF_BYTES_MORE, by_format, detect, detect_head, nanochat
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.source import LogSource
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 INFO = "\x1b[32m\x1b[1mINFO\x1b[0m"
