@@ -12,7 +12,7 @@ from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.core.stats import RunStats
 from trainwatch.ingest.source import LogSource
-from trainwatch.parsers import SNIFF_BYTES, SNIFF_BYTES_MORE, by_format, detect, detect_head, nanochat
+from trainwatch.parsers import SNIFF_BYTES, SNIFF_BYTES_MORE, by_format, detect, detect_head, nanochat, nanochat_steps
 
 NOW = datetime(2030, 1, 1)
 INFO = "\x1b[32m\x1b[1mINFO\x1b[0m"
@@ -411,8 +411,8 @@ FAST_CASES = [
 
 @pytest.mark.parametrize("line", FAST_CASES)
 def test_fast_path_reads_as_the_general_one(line: str) -> None:
-    fast = nanochat.fast_step(line)
-    assert fast is None or repr(fast) == repr(nanochat.read_step(line))  # repr: nan == nan
+    fast = nanochat_steps.fast_step(line)
+    assert fast is None or repr(fast) == repr(nanochat_steps.read_step(line))  # repr: nan == nan
 
 
 def test_fast_path_on_every_corpus_line(corpus: Path) -> None:
@@ -420,7 +420,7 @@ def test_fast_path_on_every_corpus_line(corpus: Path) -> None:
     for name, *_ in CASES:
         for line in (corpus / name).read_bytes().decode("utf-8", "replace").split("\n"):
             line = line.removesuffix("\r")
-            if line.startswith("step ") and (fast := nanochat.fast_step(line)) is not None:
+            if line.startswith("step ") and (fast := nanochat_steps.fast_step(line)) is not None:
                 taken += 1
-                assert fast == nanochat.read_step(line), line
+                assert fast == nanochat_steps.read_step(line), line
     assert taken == 5742 + 502 + 2370 - 1 + 765  # all but the d20 line behind "ESC[A" (cleaned first)
