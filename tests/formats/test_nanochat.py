@@ -252,6 +252,25 @@ def test_old_chat_sft_lines() -> None:
     assert (st.status, st.val_loss, st.target, st.log_name) == ("finished", 1.1, 3, "nanochat sft")
 
 
+def test_a_phase_that_starts_at_step_0_keeps_its_first_eval() -> None:
+    """A phase's eval of step 0 comes before its first step, which sends the
+    aggregator back to step 0 (dropping that eval): it is sent again."""
+    sft = [
+        "Step 00000 | Validation loss: 1.234567",
+        "Step 00000/00003 | Training loss: 1.500000| lrm: 1.000000| num_tokens: 12,345",
+        "Step 00001/00003 | Training loss: 1.400000| lrm: 0.500000| num_tokens: 12,000",
+    ]
+    st = _stats(_feed([*BASE_OLD, *sft]))
+    assert (st.iter, st.val_loss, st.segments, st.log_name, st.status) == (
+        1,
+        1.234567,
+        2,
+        "nanochat d20 sft",
+        "running",
+    )
+    assert st.logged_iters == 2  # the base phase is gone
+
+
 def test_failures() -> None:
     crash = [
         "Traceback (most recent call last):",

@@ -110,6 +110,7 @@ class NanochatParser:
         self._derived = False  # the phase's target comes from the percentage
         self._held: list[Outcome] = []
         self._eval_step: int | None = None
+        self._replay = False  # the eval of _eval_step is due again (see _phase_step)
         self._eval_loss: float | None = None
         self._eval_metrics: dict[str, float] = {}
         self._stamp: datetime | None = None  # of the last logger line since the last step line
@@ -159,7 +160,7 @@ class NanochatParser:
         if total is None or total != self._target:
             out += self._target_for(iteration.iter, total, pct)
         out.append(iteration)
-        return out
+        return self._replay_eval(out)
 
     def _step_upper(self, line: str, step: int, total: str | None) -> list[Record]:
         """``Step N | <eval>: <f>`` lines, and old SFT's ``Step N/M | Training loss: ...``."""
@@ -174,7 +175,7 @@ class NanochatParser:
             out = self._phase_step(step, "old_sft")
             out += self._target_for(step, to_int(total[1:]), None)
             out.append(Iteration(iter=step, loss=loss))
-            return out
+            return self._replay_eval(out)
         metrics = {key: value for name, key in _EVAL_KEYS.items() if (value := _finite(fields.get(name))) is not None}
         val_loss = _finite(fields.get("Validation loss"))
         if not metrics and val_loss is None and len(parts) == 2:
@@ -195,7 +196,8 @@ class NanochatParser:
         ``form`` is the line's shape: "base" (``step i/N``), "chat" (no
         total: mid or SFT) or "old_sft" (``Step i/N | Training loss``).
         """
-        new = not self._training or form != self._form or (self._last_step is not None and step <= self._last_step)
+        back = self._last_step is not None and step <= self._last_step
+        new = not self._training or form != self._form or back
         self._last_step = step
         self._stamp = None
         if not new:
@@ -209,8 +211,18 @@ class NanochatParser:
         self._crash.reset()
         self._sft_hint = False
         self._target = None
+        # The step going back makes the aggregator drop what it holds from
+        # here on: the new phase's own eval of this step, printed just before.
+        self._replay = back and self._eval_step is not None and self._eval_step >= step
         # dt times the training step alone; tok/sec covers every rank.
         return [RunInfo(name=self._name(), tokens_per_sec_scope="total", eval_timing="excluded")]
+
+    def _replay_eval(self, out: list[Record]) -> list[Record]:
+        """``out``, then the current eval again if the phase's first step superseded it."""
+        if self._replay and self._eval_step is not None:
+            self._replay = False
+            out.append(Eval(iter=self._eval_step, val_loss=self._eval_loss, metrics=dict(self._eval_metrics)))
+        return out
 
     def _target_for(self, step: int, total: int | None, pct: float | None) -> list[Record]:
         if total is not None:
