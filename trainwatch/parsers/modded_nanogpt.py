@@ -59,12 +59,12 @@ FORMAT = "modded_nanogpt"
 _SNIFF = re.compile(rf"^(?:{PREFIX})?step:\d+/\d+ (?:val_loss|train_loss|train_time):", re.MULTILINE)
 _PREFIX_START = frozenset("[0123456789 \t")
 _RULE = "=" * 40
-_CONFIG = re.compile(r"\b(n_layer|n_head|n_embd|model_dim|num_layers|num_heads)=(\d+)")
-_FWDBWD = re.compile(r"\b(tokens_per_fwdbwd|B|T|ddp_world_size|train_accumulation_steps)=(\d+)")
+_CONFIG = re.compile(r"\b(n_layer|n_head|n_embd|model_dim|num_layers|num_heads)=(\d{1,18})\b")
+_FWDBWD = re.compile(r"\b(tokens_per_fwdbwd|B|T|ddp_world_size|train_accumulation_steps)=(\d{1,18})\b")
 # nvidia-smi's first GPU row: "|   0  NVIDIA H100 80GB HBM3          On  |".
 _SMI_GPU = re.compile(r"^\|\s+0\s+(.+?)\s{2,}(?:On|Off)\s+\|")
 # Track-3 logs: "Running PyTorch 2.11.0+cu128 compiled for CUDA 12.8 on NVIDIA H100 80GB HBM3 with world_size 8".
-_RUNNING_ON = re.compile(r"^Running PyTorch .* on (.+?) with world_size (\d+)\s*$")
+_RUNNING_ON = re.compile(r"^Running PyTorch .* on (.+?) with world_size (\d{1,18})\s*$")
 
 
 def sniff(head: str, filename: str) -> bool:

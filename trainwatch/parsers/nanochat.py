@@ -68,13 +68,13 @@ _SNIFF_MARKERS = ("nanochat.checkpoint_manager - ", "nanochat.common - ", "/nano
 _STEP_EVAL = re.compile(r"Step (\d+)(/\d+)? ")
 _STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - ")
 _PREFIX_START = frozenset("[0123456789 \t")
-_MODEL_INT = re.compile(r"""['"]?(n_layer|n_head|n_embd|sequence_len)['"]?: (\d+)""")
+_MODEL_INT = re.compile(r"""['"]?(n_layer|n_head|n_embd|sequence_len)['"]?: (\d{1,18})\b""")
 _GPU = re.compile(r"GPU: (.+?) \| Peak FLOPS \(BF16\): ([\d.eE+-]+)")
-_MICRO = re.compile(r"Tokens / micro-batch / rank: (\d+) x (\d+) =")
-_BATCH = re.compile(r"Total batch size ([\d,]+) => gradient accumulation steps: (\d+)")
+_MICRO = re.compile(r"Tokens / micro-batch / rank: (\d{1,18}) x (\d{1,18}) =")
+_BATCH = re.compile(r"Total batch size ([\d,]+) => gradient accumulation steps: (\d{1,18})\b")
 _PARAMS = re.compile(r"^(?:total\s+:|Number of parameters:) ([\d,]+)")
 _OLD_SHAPE = {"num_layers": "n_layer", "num_heads": "n_head", "model_dim": "n_embd"}
-_SAVED_MODEL = re.compile(r"Saved model (?:parameters|file) to: (\S*?(\w+)_checkpoints/\S*model_(\d+)\.pt)")
+_SAVED_MODEL = re.compile(r"Saved model (?:parameters|file) to: (\S*?(\w+)_checkpoints/\S*model_(\d{1,18})\.pt)")
 _PHASE_OF_DIR = {"base": "base", "mid": "mid", "chatsft": "sft", "sft": "sft"}
 # Printed by new chat_sft.py before its first step, and by no other phase.
 _SFT_HINTS = ("Training mixture:", "Inherited ", "Target examples per step")
