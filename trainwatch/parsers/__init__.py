@@ -22,6 +22,8 @@ from trainwatch.parsers import (
     llmc,
     llmc_main,
     megatron,
+    modded_nanogpt,
+    nanochat,
     nanogpt_stdout,
     torchtitan,
 )
@@ -36,6 +38,10 @@ PARSERS: tuple[ParserSpec, ...] = (
     megatron.SPEC,
     llmc.SPEC,
     llmc_main.SPEC,
+    # Both print their own code or installs first: their sniffs look for
+    # their metric lines or their own log signatures, never another's.
+    modded_nanogpt.SPEC,
+    nanochat.SPEC,
     nanogpt_stdout.SPEC,
     torchtitan.SPEC,
     buildnanogpt.SPEC,
