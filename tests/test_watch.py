@@ -758,3 +758,23 @@ def test_inotify_limit_falls_back_to_polling(
     assert watcher.mode == "polling every 0.1s · inotify watch limit reached"
     append(log, iter_line(30))
     rec.wait(at_iter(log, 30))
+
+
+def test_records_a_parser_holds_back_reach_the_screen_once_the_log_goes_quiet(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    """llm.c prints ``val loss`` and maybe a HellaSwag line after it; the parser
+    holds the val loss until the next line says which. A live log that stops
+    there (the run is evaluating, or died) must still show it: the watcher
+    flushes a log that has been quiet for FLUSH_AFTER_S, as a snapshot does at
+    the end of its input."""
+    log = tmp_path / "train.log"
+    step = "step {:4d}/100 | loss 3.500000 (+nanz)| norm 1.0000 (+nanz)| lr 1.00e-04 | 100.00 ms | 20.0% bf16 MFU"
+    step += " | 1000 tok/s\n"
+    log.write_text("".join(step.format(i) for i in range(1, 6)) + "val loss 3.25\n")
+    _, recorder = start([tmp_path])
+    first = recorder.wait(at_iter(log, 5))
+    row_now = row(first, log)
+    assert row_now is not None and row_now.format == "llmc_stdout"
+    shown = recorder.wait(lambda s: (r := row(s, log)) is not None and r.stats.val_loss == 3.25)
+    assert (shown.generated_at - first.generated_at).total_seconds() < 2 * watch.FLUSH_AFTER_S + 2

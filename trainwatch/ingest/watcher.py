@@ -49,6 +49,10 @@ log.addHandler(logging.NullHandler())  # never print over the TUI; problems are 
 MIN_PASS_INTERVAL = 0.1
 #: While the first read of many files runs, publish rows this often.
 LOAD_PUBLISH_INTERVAL = 0.25
+#: Line parsers hold some records back until a later line completes them (an
+#: eval waiting for its HellaSwag result, a failure held while no phase is
+#: training): a log quiet this long is told that no more input is due.
+FLUSH_AFTER_S = 2.0
 #: Default polling interval for roots on network filesystems (inotify cannot
 #: see other hosts' writes) and for remote hosts (``--poll-network``).
 NETWORK_POLL = 2.0
@@ -88,6 +92,7 @@ class Watcher:
         self._problems: dict[str, str] = {}
         self._watches = Watches(self._on_event, self._problems, poll=poll, network_poll=self._network_poll)
         self._publisher = Publisher(names, publish, clock, tick)
+        self._unflushed: dict[str, float] = {}  # source key -> when (monotonic) it last changed
         self._last_pass = 0.0
         self._loading: tuple[int, int] | None = None
         # Many logs changing at once: stat sweeps instead of modification events.
@@ -215,6 +220,8 @@ class Watcher:
         due = [self._publisher.next_tick] if self._publisher.live else []
         if self._gauge.busy:
             due.append(self._next_sweep)
+        if self._unflushed:
+            due.append(min(self._unflushed.values()) + FLUSH_AFTER_S)
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _setup(self) -> None:
@@ -276,10 +283,26 @@ class Watcher:
             key = self._key(path, moved.get(path))
             if key is not None:
                 changed |= self._refresh(key)
+        changed |= self._flush_quiet()
         if changed or force:
             self._publish()
         elif self._publisher.live and time.monotonic() >= self._publisher.next_tick:
             self._publish(quiet=True)
+
+    def _flush_quiet(self) -> bool:
+        """Hand over the records held back by the parsers of logs quiet for
+        ``FLUSH_AFTER_S``, as a snapshot does at the end of its input;
+        ``True`` if any run changed."""
+        now = time.monotonic()
+        quiet = [key for key, at in self._unflushed.items() if now - at >= FLUSH_AFTER_S]
+        changed = False
+        for key in quiet:
+            del self._unflushed[key]
+            source = self._sources.get(key)
+            if source is not None and source.flush():
+                self._publisher.forget(source)
+                changed = True
+        return changed
 
     def _adopt_remote(self, dirty: set[str]) -> bool:
         """Remote files with news are dirty (new ones get a row); ``True`` if a host's state changed."""
@@ -367,6 +390,8 @@ class Watcher:
         if source.problem == "deleted" and not source.ready:
             del self._sources[key]  # a temporary file that never held a run
             return True
+        if changed:
+            self._unflushed[key] = time.monotonic()
         return changed or first or had_problem or source.problem != before
 
     def _change_mode(self) -> None:
