@@ -25,6 +25,7 @@ from trainwatch.parsers import (
     modded_nanogpt,
     nanochat,
     nanogpt_stdout,
+    swift_jsonl,
     torchtitan,
 )
 from trainwatch.parsers.base import LineParser, ParserSpec
@@ -34,6 +35,7 @@ PARSERS: tuple[ParserSpec, ...] = (
     llm_tii_json.SPEC,
     hf_trainer_state.SPEC,
     llamafactory.SPEC,
+    swift_jsonl.SPEC,
     lightning_csv.SPEC,
     megatron.SPEC,
     llmc.SPEC,

@@ -29,6 +29,7 @@ from typing import Any
 
 from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec
+from trainwatch.parsers.elapsed import ElapsedClock
 from trainwatch.parsers.jsonvalues import as_int, as_num, loads
 from trainwatch.parsers.text import to_float
 
@@ -72,8 +73,7 @@ class LlamaFactoryParser:
     def __init__(self) -> None:
         self._target: int | None = None
         self._last_iter: int | None = None
-        # Step and elapsed seconds at the previous line, for the interval time.
-        self._prev: tuple[int, float] | None = None
+        self._clock = ElapsedClock()
         self._trained = False
         self._finished = False
 
@@ -104,7 +104,7 @@ class LlamaFactoryParser:
                     records.append(Eval(iter=step, val_loss=eval_loss))
                 # The eval ran after this step's train log: its duration
                 # belongs to no iteration, so the next interval starts after it.
-                self._advance(step, elapsed)
+                self._clock.advance(step, elapsed)
                 return records
             if self._trained and "epoch" in obj:
                 # The train() summary (no loss after train logs): training
@@ -126,10 +126,10 @@ class LlamaFactoryParser:
         if last is not None and step < last:
             # A resumed run appended to the same file: LLaMA-Factory restarts
             # its clock, so no interval spans the resume.
-            self._prev = None
+            self._clock.reset()
             self._finished = False
-        time_ms = self._interval_ms(step, elapsed)
-        self._advance(step, elapsed)
+        time_ms = self._clock.interval_ms(step, elapsed)
+        self._clock.advance(step, elapsed)
         self._last_iter = step
         tokens = as_int(obj.get("total_tokens"))
         rate = obj.get("throughput")
@@ -145,20 +145,6 @@ class LlamaFactoryParser:
                 tokens_seen=tokens if tokens is not None and tokens > 0 else None,
             )
         ]
-
-    def _interval_ms(self, step: int, elapsed: float | None) -> float | None:
-        if self._prev is None or elapsed is None:
-            return None
-        prev_step, prev_elapsed = self._prev
-        if step <= prev_step or elapsed <= prev_elapsed:
-            # Zero seconds over a fast interval is a rounding artefact, not a
-            # time: a 0 ms iteration would poison every median.
-            return None
-        return (elapsed - prev_elapsed) * 1000.0 / (step - prev_step)
-
-    def _advance(self, step: int, elapsed: float | None) -> None:
-        if elapsed is not None:
-            self._prev = (step, elapsed)
 
 
 def new_parser() -> LlamaFactoryParser:
