@@ -154,3 +154,49 @@ def test_a_resumed_hang_does_not_wreck_the_eta() -> None:
     stats = agg.stats(now=NOW)
     assert stats.rate_s == pytest.approx(1.0)
     assert stats.train_time_logged_s == pytest.approx(38 + 7200)  # the sum is still what was logged
+
+
+def test_the_same_step_again_replaces_it_in_the_same_segment() -> None:
+    # A second writer (or a re-log) prints step 20 again: the newer entry wins,
+    # nothing is counted twice, and it is no restart.
+    agg = RunAggregator()
+    agg.add_all(
+        [
+            Iteration(iter=10, loss=3.0, time_ms=100.0, mfu_pct=30.0),
+            Iteration(iter=20, loss=2.9, time_ms=110.0, mfu_pct=31.0),
+            Eval(iter=20, val_loss=3.1),
+            Iteration(iter=20, loss=2.8, time_ms=120.0),  # no MFU this time
+            Iteration(iter=30, loss=2.7, time_ms=130.0, mfu_pct=33.0),
+            Iteration(iter=30, loss=2.6, time_ms=140.0),
+        ]
+    )
+    stats = agg.stats(now=NOW)
+    assert (stats.iter, stats.loss, stats.segments, stats.logged_iters) == (30, 2.6, 1, 3)
+    assert stats.val_loss == 3.1  # the eval at the repeated step stays
+    assert list(agg.iters) == [10, 20, 30]
+    assert list(agg.times) == [100.0, 120.0, 140.0]
+    assert agg.last_mfu == 30.0  # both newer MFUs were replaced by entries without one
+    assert list(agg.is_warmup) == [1, 0, 0]  # the first entry stays the segment's warm-up
+
+
+def test_the_same_first_step_again_is_still_the_warm_up() -> None:
+    agg = _run([(1, 5000.0), (1, 4000.0), (2, 100.0)])
+    assert list(agg.is_warmup) == [1, 0] and list(agg.times) == [4000.0, 100.0]
+    assert agg.stats(now=NOW).segments == 1
+
+
+def test_the_same_step_again_keeps_a_pending_eval_of_the_next_step() -> None:
+    # Megatron/torchtitan evaluate after logging step i: the time lands in the
+    # next logged step, however many copies of it are printed.
+    agg = RunAggregator()
+    agg.add_all(
+        [
+            RunInfo(eval_timing="next"),
+            Iteration(iter=10, loss=3.0, time_ms=100.0),
+            Eval(iter=10, val_loss=3.1),
+            Iteration(iter=20, loss=2.9, time_ms=900.0),
+            Iteration(iter=20, loss=2.9, time_ms=900.0),
+        ]
+    )
+    assert list(agg.is_eval) == [0, 1]
+    assert agg.eval_at == [20]

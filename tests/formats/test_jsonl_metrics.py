@@ -76,11 +76,36 @@ def test_eval_lines_and_repeated_step() -> None:
     assert [(type(r).__name__, r.iter) for r in records] == [
         ("Iteration", 100),
         ("Eval", 100),
+        ("Iteration", 100),  # the same step again: the aggregator replaces it
         ("Eval", 200),
         ("Iteration", 200),
     ]
     st = _stats(records)
-    assert (st.segments, st.val_loss, st.loss) == (1, 1.9, 1.8)
+    assert (st.segments, st.val_loss, st.loss, st.logged_iters) == (1, 1.9, 1.8, 2)
+    assert st.events[0] == "eval @ 100: val 2.2000"  # the eval at the repeated step stays
+
+
+def test_repeated_step_keeps_the_last_value() -> None:
+    """Two writers (or a resume that logs its first step again) print one
+    step twice: the later line's values win, field by field."""
+    records = _feed(
+        _jsonl(
+            {"step": 10, "loss": 3.0, "time_ms": 100.0, "lr": 1e-3},
+            {"step": 10, "loss": 2.9, "tokens_per_sec": 5e4},  # the other writer: no time, a rate
+            {"step": 20, "loss": 2.7, "time_ms": 110.0},
+            {"step": 20, "loss": 2.6, "time_ms": 120.0},
+        )
+    )
+    its = [r for r in records if isinstance(r, Iteration)]
+    assert [(i.iter, i.loss, i.time_ms, i.lr, i.tokens_per_sec) for i in its] == [
+        (10, 3.0, 100.0, 1e-3, None),
+        (10, 2.9, 100.0, 1e-3, 5e4),
+        (20, 2.7, 110.0, None, None),
+        (20, 2.6, 120.0, None, None),
+    ]
+    st = _stats(records)
+    assert (st.iter, st.loss, st.segments, st.logged_iters) == (20, 2.6, 1, 2)
+    assert st.train_time_logged_s == pytest.approx(0.22)  # 100 ms + 120 ms: the replaced 110 ms left the sum
 
 
 def test_restart_nan_nested_and_junk() -> None:

@@ -6,10 +6,12 @@
 parameter, so every figure is reproducible in tests. The loops that take
 logged iterations in (most of a cold load) live in ``aggregate_take``.
 
-Restarts: when a logged iteration's number is not above the previous one, the
+Restarts: when a logged iteration's number is below the previous one, the
 run was resumed from an earlier checkpoint. Entries at or after the resume
 point are superseded by the new segment, so they leave every sum: nothing is
-counted twice.
+counted twice. The same number again (a second writer, a step logged twice)
+is no restart: the newer entry replaces the last one, in the same segment,
+and the evals and checkpoints at that step stay.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ class RunAggregator(RunState):
         while index < len(batch):
             index = take_iterations(self, batch, index)
             if index < len(batch):
-                self._rewind(batch[index].iter)  # then take_iterations goes on from that entry
+                self._step_back(batch[index].iter)  # then take_iterations goes on from that entry
 
     def _add_columns(self, columns: IterationColumns) -> None:
         """Take a run of plain logged iterations into account: what
@@ -181,11 +183,58 @@ class RunAggregator(RunState):
         cuts = [0, *restarts(steps), len(steps)]
         for start, stop in pairwise(cuts):
             if self.iters and steps[start] <= self.iters[-1]:
-                self._rewind(steps[start])
+                self._step_back(steps[start])
             if stop - start >= MIN_COLUMN_ROWS:
                 take_columns(self, columns, start, stop)
             else:  # (two ranks printing each line: a restart a row) cheaper row by row
                 take_iterations(self, columns.iterations(start, stop), 0)
+
+    def _step_back(self, step: int) -> None:
+        """An iteration not above the last one: the same step again replaces
+        it; an earlier one is a restart."""
+        if step == self.iters[-1]:
+            self._drop_last()
+        else:
+            self._rewind(step)
+
+    def _drop_last(self) -> None:
+        """Take the last logged iteration back out, for a newer entry of the
+        same step: its sums, columns and flags, not its segment, evals or
+        checkpoints. (The plotted series keep its point: a downsampled series
+        cannot give one back, and the newer point lands on the same step.)"""
+        index = len(self.iters) - 1
+        step = self.iters[index]
+        time_ms, mfu = self.times[index], self.mfus[index]
+        evaluated, warmup = self.is_eval[index], self.is_warmup[index]
+        wall = self.walls[index] if self.walls is not None else _NAN
+        tps = self.tps[index] if self.tps is not None else _NAN
+        self._account(index, -1, time_ms, mfu)
+        for column in (self.iters, self.times, self.mfus, self.tps, self.walls):
+            if column is not None:
+                del column[index:]
+        del self.is_eval[index:]
+        del self.is_warmup[index:]
+        if index == 0:  # nothing left: no float residue of the subtractions either
+            self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
+        if evaluated:
+            if self.eval_at and self.eval_at[-1] == step:
+                self.eval_at.pop()
+            if self.info.eval_timing == "next":
+                self.eval_pending = True  # the newer entry is the step the eval's time fell in
+        elif not warmup and not math.isnan(time_ms) and self.recent:
+            self.recent.pop()  # its time was the newest in the outlier window
+        if self.seen_first is not None and self.seen_first[0] >= step:
+            self.seen_first = None
+        if self.seen_last is not None and self.seen_last[0] >= step:
+            self.seen_last = self.seen_first
+        # Rescan a column only where the dropped entry was its newest value.
+        if not math.isnan(wall):
+            self.wall_first = next((w for w in self.walls or () if not math.isnan(w)), None)
+            self.last_wall = _newest(self.walls)
+        if not math.isnan(mfu):
+            self.last_mfu = _newest(self.mfus)
+        if not math.isnan(tps):
+            self.last_tps = _newest(self.tps)
 
     def _rewind(self, step: int) -> None:
         """A restart from ``step``: drop the superseded tail of the timeline."""

@@ -10,7 +10,10 @@ a dotted path into nested objects (``train.loss``) when no flat key matches.
 
 A line with a step and a loss is an iteration; with a val loss, an eval (both
 when it has both). Several lines for one step (train metrics, then eval, then
-system stats) give one iteration: a repeated step is not a restart. The rate's
+system stats; two writers; a resume that logs its first step again) give one
+iteration with the last value of each field: the step is emitted again, merged
+with what the earlier lines said, and the aggregator takes the same step
+again as a replacement, not a restart. The rate's
 scope (per GPU or total) is unknown here, so it is left unset; ``mfu`` is read
 as percent (nanoGPT logs ``mfu*100``) -- remap with ``--keys`` otherwise.
 """
@@ -18,6 +21,7 @@ as percent (nanoGPT logs ``mfu*100``) -- remap with ``--keys`` otherwise.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields, replace
 from typing import Any
 
 from trainwatch.core.records import Eval, Iteration, Record, RunInfo
@@ -50,6 +54,7 @@ DEFAULT_KEYS: dict[str, tuple[str, ...]] = {
     "target": ("max_steps", "total_steps", "max_iters", "num_steps", "total_iters"),
 }
 
+_FIELDS = tuple(f.name for f in fields(Iteration) if f.name != "iter")
 #: How many lines of the head ``sniff`` looks at.
 _SNIFF_LINES = 20
 
@@ -142,7 +147,7 @@ class JsonlMetricsParser:
 
     def __init__(self, keys: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.keys = dict(keys) if keys is not None else dict(DEFAULT_KEYS)
-        self._last_iter: int | None = None
+        self._last: Iteration | None = None
         self._target: int | None = None
         # Resolving roles is the costly part of a line, and a log writes the
         # same few key sets over and over: resolve once per key set.
@@ -180,27 +185,30 @@ class JsonlMetricsParser:
             # Before the iteration: a step that evaluated spent that time too.
             records.append(Eval(iter=step, val_loss=val, wall_time=wall))
         loss = as_num(get("loss"), keep_nan=True)
-        if loss is None or step == self._last_iter:
+        if loss is None:
             return records
-        self._last_iter = step
         time_ms = as_num(get("time_ms"))
         if time_ms is None and (seconds := as_num(get("time_s"))) is not None:
             time_ms = seconds * 1000.0
         tps = as_num(get("tokens_per_sec"))
         tokens = as_int(get("tokens_seen"))
-        records.append(
-            Iteration(
-                iter=step,
-                loss=loss,
-                time_ms=time_ms if time_ms is not None and time_ms >= 0 else None,
-                mfu_pct=as_num(get("mfu_pct")),
-                tokens_per_sec=tps if tps is not None and tps >= 0 else None,
-                lr=as_num(get("lr")),
-                grad_norm=as_num(get("grad_norm"), keep_nan=True),
-                tokens_seen=tokens if tokens is not None and tokens >= 0 else None,
-                wall_time=wall,
-            )
+        it = Iteration(
+            iter=step,
+            loss=loss,
+            time_ms=time_ms if time_ms is not None and time_ms >= 0 else None,
+            mfu_pct=as_num(get("mfu_pct")),
+            tokens_per_sec=tps if tps is not None and tps >= 0 else None,
+            lr=as_num(get("lr")),
+            grad_norm=as_num(get("grad_norm"), keep_nan=True),
+            tokens_seen=tokens if tokens is not None and tokens >= 0 else None,
+            wall_time=wall,
         )
+        last = self._last
+        if last is not None and last.iter == step:
+            # The same step again: what this line leaves unsaid, the earlier one said.
+            it = replace(last, **{f: v for f in _FIELDS if (v := getattr(it, f)) is not None})
+        self._last = it
+        records.append(it)
         return records
 
 
