@@ -117,3 +117,17 @@ def test_sniff() -> None:
     prose = "".join(f"line {i} of the story\n" for i in range(20)) + "1 train 2\n2 train 2\n3 train 2\n"
     assert not buildnanogpt.sniff(prose, "notes.txt")
     assert not buildnanogpt.sniff("iter 0: loss 2.5, time 1ms\n" * 5, "train.log")
+
+
+def test_hellaswag_keeps_the_val_loss_of_its_step() -> None:
+    # train_gpt2.py writes "<step> val" and then "<step> hella" for one evaluation.
+    lines = ["0 val 10.9853", "0 hella 0.2463", "0 train 10.955", "250 val 6.0147", "250 hella 0.2510", "250 train 6.1"]
+    records = _feed(lines)
+    evals = [r for r in records if isinstance(r, Eval)]
+    assert evals[-1] == Eval(iter=250, val_loss=6.0147, metrics={"hellaswag": 0.2510})
+    agg = RunAggregator()
+    agg.add_all(records)
+    st = agg.stats(now=NOW)
+    assert st.val_loss == 6.0147
+    assert agg.val_series.points() == ((0.0, 250.0), (10.9853, 6.0147))  # one point per evaluation
+    assert "eval @ 250: val 6.0147, hellaswag 0.251" in st.events

@@ -374,3 +374,25 @@ def test_sniff() -> None:
     assert megatron.sniff("+ torchrun pretrain_gpt.py --tensor-model-parallel-size 4", "run.log")
     assert not megatron.sniff("iter 10: loss 3.2, time 100ms, mfu 30%\n", "train.log")
     assert not megatron.sniff("[rank0]:[titan] 2026-04-27 16:43:15,575 - root - INFO - step: 1", "t.log")
+
+
+def test_validation_of_an_accuracy_is_a_metric_not_a_val_loss() -> None:
+    # evaluate_and_print_results prints "<key> value | <key> PPL" for every key
+    # of the loss function's dict, whatever the key measures.
+    records = _feed(
+        [
+            _it(100),
+            " validation loss at iteration 100 | accuracy value: 5.312500E-01 | accuracy PPL: 1.701183E+00 | ",
+            _it(200),
+            " validation loss at iteration 200 | lm loss value: 6.5E+00 | lm loss PPL: 6.6E+02 | "
+            "lm acc value: 3.1E-01 | lm acc PPL: 1.36E+00 | ",
+        ]
+    )
+    evals = [r for r in records if isinstance(r, Eval)]
+    assert [(e.iter, e.val_loss, e.metrics) for e in evals] == [
+        (100, None, {"accuracy": 0.53125}),
+        (200, 6.5, {"lm loss PPL": 660.0, "lm acc": 0.31}),
+    ]
+    st = _stats(records)
+    assert st.val_loss == 6.5
+    assert "eval @ 100: accuracy 0.5312" in st.events

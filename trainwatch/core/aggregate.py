@@ -83,10 +83,12 @@ class RunAggregator(RunState):
                 return  # corrupt input, as for iterations
             if self.info.eval_timing == "next" and self.iters and record.iter >= self.iters[-1]:
                 self.eval_pending = True
-            if record.iter not in self.eval_marks:
+            earlier = self.eval_marks.get(record.iter)
+            if earlier is None:
                 heapq.heappush(self.mark_heap, -record.iter)
             self.eval_marks[record.iter] = record
-            if record.val_loss is not None:
+            # A later Eval of a step repeats its val loss beside a new metric: one point.
+            if record.val_loss is not None and (earlier is None or earlier.val_loss != record.val_loss):
                 self.val_series.append(record.iter, record.val_loss)
         elif isinstance(record, Checkpoint):
             if record.iter is not None and not 0 <= record.iter <= MAX_ITER:

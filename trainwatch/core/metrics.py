@@ -16,6 +16,7 @@ from statistics import median
 from typing import Literal
 
 from trainwatch.core import gpus
+from trainwatch.core.records import Eval
 from trainwatch.core.state import OUTLIER_FACTOR, RunState
 from trainwatch.core.stats import RunStats, Status, past_default_target
 from trainwatch.core.throughput import RATE_WINDOW, derived_mfu, mfu_against_dense, tokens_per_iter
@@ -386,11 +387,24 @@ def _last_val(agg: RunState) -> float | None:
     return None
 
 
+#: Eval figures that time the pass or restate the loss, not what it measured.
+_NOT_SHOWN = ("runtime", "per_second", "PPL", "ppl", "epoch", "num_tokens")
+
+
+def _eval_event(step: int, ev: Eval) -> str:
+    """``eval @ 1,000: val 2.0154, hellaswag 0.2951``: the val loss and the
+    first few other figures the evaluation measured (an accuracy is no loss)."""
+    shown = [f"val {ev.val_loss:.4f}"] if ev.val_loss is not None else []
+    for name, value in ev.metrics.items():
+        if len(shown) >= 3:
+            break
+        if not any(part in name for part in _NOT_SHOWN):
+            shown.append(f"{name.removeprefix('eval_')} {value:.4g}")
+    return f"eval @ {step:,}: {', '.join(shown)}" if shown else f"eval @ {step:,}"
+
+
 def _events(agg: RunState) -> tuple[str, ...]:
-    events = [
-        f"eval @ {step:,}: val {ev.val_loss:.4f}" if ev.val_loss is not None else f"eval @ {step:,}"
-        for step, ev in sorted(agg.eval_marks.items())
-    ]
+    events = [_eval_event(step, ev) for step, ev in sorted(agg.eval_marks.items())]
     events += [f"checkpoint @ {c.iter:,}" for c in agg.checkpoints if c.iter is not None]
     if agg.segments > 1:
         events.append(f"{agg.segments - 1} restart(s): earlier iterations superseded")

@@ -5,7 +5,9 @@ Space-separated ``<step> <kind> <value...>`` lines, no timing, no header:
 * ``<step> train <loss>``: the loss of step ``<step>`` (0-based, so
   ``Iteration.iter`` = step + 1, the steps done, as with ``max_steps``);
 * ``<step> val <loss>`` and ``<step> hella <acc>``: evaluations run at the top
-  of the loop, before step ``<step>`` trains, so after ``<step>`` steps;
+  of the loop, before step ``<step>`` trains, so after ``<step>`` steps. Both
+  are one evaluation: a later ``Eval`` of a step replaces the earlier one, so
+  each carries what the other said (the HellaSwag result keeps the val loss);
 * fork extras: ``<step> export <path>`` (a saved model: a checkpoint) and
   ``<step> evaluate ppl P loss L tok T sec S`` (a held-out evaluation, written
   after step ``<step>`` trained);
@@ -41,6 +43,7 @@ class BuildNanoGptParser:
     def __init__(self) -> None:
         self._last_train: int | None = None  # the last ``<step> train`` step
         self._seen_val = False
+        self._eval: Eval | None = None  # the last evaluation emitted
 
     def feed(self, line: str) -> list[Record]:
         """Records of one line."""
@@ -62,10 +65,10 @@ class BuildNanoGptParser:
             if val is None:
                 return []
             self._seen_val = True
-            return [Eval(iter=step, val_loss=val)]
+            return self._evaluated(Eval(iter=step, val_loss=val))
         if kind == "hella":
             acc = to_float(parts[2])
-            return [] if acc is None else [Eval(iter=step, metrics={"hellaswag": acc})]
+            return [] if acc is None else self._evaluated(Eval(iter=step, metrics={"hellaswag": acc}))
         # Fork extras come after their step's train line: ``step + 1`` done.
         done = step + 1 if self._last_train == step else step
         if kind == "export":
@@ -80,8 +83,17 @@ class BuildNanoGptParser:
             if self._seen_val and held_out is not None:
                 values["loss"] = held_out
                 held_out = None
-            return [Eval(iter=done, val_loss=held_out, metrics=values)]
+            return self._evaluated(Eval(iter=done, val_loss=held_out, metrics=values))
         return []
+
+    def _evaluated(self, new: Eval) -> list[Record]:
+        """``new``, with what an earlier evaluation of the same step said."""
+        last = self._eval
+        if last is not None and last.iter == new.iter:
+            val = new.val_loss if new.val_loss is not None else last.val_loss
+            new = Eval(iter=new.iter, val_loss=val, metrics={**last.metrics, **new.metrics})
+        self._eval = new
+        return [new]
 
 
 def _pairs(words: list[str]) -> dict[str, float]:

@@ -236,15 +236,23 @@ class MegatronParser:
         step = int(at.group(1)) if at is not None else self._last_iter
         if step is None:
             return []
-        val_loss: float | None = None
+        # ``<name> value: E | <name> PPL: E |`` per entry of the loss function's
+        # dict, which may hold other figures than losses (an accuracy, with a
+        # meaningless "PPL" = exp(accuracy)): only a loss is a val loss.
+        values: dict[str, float] = {}
         metrics: dict[str, float] = {}
         for key, value in _fields(line, m.start(2)).items():
             number = _float(value)
-            if number is None:
+            name, _, kind = key.rpartition(" ")
+            if number is None or not name:
                 continue
-            if key.endswith(" value") and (val_loss is None or key == "lm loss value"):
-                val_loss = number
-            metrics[key] = number
+            if kind == "value":
+                values[name] = number
+            elif kind == "PPL" and "loss" in name:
+                metrics[key] = number
+        loss_name = "lm loss" if "lm loss" in values else next((k for k in values if "loss" in k), None)
+        metrics.update((name, number) for name, number in values.items() if name != loss_name)
+        val_loss = values.get(loss_name) if loss_name is not None else None
         return [Eval(iter=step, val_loss=val_loss, metrics=metrics)]
 
     # ------------------------------------------------------------ preamble
