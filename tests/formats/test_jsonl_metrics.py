@@ -11,7 +11,7 @@ import pytest
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Iteration, Record, RunInfo
 from trainwatch.core.stats import RunStats
-from trainwatch.parsers import PARSERS, detect, jsonl_metrics
+from trainwatch.parsers import FALLBACKS, PARSERS, detect, jsonl_metrics
 from trainwatch.parsers.base import ParserSpec
 
 NOW = datetime(2030, 1, 1)
@@ -159,8 +159,8 @@ def test_sniff_and_registry_order() -> None:
     assert not jsonl_metrics.SPEC.sniff('{"step": 0, "lr": 1}\n', "m.jsonl")  # no loss
     assert not jsonl_metrics.SPEC.sniff("step 0 loss 10\n", "m.log")
     assert not jsonl_metrics.SPEC.sniff('{\n  "global_step": 5,\n  "log_history": []\n}\n', "x.json")
-    # Generic last: LLaMA-Factory lines go to their own parser.
-    assert PARSERS[-1] is jsonl_metrics.SPEC
+    # Generic after the specific formats (only the text fallbacks follow it).
+    assert PARSERS[-1 - len(FALLBACKS)] is jsonl_metrics.SPEC
     lf = b'{"current_steps": 5, "total_steps": 10, "loss": 1.0, "step": 5}\n'
     spec = detect(lf, "trainer_log.jsonl")
     assert spec is not None and spec.format == "llamafactory_jsonl"

@@ -224,6 +224,8 @@ class LogSource:
         if self.spec is None and len(head) == parsers.SNIFF_BYTES:
             head += handle.read(parsers.SNIFF_BYTES_MORE - len(head))  # type: ignore[attr-defined]
             self.spec = parsers.detect(head, self.path.name, lines_only=True)
+        if self.spec is None:  # no specific format, on all the head we read: a generic one?
+            self.spec = parsers.detect_fallback(head, self.path.name)
         handle.seek(0)  # type: ignore[attr-defined]
         if self.spec is None:
             self.problem = "unrecognised format" if head.strip() else "empty"

@@ -5,7 +5,9 @@ Parsers do no I/O and import only ``core.records`` (the typed records they
 emit) besides each other.
 
 Order matters: the first spec whose ``sniff`` accepts a file wins, so specific
-formats come before generic ones (generic JSONL last).
+formats come before generic ones (generic JSONL after them). The fallbacks
+(generic text) come last and are only asked once every other format has had
+its longer look at the file (``detect_head``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 
 from trainwatch.parsers import (
     buildnanogpt,
+    generic_text,
     hf_trainer_state,
     jsonl_metrics,
     lightning_csv,
@@ -47,9 +50,16 @@ PARSERS: tuple[ParserSpec, ...] = (
     nanogpt_stdout.SPEC,
     torchtitan.SPEC,
     buildnanogpt.SPEC,
-    # Generic JSONL last: it would accept most JSON-lines logs.
+    # Generic JSONL after the specific formats: it would accept most JSON-lines logs.
     jsonl_metrics.SPEC,
+    # Fallbacks, last of all (see FALLBACKS).
+    generic_text.SPEC,
 )
+#: Formats for logs nobody named (any text with a step counter and a loss):
+#: the tail of ``PARSERS``, asked only after every other format has seen all
+#: of a file's head, so that one never loses a file to them.
+FALLBACKS: tuple[ParserSpec, ...] = (generic_text.SPEC,)
+_SPECIFIC = PARSERS[: len(PARSERS) - len(FALLBACKS)]
 
 #: What every sidecar name ends with (``ParserSpec.sidecar_suffix``).
 SIDECAR_SUFFIXES: tuple[str, ...] = tuple(sorted({s.sidecar_suffix for s in PARSERS if s.sidecar_suffix}))
@@ -61,7 +71,8 @@ SNIFF_BYTES_MORE = 262144
 
 
 def detect(head: bytes, filename: str, *, lines_only: bool = False) -> ParserSpec | None:
-    """The parser for a file whose first bytes are ``head``, or ``None``.
+    """The specific parser for a file whose first bytes are ``head``, or ``None``
+    (the fallbacks are ``detect_fallback``'s).
 
     A JSON-lines file is never taken for a document, whatever a later line
     holds (ms-swift's ``logging.jsonl`` ends with a line that embeds a whole
@@ -72,7 +83,7 @@ def detect(head: bytes, filename: str, *, lines_only: bool = False) -> ParserSpe
     """
     text = head.decode("utf-8", "replace")
     lines_only = lines_only or _is_json_lines(text)
-    for spec in PARSERS:
+    for spec in _SPECIFIC:
         if lines_only and spec.kind != "lines":
             continue
         if spec.sniff(text, filename):
@@ -91,14 +102,20 @@ def _is_json_lines(text: str) -> bool:
         return False
 
 
+def detect_fallback(head: bytes, filename: str) -> ParserSpec | None:
+    """The fallback parser (generic text) for a file no specific parser took, or ``None``."""
+    text = head.decode("utf-8", "replace")
+    return next((spec for spec in FALLBACKS if spec.sniff(text, filename)), None)
+
+
 def detect_head(head: bytes, filename: str) -> ParserSpec | None:
     """The parser for a file given up to its first ``SNIFF_BYTES_MORE`` bytes,
     looked at as a tailer does: its first ``SNIFF_BYTES``, then, for a line
-    format only, all of ``head``."""
+    format only, all of ``head``; the fallbacks last, on all of ``head``."""
     spec = detect(head[:SNIFF_BYTES], filename)
     if spec is None and len(head) > SNIFF_BYTES:
         spec = detect(head, filename, lines_only=True)
-    return spec
+    return spec or detect_fallback(head, filename)
 
 
 def by_format(name: str) -> ParserSpec | None:
@@ -107,6 +124,7 @@ def by_format(name: str) -> ParserSpec | None:
 
 
 __all__ = [
+    "FALLBACKS",
     "PARSERS",
     "SIDECAR_SUFFIXES",
     "SNIFF_BYTES",
@@ -115,5 +133,6 @@ __all__ = [
     "ParserSpec",
     "by_format",
     "detect",
+    "detect_fallback",
     "detect_head",
 ]
