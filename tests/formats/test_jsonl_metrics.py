@@ -144,6 +144,37 @@ def test_parse_keys_rejects_bad_input() -> None:
     with pytest.raises(ValueError, match="unknown role"):
         jsonl_metrics.make_spec({"bogus": "x"})
     assert jsonl_metrics.parse_keys(" iter = s , ") == {"iter": ("s",)}
+    assert jsonl_metrics.parse_keys("step=gs,eval_loss=v|val") == {"iter": ("gs",), "val_loss": ("v", "val")}
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"speed": "tps"}, "unknown role 'speed'; known roles: iter, loss, "),
+        ({"loss": 3}, "loss: expected a JSON key or a list of keys, got 3"),
+        ({"loss": []}, "loss: expected a JSON key or a list of keys, got []"),
+        ({"loss": ["a", ""]}, "loss: every key must be a non-empty string, got ['a', '']"),
+        ({"loss": ["a", 1]}, "loss: every key must be a non-empty string"),
+        ({"loss": {"x": 1}}, "loss: expected a JSON key or a list of keys"),
+        (["loss"], "expected role = key pairs"),
+    ],
+)
+def test_a_mapping_is_checked_with_one_line_errors(mapping: object, message: str) -> None:
+    with pytest.raises(jsonl_metrics.KeyMappingError) as caught:
+        jsonl_metrics.make_spec(mapping)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_a_mapping_from_a_config_file() -> None:
+    # What a TOML table gives: role (or alias) -> a key or a list of keys.
+    spec = jsonl_metrics.make_spec({"step": "trainer/global_step", "loss": ["train/loss_step", "loss"], "time_s": "s"})
+    lines = _jsonl(
+        {"trainer/global_step": 1, "train/loss_step": 2.5, "s": 0.5},
+        {"trainer/global_step": 2, "loss": 2.4, "s": 0.5},
+    )
+    assert spec.sniff("\n".join(lines) + "\n", "m.jsonl")
+    its = [r for r in _feed(lines, spec) if isinstance(r, Iteration)]
+    assert [(i.iter, i.loss, i.time_ms) for i in its] == [(1, 2.5, 500.0), (2, 2.4, 500.0)]
 
 
 def test_epoch_timestamps() -> None:

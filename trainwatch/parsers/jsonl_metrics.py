@@ -20,7 +20,7 @@ as percent (nanoGPT logs ``mfu*100``) -- remap with ``--keys`` otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
@@ -59,34 +59,62 @@ _FIELDS = tuple(f.name for f in fields(Iteration) if f.name != "iter")
 _SNIFF_LINES = 20
 
 
+#: Other names a user may give a role (``step = "gs"`` means ``iter = "gs"``).
+ROLE_ALIASES = {
+    "step": "iter",
+    "iteration": "iter",
+    "learning_rate": "lr",
+    "eval_loss": "val_loss",
+    "mfu": "mfu_pct",
+    "tps": "tokens_per_sec",
+    "timestamp": "wall_time",
+    "max_steps": "target",
+}
+
+
+class KeyMappingError(ValueError):
+    """A user's key mapping that cannot be used; its message is one line for the CLI or the config file."""
+
+
 def parse_keys(text: str) -> dict[str, tuple[str, ...]]:
     """``"iter=global_step,loss=train/loss|loss"`` as a mapping for ``make_spec``.
 
-    ``|`` separates alternatives for one role. Raises ``ValueError`` for an
-    unknown role or a malformed item (this is user input, not log input).
+    ``|`` separates alternatives for one role. Raises ``KeyMappingError`` for
+    an unknown role or a malformed item (this is user input, not log input).
     """
     mapping: dict[str, tuple[str, ...]] = {}
     for item in filter(None, (part.strip() for part in text.split(","))):
         role, sep, keys = item.partition("=")
-        role = role.strip()
         if not sep or not keys.strip():
-            raise ValueError(f"expected role=key, got {item!r}")
-        if role not in DEFAULT_KEYS:
-            raise ValueError(f"unknown role {role!r}; known: {', '.join(DEFAULT_KEYS)}")
-        mapping[role] = tuple(k.strip() for k in keys.split("|") if k.strip())
-    return mapping
+            raise KeyMappingError(f"expected role=key, got {item!r}")
+        mapping[role.strip()] = tuple(k.strip() for k in keys.split("|") if k.strip())
+    return resolve_keys(mapping, defaults=False)
 
 
-def resolve_keys(mapping: Mapping[str, str | Sequence[str]] | None = None) -> dict[str, tuple[str, ...]]:
-    """``DEFAULT_KEYS`` with the roles in ``mapping`` replaced.
+def resolve_keys(mapping: Mapping[str, object] | None = None, *, defaults: bool = True) -> dict[str, tuple[str, ...]]:
+    """``DEFAULT_KEYS`` with the roles in ``mapping`` replaced (``defaults=False``:
+    only the roles in ``mapping``, checked and normalised).
 
-    Raises ``ValueError`` for a role that does not exist.
+    ``mapping`` is what a user wrote, from the command line or a config file:
+    role (or an alias, ``ROLE_ALIASES``) -> a key or a list of keys, best
+    first. Raises ``KeyMappingError`` for anything else.
     """
-    keys = dict(DEFAULT_KEYS)
-    for role, value in (mapping or {}).items():
+    keys = dict(DEFAULT_KEYS) if defaults else {}
+    if mapping is None:
+        return keys
+    if not isinstance(mapping, Mapping):
+        raise KeyMappingError(f'expected role = key pairs (such as loss = "train/loss"), got {mapping!r}')
+    for name, value in mapping.items():
+        role = ROLE_ALIASES.get(name, name) if isinstance(name, str) else name
         if role not in DEFAULT_KEYS:
-            raise ValueError(f"unknown role {role!r}; known: {', '.join(DEFAULT_KEYS)}")
-        keys[role] = (value,) if isinstance(value, str) else tuple(value)
+            known = ", ".join([*DEFAULT_KEYS, *ROLE_ALIASES])
+            raise KeyMappingError(f"unknown role {name!r}; known roles: {known}")
+        found = (value,) if isinstance(value, str) else value
+        if not isinstance(found, list | tuple) or not found:
+            raise KeyMappingError(f"{name}: expected a JSON key or a list of keys, got {value!r}")
+        if not all(isinstance(key, str) and key.strip() for key in found):
+            raise KeyMappingError(f"{name}: every key must be a non-empty string, got {value!r}")
+        keys[role] = tuple(key.strip() for key in found)
     return keys
 
 
@@ -233,11 +261,13 @@ def make_sniff(keys: Mapping[str, tuple[str, ...]]) -> Callable[[str, str], bool
     return sniff
 
 
-def make_spec(mapping: Mapping[str, str | Sequence[str]] | None = None) -> ParserSpec:
-    """A ``ParserSpec`` for JSONL with the roles in ``mapping`` remapped.
+def make_spec(mapping: Mapping[str, object] | None = None) -> ParserSpec:
+    """A ``ParserSpec`` for JSONL with the roles in ``mapping`` remapped: the
+    format of a user who says which keys mean what.
 
     ``make_spec({"iter": "global_step", "loss": ("train/loss", "loss")})``.
-    Raises ``ValueError`` for an unknown role.
+    Raises ``KeyMappingError`` (a ``ValueError``) for a mapping that cannot be
+    used, with a one-line message (``resolve_keys``).
     """
     keys = resolve_keys(mapping)
     return ParserSpec(
