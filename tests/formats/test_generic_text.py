@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import FALLBACKS, PARSERS, SNIFF_BYTES, SNIFF_BYTES_MORE, detect, detect_head, generic_text
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.source import LogSource
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 

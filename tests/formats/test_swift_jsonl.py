@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import detect, detect_head, swift_jsonl
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.stats import RunStats
 
 NOW = datetime(2030, 1, 1)
 NAME = "swift_qwen3_8b_lora_438steps_eval_every100_logging.jsonl"

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import pairwise
 
+from trainwatch.core.records import Eval, Iteration, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.text import clean, to_float, to_int
-from trainwatch.records import Eval, Iteration, Record, RunInfo
 
 FORMAT = "generic_text"
 

@@ -32,11 +32,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.elapsed import ElapsedClock
 from trainwatch.parsers.jsonvalues import as_int, as_num, loads
 from trainwatch.parsers.text import to_int
-from trainwatch.records import Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "swift_jsonl"
 
