@@ -778,3 +778,13 @@ def test_records_a_parser_holds_back_reach_the_screen_once_the_log_goes_quiet(
     assert row_now is not None and row_now.format == "llmc_stdout"
     shown = recorder.wait(lambda s: (r := row(s, log)) is not None and r.stats.val_loss == 3.25)
     assert (shown.generated_at - first.generated_at).total_seconds() < 2 * watch.FLUSH_AFTER_S + 2
+
+
+def test_a_file_that_is_no_log_says_what_it_is(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    # A cloned repository: Git LFS pointers where the logs should be.
+    pointer = tmp_path / "train.log"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:" + "0" * 64 + "\nsize 23810\n")
+    watcher, rec = start([tmp_path])
+    snapshot = rec.wait(lambda s: bool(s.unrecognised))
+    assert snapshot.unrecognised == ((str(pointer), "a Git LFS pointer, not the log: run `git lfs pull`"),)
+    assert watcher.problems == [f"{pointer}: a Git LFS pointer, not the log: run `git lfs pull`"]

@@ -147,6 +147,8 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
         # One line: the reason if there is exactly one, else the summary.
         where = ", ".join(str(p) for p in args.paths)
         reason = problems[0] if len(problems) == 1 else f"no training runs found under {where}"
+        if not problems and len(snapshot.unrecognised) == 1:  # say what the one file is
+            reason = "no training runs found: {}: {}".format(*snapshot.unrecognised[0])
         return _fail(reason, EXIT_NO_RUNS)
     for problem in problems:
         _warn(problem)

@@ -29,6 +29,7 @@ from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.options import RunOptions
 from trainwatch.core.records import BulkRecord
 from trainwatch.ingest.documents import DocumentReader
+from trainwatch.parsers import filekind
 from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec
 
 #: Read at most this much per system call while catching up on a big log.
@@ -218,7 +219,7 @@ class LogSource:
             head = head.lstrip(b"\0")
         if b"\0" in head[:1024]:
             handle.seek(0)  # type: ignore[attr-defined]
-            self.problem = "binary file"
+            self.problem = filekind.describe(head, self.path.name) or "binary file"
             return False
         self.spec = parsers.detect(head, self.path.name)
         if self.spec is None and len(head) == parsers.SNIFF_BYTES:
@@ -228,7 +229,9 @@ class LogSource:
             self.spec = parsers.detect_fallback(head, self.path.name)
         handle.seek(0)  # type: ignore[attr-defined]
         if self.spec is None:
-            self.problem = "unrecognised format" if head.strip() else "empty"
+            # Say what it is where we can tell (a Git LFS pointer is text, for one).
+            kind = filekind.describe(head, self.path.name)
+            self.problem = kind or ("unrecognised format" if head.strip() else "empty")
             return False
         if self.spec.kind == "lines":
             self._line_parser = parser = self._make_line_parser(self.spec)

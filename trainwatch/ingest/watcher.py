@@ -41,6 +41,7 @@ from trainwatch.ingest.roots import Roots
 from trainwatch.ingest.rotation import Rotations, rotated_from
 from trainwatch.ingest.source import LogSource, SourceError
 from trainwatch.ingest.watches import Watches, native_name
+from trainwatch.parsers import filekind
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
@@ -386,7 +387,12 @@ class Watcher:
             log.exception("trainwatch: reading %s failed", key)
             source.problem = self._problems[key] = f"internal error reading {key}: {exc}"
             return True
-        had_problem = self._problems.pop(key, None) is not None
+        previous = self._problems.pop(key, None)
+        if source.spec is None and filekind.is_kind(source.problem):
+            # A file that is no log, and can say what it is (a Git LFS pointer,
+            # a TensorBoard event file): shown once, as a path problem is.
+            self._problems[key] = f"{key}: {source.problem}"
+        had_problem = previous is not None and previous != self._problems.get(key)
         if source.problem == "deleted" and not source.ready:
             del self._sources[key]  # a temporary file that never held a run
             return True
