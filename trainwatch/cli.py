@@ -23,6 +23,7 @@ from trainwatch.core import fmt
 
 if TYPE_CHECKING:
     from trainwatch.core.names import Names
+    from trainwatch.core.options import RunOptions
     from trainwatch.core.rows import Snapshot
     from trainwatch.ingest.source import LogSource
     from trainwatch.outputs.prometheus import MetricsServer
@@ -109,7 +110,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokens-per-iter", type=_positive_int, metavar="N", help="override tokens/iteration")
     parser.add_argument("--params", type=_positive_int, metavar="N", help="parameter count, for derived MFU")
     parser.add_argument("--gpu", metavar="NAME", help="GPU model, for derived MFU (e.g. H100)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run names")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run names (and [jsonl] keys)")
+    parser.add_argument(
+        "--jsonl-keys",
+        metavar="ROLE=KEY,...",
+        help="which keys of a JSON-lines log hold what, e.g. step=trainer/global_step,loss=train/loss|loss",
+    )
 
 
 def _watch_options(parser: argparse.ArgumentParser) -> None:
@@ -171,14 +177,13 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    from trainwatch.core.options import RunOptions
     from trainwatch.tui.app import run_app
     from trainwatch.wiring import watcher_factory
 
     names = _names(args.config)
     if (missing := _missing(args.paths)) is not None:
         return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
-    options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
+    options = _options(args)
     server = _metrics_server(args) if args.metrics_port is not None else None
 
     factory = watcher_factory(
@@ -198,13 +203,12 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def _cmd_serve_metrics(args: argparse.Namespace) -> int:
     from trainwatch import wiring
-    from trainwatch.core.options import RunOptions
     from trainwatch.outputs import prometheus
 
     names = _names(args.config)
     if (missing := _missing(args.paths)) is not None:
         return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
-    options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
+    options = _options(args)
     if args.metrics_port is None:
         args.metrics_port = prometheus.DEFAULT_PORT
     server = _metrics_server(args)
@@ -242,12 +246,11 @@ def _missing(paths: list[Path]) -> Path | None:
 
 
 def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
-    from trainwatch.core.options import RunOptions
     from trainwatch.ingest import remote
     from trainwatch.ingest.discover import discover
     from trainwatch.ingest.source import LogSource, SourceError
 
-    options = RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu)
+    options = _options(args)
     remote_roots, local = remote.split_roots(args.paths)
     files, problems = discover(local)
     sources = []
@@ -265,6 +268,24 @@ def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
         sources += far
         problems += far_problems
     return sources, problems
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    """The overrides for every run: the flags, and the JSONL keys of the config and ``--jsonl-keys``."""
+    from trainwatch.config import ConfigError, load_jsonl_keys
+    from trainwatch.core.options import RunOptions
+    from trainwatch.parsers.jsonl_metrics import KeyMappingError, parse_keys
+
+    try:
+        keys = load_jsonl_keys(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.jsonl_keys is not None:
+        try:
+            keys.update(parse_keys(args.jsonl_keys))  # the command line wins, role by role
+        except KeyMappingError as exc:
+            raise UsageError(f"--jsonl-keys: {exc}") from exc
+    return RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu, tuple(keys.items()))
 
 
 def _names(config: Path | None) -> Names:

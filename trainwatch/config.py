@@ -6,7 +6,14 @@ The config maps a run to a name the way the seed's ``MODEL_INFO`` did::
     name = "Qwen3 1.8B Optimal"
 
 A key matches a run's id (as its log states it), its file name or its file
-stem. The config is ``--config FILE``, else ``$TRAINWATCH_CONFIG``, else
+stem. A ``[jsonl]`` table says which keys of a JSON-lines log of no known
+format hold what (``parsers.jsonl_metrics``; ``--jsonl-keys`` adds to it)::
+
+    [jsonl]
+    step = "trainer/global_step"
+    loss = ["train/loss", "loss"]
+
+The config is ``--config FILE``, else ``$TRAINWATCH_CONFIG``, else
 ``./trainwatch.toml``, else ``~/.config/trainwatch/config.toml``.
 """
 
@@ -17,6 +24,7 @@ import tomllib
 from pathlib import Path
 
 from trainwatch.core.names import Names
+from trainwatch.parsers.jsonl_metrics import KeyMappingError, resolve_keys
 
 
 class ConfigError(Exception):
@@ -42,17 +50,35 @@ def _is_file(path: str) -> bool:
         return False
 
 
+def _read(path: Path) -> dict[str, object]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+
+
+def load_jsonl_keys(explicit: Path | None = None) -> dict[str, tuple[str, ...]]:
+    """The ``[jsonl]`` key mapping of the config in effect, checked (none: empty)."""
+    path = config_path(explicit)
+    if path is None:
+        return {}
+    table = _read(path).get("jsonl", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"config {path}: [jsonl] must be a table")
+    try:
+        return resolve_keys(table, defaults=False)
+    except KeyMappingError as exc:
+        raise ConfigError(f"config {path}: [jsonl] {exc}") from exc
+
+
 def load_names(explicit: Path | None = None) -> Names:
     """Read run names from the config in effect (none: an empty mapping)."""
     path = config_path(explicit)
     if path is None:
         return Names()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    data = _read(path)
     runs = data.get("runs", {})
     if not isinstance(runs, dict):
         raise ConfigError(f"config {path}: [runs] must be a table")

@@ -1,4 +1,5 @@
-"""What the user overrides for every run (``--target``, ``--tokens-per-iter``, ``--params``, ``--gpu``)."""
+"""What the user overrides for every run (``--target``, ``--tokens-per-iter``,
+``--params``, ``--gpu``) and tells about logs (``--jsonl-keys``, ``[jsonl]``)."""
 
 from __future__ import annotations
 
@@ -13,3 +14,6 @@ class RunOptions:
     tokens_per_iter: int | None = None
     params: int | None = None
     gpu: str | None = None
+    #: For JSON-lines logs of no known format: role -> the keys that hold it,
+    #: best first (``parsers.jsonl_metrics``), checked already; ``()``: the defaults.
+    jsonl_keys: tuple[tuple[str, tuple[str, ...]], ...] = ()

@@ -29,7 +29,7 @@ from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.options import RunOptions
 from trainwatch.core.records import BulkRecord
 from trainwatch.ingest.documents import DocumentReader
-from trainwatch.parsers import filekind
+from trainwatch.parsers import filekind, jsonl_metrics
 from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec
 
 #: Read at most this much per system call while catching up on a big log.
@@ -221,10 +221,11 @@ class LogSource:
             handle.seek(0)  # type: ignore[attr-defined]
             self.problem = filekind.describe(head, self.path.name) or "binary file"
             return False
-        self.spec = parsers.detect(head, self.path.name)
+        jsonl = jsonl_metrics.make_spec(dict(self.options.jsonl_keys)) if self.options.jsonl_keys else None
+        self.spec = parsers.detect(head, self.path.name, replacing=jsonl)
         if self.spec is None and len(head) == parsers.SNIFF_BYTES:
             head += handle.read(parsers.SNIFF_BYTES_MORE - len(head))  # type: ignore[attr-defined]
-            self.spec = parsers.detect(head, self.path.name, lines_only=True)
+            self.spec = parsers.detect(head, self.path.name, lines_only=True, replacing=jsonl)
         if self.spec is None:  # no specific format, on all the head we read: a generic one?
             self.spec = parsers.detect_fallback(head, self.path.name)
         handle.seek(0)  # type: ignore[attr-defined]

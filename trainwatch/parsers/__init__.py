@@ -70,9 +70,12 @@ SNIFF_BYTES = 16384
 SNIFF_BYTES_MORE = 262144
 
 
-def detect(head: bytes, filename: str, *, lines_only: bool = False) -> ParserSpec | None:
+def detect(
+    head: bytes, filename: str, *, lines_only: bool = False, replacing: ParserSpec | None = None
+) -> ParserSpec | None:
     """The specific parser for a file whose first bytes are ``head``, or ``None``
-    (the fallbacks are ``detect_fallback``'s).
+    (the fallbacks are ``detect_fallback``'s). ``replacing`` stands in for the
+    registered spec of its format (generic JSONL with the user's key mapping).
 
     A JSON-lines file is never taken for a document, whatever a later line
     holds (ms-swift's ``logging.jsonl`` ends with a line that embeds a whole
@@ -84,6 +87,8 @@ def detect(head: bytes, filename: str, *, lines_only: bool = False) -> ParserSpe
     text = head.decode("utf-8", "replace")
     lines_only = lines_only or _is_json_lines(text)
     for spec in _SPECIFIC:
+        if replacing is not None and spec.format == replacing.format:
+            spec = replacing
         if lines_only and spec.kind != "lines":
             continue
         if spec.sniff(text, filename):

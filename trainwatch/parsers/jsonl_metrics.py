@@ -4,18 +4,19 @@ Many training scripts log ``{"step": 120, "loss": 3.21, "lr": 6e-4, ...}`` a
 line at a time (hand-written loops, ``jsonlines`` callbacks, wandb-style
 ``train/loss`` keys). No format is fixed, so a role -> candidate-keys mapping
 says where to look: ``DEFAULT_KEYS`` covers the common spellings, and
-``make_spec`` builds a parser for another mapping (the CLI's
-``--keys iter=global_step,loss=train/loss``, see ``parse_keys``). A key may be
-a dotted path into nested objects (``train.loss``) when no flat key matches.
+``make_spec`` builds a parser for the user's mapping (the config's ``[jsonl]``
+table, the CLI's ``--jsonl-keys step=global_step,loss=train/loss``, see
+``parse_keys``). A key may be a dotted path into nested objects
+(``train.loss``) when no flat key matches.
 
 A line with a step and a loss is an iteration; with a val loss, an eval (both
 when it has both). Several lines for one step (train metrics, then eval, then
 system stats; two writers; a resume that logs its first step again) give one
 iteration with the last value of each field: the step is emitted again, merged
-with what the earlier lines said, and the aggregator takes the same step
-again as a replacement, not a restart. The rate's
-scope (per GPU or total) is unknown here, so it is left unset; ``mfu`` is read
-as percent (nanoGPT logs ``mfu*100``) -- remap with ``--keys`` otherwise.
+with what the earlier lines said, and the aggregator takes the same step again
+as a replacement, not a restart. The rate's scope (per GPU or total) is
+unknown here, so it is left unset; ``mfu`` is read as percent (nanoGPT logs
+``mfu*100``): a fraction under the ``mfu_pct`` role would show 100 times too small.
 """
 
 from __future__ import annotations
