@@ -390,7 +390,7 @@ def test_corpus_d24_facts(corpus: Path) -> None:
     assert st.mfu_now_pct == 40.98  # SFT step 502 "mfu: 40.98"
     assert st.ended_at == datetime(2026, 3, 2, 4, 29, 40, 701000)  # last logger line before SFT's end
     # The SFT evals of step 502: "Validation bpb: 0.3673", "ChatCORE: 0.3164 | ChatCORE_cat: 0.2579".
-    assert "eval @ 502" in st.events
+    assert "eval @ 502: val_bpb 0.3673, chatcore 0.3164, chatcore_cat 0.2579" in st.events
 
 
 def test_corpus_base_phase_of_d24(corpus: Path) -> None:
