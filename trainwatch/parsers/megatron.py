@@ -32,6 +32,8 @@ from datetime import datetime
 from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
+from trainwatch.parsers.megatron_args import ARG, MAX_ARG_LINES, WANTED_ARGS, run_info
+from trainwatch.parsers.megatron_args import as_int as _int
 from trainwatch.parsers.text import clean, last_cr_segment, strip_ansi, to_float
 
 FORMAT = "megatron_stdout"
@@ -53,7 +55,6 @@ _ITERATION = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|")
 _VALIDATION = re.compile(r"\bvalidation loss at (.*?)\s*\|(.*)")
 _VALIDATION_ITER = re.compile(r"iteration\s+(\d+)")
 _TEST_SPLIT = re.compile(r"\btest\b")
-_ARG = re.compile(r"^(\w+) \.{2,}(?: (.*))?$")
 _WORLD = re.compile(r"using world size: (\d+)")
 _RANK_PARAMS = re.compile(r"number of parameters on \(tensor, pipeline\) model parallel rank \((\d+), (\d+)\): (\d+)")
 _TOTAL_PARAMS_B = re.compile(r"Total number of parameters in billions: ([\d.]+)")
@@ -65,33 +66,6 @@ _DATETIME = re.compile(r"datetime: (\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(?:\.\d+)?)
 # "Tesla V100-SXM3-32GB", "NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-80GB",
 # but not "NVIDIA Inference is only supported on ...".
 _GPU = re.compile(r"\b((?:NVIDIA|Tesla) (?:GeForce )?(?:RTX )?[A-Z]{1,3}\d{1,4}[A-Za-z0-9-]*(?: \d+GB)?)")
-
-# Argument-dump keys the RunInfo is made of.
-_WANTED_ARGS = frozenset(
-    {
-        "world_size",
-        "num_layers",
-        "encoder_num_layers",
-        "hidden_size",
-        "num_attention_heads",
-        "seq_length",
-        "encoder_seq_length",
-        "train_iters",
-        "global_batch_size",
-        "micro_batch_size",
-        "log_interval",
-        "eval_interval",
-        "eval_iters",
-        "tensor_model_parallel_size",
-        "pipeline_model_parallel_size",
-        "bf16",
-        "fp16",
-        "params_dtype",
-        "wandb_exp_name",
-    }
-)
-#: An argument dump without its end banner stops being read after this many lines.
-_MAX_ARG_LINES = 5000
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -286,62 +260,24 @@ class MegatronParser:
             return []
         if not self._in_args:
             return None
-        m = _ARG.match(text)
-        if m is not None and m.group(1) in _WANTED_ARGS:
+        m = ARG.match(text)
+        if m is not None and m.group(1) in WANTED_ARGS:
             self._args[m.group(1)] = (m.group(2) or "").strip()
         self._args_lines += 1
-        if self._args_lines > _MAX_ARG_LINES:
+        if self._args_lines > MAX_ARG_LINES:
             self._in_args = False
         return []
 
     def _args_info(self) -> list[Record]:
-        args = self._args
-        world = _int(args.get("world_size"))
-        seq = _int(args.get("seq_length")) or _int(args.get("encoder_seq_length"))
-        gbs = _int(args.get("global_batch_size"))
-        mbs = _int(args.get("micro_batch_size"))
-        self._tp = _int(args.get("tensor_model_parallel_size"))
-        self._pp = _int(args.get("pipeline_model_parallel_size"))
-        self._seq_len = seq
-        target = _int(args.get("train_iters"))
-        if target:
-            self._target = target
-        tokens = gbs * seq if gbs and seq else None
-        if tokens:
-            self._tokens_per_iter = tokens
-        if args.get("bf16") == "True":
-            dtype: str | None = "bfloat16"
-        elif args.get("fp16") == "True":
-            dtype = "float16"
-        else:
-            dtype = (args.get("params_dtype") or "").removeprefix("torch.") or None
-        name = args.get("wandb_exp_name") or None
-        # Megatron validates only with eval_iters > 0 (and a validation split).
-        eval_interval = _int(args.get("eval_interval")) if _int(args.get("eval_iters")) else None
-        return [
-            RunInfo(
-                name=name,
-                world_size=world,
-                dtype=dtype,
-                target=target or None,
-                log_interval=_int(args.get("log_interval")),
-                eval_interval=eval_interval or None,
-                # Validation runs after iteration i is logged: its time lands
-                # in the next iteration's "elapsed time per iteration".
-                eval_timing="next",
-                # batch_size × grad_accum × block_size = tokens per step, the
-                # identity the aggregator's config check uses: grad_accum is the
-                # global number of micro-batches (DP ranks × accumulation).
-                batch_size=mbs,
-                grad_accum=gbs // mbs if gbs and mbs and gbs % mbs == 0 else None,
-                block_size=seq,
-                tokens_per_iter=tokens,
-                n_layer=_int(args.get("num_layers")) or _int(args.get("encoder_num_layers")),
-                n_head=_int(args.get("num_attention_heads")),
-                n_embd=_int(args.get("hidden_size")),
-                config=dict(args) or None,
-            )
-        ]
+        info = run_info(self._args)
+        self._tp = _int(self._args.get("tensor_model_parallel_size"))
+        self._pp = _int(self._args.get("pipeline_model_parallel_size"))
+        self._seq_len = info.block_size
+        if info.target:
+            self._target = info.target
+        if info.tokens_per_iter:
+            self._tokens_per_iter = info.tokens_per_iter
+        return [info]
 
     def _params(self, line: str) -> list[Record]:
         m = _RANK_PARAMS.search(line)
@@ -398,16 +334,6 @@ def _stamp_before(line: str, at: int) -> datetime | None:
     if close < 0 or line[close + 1 : at].strip():
         return None
     return _time(line[line.rfind("[", 0, close) + 1 : close])
-
-
-def _int(text: str | None) -> int | None:
-    if not text:
-        return None
-    try:
-        return int(text)  # takes the padding spaces
-    except ValueError:
-        number = to_float(text.strip())
-        return int(number) if number is not None and math.isfinite(number) and number.is_integer() else None
 
 
 def _float(text: str | None) -> float | None:
