@@ -1,6 +1,6 @@
 """Generated inputs for the benchmarks: nothing big is ever checked in.
 
-Two shapes, both deterministic for a given seed:
+Three shapes, all deterministic for a given seed:
 
 * a nanoGPT console log (``iter N: loss X, time Yms, mfu Z%`` per logged step,
   ``step N: train loss A, val loss B`` and ``saving checkpoint to out`` at each
@@ -9,7 +9,10 @@ Two shapes, both deterministic for a given seed:
   ``shared/corpus/llm_tii_json/run_20251113_225009.json``: ``iter``, ``loss``,
   ``time_ms`` and an ``mfu`` dict of 18 keys plus a ``memory`` dict (the first
   entry logs the ``-100.0`` warm-up sentinel), one eval and one checkpoint per
-  ``eval_interval``, ``metadata``, ``end_time`` and ``summary`` at the end.
+  ``eval_interval``, ``metadata``, ``end_time`` and ``summary`` at the end;
+* a TensorBoard event file as torchtitan writes it (``tfevents``): the
+  version record, then per step one scalar event for each of its 17 tags,
+  sized in bytes.
 
 Files go to a folder the caller names (a temp dir, or ``benchmarks/data/``,
 which git ignores).
@@ -221,6 +224,56 @@ def write_seed_json(path: Path, n: int, *, seed: int = 0, finished: bool = True)
     return doc
 
 
+# ------------------------------------------------------- TensorBoard events
+
+#: torchtitan's MetricsProcessor.log keys (one add_scalar each per logged step).
+TITAN_TAGS = (
+    "loss_metrics/global_avg_loss",
+    "loss_metrics/global_max_loss",
+    "grad_norm",
+    "n_tokens_seen",
+    "throughput(tps)",
+    "tflops",
+    "mfu(%)",
+    "time_metrics/end_to_end(s)",
+    "time_metrics/data_loading(s)",
+    "time_metrics/data_loading(%)",
+    "memory/max_active(GiB)",
+    "memory/max_active(%)",
+    "memory/max_reserved(GiB)",
+    "memory/max_reserved(%)",
+    "memory/num_alloc_retries",
+    "memory/num_ooms",
+    "lr",
+)
+TITAN_STEP_S = 4.88
+
+
+def write_tfevents(path: Path, size_bytes: int, *, seed: int = 0) -> int:
+    """A torchtitan-style event file of about ``size_bytes``; returns its steps."""
+    from trainwatch.parsers.tfevents_proto import Event, Summary, Value
+    from trainwatch.parsers.tfrecord import encode
+
+    rng = random.Random(seed)
+    start = START.timestamp()
+    with open(path, "wb") as handle:
+        written = handle.write(encode(Event(wall_time=start, file_version=b"brain.Event:2").SerializeToString()))
+        step = 0
+        while written < size_bytes:
+            step += 1
+            wall = start + 30 + step * TITAN_STEP_S + rng.uniform(-0.05, 0.05)
+            loss = 3.5 + 6.0 / (1 + step / 500) + rng.uniform(-0.2, 0.2)
+            values = [loss, loss * 1.05, rng.uniform(0.5, 2.0), 4128.0 * step, rng.uniform(100, 110), 0.64]
+            values += [rng.uniform(0.2, 0.21), TITAN_STEP_S, 0.003, 0.05, 6.7, 21.5, 8.7, 27.8, 0.0, 0.0, 1e-5]
+            frames = []
+            for offset, (tag, value) in enumerate(zip(TITAN_TAGS, values, strict=True)):
+                summary = Summary(value=[Value(tag=tag.encode(), simple_value=value)]).SerializeToString()
+                event = Event(wall_time=wall + offset * 1e-5, step=step, summary=summary)
+                frames.append(encode(event.SerializeToString()))
+            written += handle.write(b"".join(frames))
+    return step
+
+
 #: Bump when the generators change: cached files carry it in their names.
 VERSION = 1
 
@@ -239,5 +292,15 @@ def seed_json_file(n: int, folder: Path = DATA, *, finished: bool = True) -> Pat
     path = folder / f"seed-v{VERSION}-{n}{'' if finished else '-live'}.json"
     if not path.exists():
         write_seed_json(path.with_suffix(".tmp"), n, finished=finished)
+        path.with_suffix(".tmp").rename(path)
+    return path
+
+
+def tfevents_file(size_bytes: int, folder: Path = DATA) -> Path:
+    """A cached torchtitan-style event file of about ``size_bytes`` (generated on first use)."""
+    path = folder / f"tfevents-v{VERSION}-{size_bytes}" / "events.out.tfevents.1777795372.bench.1.0"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_tfevents(path.with_suffix(".tmp"), size_bytes)
         path.with_suffix(".tmp").rename(path)
     return path

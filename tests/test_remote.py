@@ -144,6 +144,8 @@ def test_remote_listing_follows_discover(tmp_path: Path, fake_ssh: Path) -> None
         "a/train.log", "a/out.TXT", "a/metrics.csv", "a/x.2.log", "a/rotated.log.1", "a/slurm-123.out",
         "a/noext", "a/model.pt", "a/weird.1e5", "a/trailing.", "a/.hidden.log", ".cache/c.log",
         "__pycache__/p.log", "b/deep/er/log.jsonl", "b/it's here.log", "b/state.json",
+        "tb/events.out.tfevents.1701752728.51bfe24db250.244.1", "tb/events.out.tfevents.1796539254.vm",
+        "tb/events.out.tfevents.1600000000.node1.cluster.local", "tb/events.out.tfevents.1600000000.profile-empty",
     ]  # fmt: skip
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -261,12 +263,12 @@ def test_a_host_that_never_answers_is_a_problem_after_the_timeout(
 
 
 def _line_logs(corpus: Path) -> Iterator[Path]:
-    """The smallest line log of each format in the corpus."""
+    """The smallest tailed log (line or record log) of each format in the corpus."""
     smallest: dict[str, Path] = {}
     for path in sorted(discover([corpus])[0], key=lambda p: p.stat().st_size):
         with open(path, "rb") as handle:
             spec = parsers.detect_head(handle.read(parsers.SNIFF_BYTES_MORE), path.name)
-        if spec is not None and spec.kind == "lines":
+        if spec is not None and spec.kind != "document":
             smallest.setdefault(spec.format, path)
     yield from smallest.values()
 

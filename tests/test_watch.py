@@ -284,6 +284,29 @@ def test_new_run_in_a_new_folder(tmp_path: Path, start: Callable[..., tuple[Watc
     assert row(snapshot, hidden) is None
 
 
+def test_a_tensorboard_event_file_is_tailed(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    """A real SummaryWriter (tensorboardX, named events.out.tfevents.<time>.<host>)
+    writing while the watcher runs: each step is shown once complete, no flush() needed."""
+    from tensorboardX import SummaryWriter
+
+    _, rec = start([tmp_path])
+    # Its thread writes queued events and flushes every flush_secs (writer.flush() does not drain the queue).
+    writer = SummaryWriter(str(tmp_path / "runs" / "Dec07_12-38-05_host"), flush_secs=0.05)  # type: ignore[arg-type]
+    try:
+        for step in (10, 20):
+            writer.add_scalar("train/loss", 3.0 - step / 100, step)
+            writer.add_scalar("train/learning_rate", 1e-4, step)
+        (log,) = (tmp_path / "runs" / "Dec07_12-38-05_host").glob("events.out.tfevents.*")
+        snapshot = rec.wait(at_iter(log, 20))
+        assert row(snapshot, log).stats.loss == 2.8  # type: ignore[union-attr]
+        since = rec.count
+        writer.add_scalar("train/loss", 2.7, 30)
+        writer.add_scalar("train/learning_rate", 1e-4, 30)
+        assert row(rec.wait(at_iter(log, 30), since), log).format == "tfevents"  # type: ignore[union-attr]
+    finally:
+        writer.close()
+
+
 def test_burst_coalesces(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
     log = write_log(tmp_path / "train.log", range(0, 10, 10))
     _, rec = start([tmp_path])

@@ -26,6 +26,7 @@ from tensorboardX.proto import event_pb2, summary_pb2
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.core.stats import RunStats
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import tfevents
 from trainwatch.parsers.tfrecord import RecordReader, encode, masked_crc
 
@@ -208,6 +209,8 @@ def test_hf_trainer_run(tmp_path: Path) -> None:
     assert info["batch_size"] == 4 and info["grad_accum_per_gpu"] == 2 and info["dtype"] == "bf16"
     assert info["name"] == "my-sft" and info["architecture"] == "LlamaForCausalLM" and info["n_layer"] == 22
     assert info["runtime_s"] == 560.5 and info["eval_timing"] == "next"
+    assert info["end_time"] == datetime.fromtimestamp(T0 + 560)  # the summary's wall time
+    assert isinstance(info["start_time"], datetime)  # the version record's: when the writer opened
     assert _of(records, Outcome)[0].kind == "finished"
     stats = _stats(records)
     assert (stats.iter, stats.status, stats.loss, stats.val_loss) == (55, "finished", 2.5, 2.1)
@@ -244,8 +247,9 @@ def test_a_header_only_file_is_a_run_with_nothing_yet() -> None:
     data = _frame(event)
     assert len(data) == 88
     assert tfevents.sniff_bytes(data, "events.out.tfevents.1.host.1.0")
-    assert _parse(data) == []
-    assert _parse(data, piece=5) == []
+    opened = [RunInfo(start_time=datetime.fromtimestamp(T0))]  # when the writer opened the file
+    assert _parse(data) == opened
+    assert _parse(data, piece=5) == opened
 
 
 def test_sniff() -> None:
@@ -485,3 +489,54 @@ def test_corpus_details(corpus: Path) -> None:
     last = titan[-1]
     # step 500: mfu(%) 0.2059844434261322, throughput(tps) 105.70560455322266, n_tokens_seen 2064000.0
     assert (last.mfu_pct, last.tokens_per_sec, last.tokens_seen) == (0.2059844434261322, 105.70560455322266, 2064000)
+
+
+# ------------------------------------------------------- tailed, live
+
+
+def _append(path: Path, data: bytes) -> None:
+    with open(path, "ab") as handle:
+        handle.write(data)
+
+
+def test_a_tailed_event_file_appended_in_pieces(tmp_path: Path) -> None:
+    """A real file grows in pieces cut anywhere (inside a header, inside a
+    record's data); each refresh reads only what is new: the run ends up as
+    a cold read of the whole file, and a step shows up once it is complete."""
+    data = _hf_run(tmp_path / "writer").read_bytes()
+    path = tmp_path / "runs" / "events.out.tfevents.1700000000.host.1.0"
+    path.parent.mkdir()
+    path.write_bytes(b"")
+    source = LogSource(path)
+    source.refresh()
+    assert source.format == "tfevents" and source.problem is None
+    seen = []
+    for start in range(0, len(data), 37):
+        _append(path, data[start : start + 37])
+        source.refresh()
+        seen.append((start + 37, source.agg.stats(NOW).iter))
+    source.flush()
+    whole = LogSource(tmp_path / "writer" / next(p.name for p in (tmp_path / "writer").iterdir()))
+    whole.refresh()
+    whole.flush()
+    live, cold = source.agg.stats(NOW), whole.agg.stats(NOW)
+    assert (live.iter, live.logged_iters, live.loss, live.val_loss, live.status) == (55, 6, 2.5, 2.1, "finished")
+    assert (cold.iter, cold.logged_iters, cold.loss, cold.val_loss, cold.status) == (55, 6, 2.5, 2.1, "finished")
+    assert live.loss_series == cold.loss_series and live.time_series == cold.time_series
+    # Step 40's train values are all in at the end of its learning rate's frame
+    # (value and CRC after the tag): it shows from the first read past there,
+    # though step 50 has not started (its epoch and the eval come first).
+    tag = b"train/learning_rate"
+    end_40 = [i for i in range(len(data)) if data.startswith(tag, i)][3] + len(tag) + 9
+    assert [iters for read, iters in seen if read < end_40][-1] == 30
+    assert next(iters for read, iters in seen if read >= end_40) == 40
+
+
+def test_a_header_only_file_through_the_tailer(tmp_path: Path) -> None:
+    writer = b"tensorboard.summary.writer.event_file_writer"
+    path = tmp_path / "events.out.tfevents.1777795372.b008e969124e.2204313.0"
+    path.write_bytes(_frame(b"\x09" + struct.pack("<d", T0) + b"\x1a\x0dbrain.Event:2\x52\x2e\x0a\x2c" + writer))
+    source = LogSource(path)
+    source.refresh()
+    assert (source.format, source.ready, source.problem) == ("tfevents", True, None)
+    assert source.agg.stats(NOW).iter is None

@@ -106,6 +106,11 @@ def parse(spec: ParserSpec, data: bytes) -> list[Record]:
         if spec.parse_document_resumable is not None:
             spec.parse_document_resumable(data)
         return records
+    if spec.kind == "records":  # binary, append-only: the bytes in two pieces, as a tail may cut them
+        assert spec.new_record_parser is not None
+        reader = spec.new_record_parser()
+        half = len(data) // 2
+        return [*reader.feed(data[:half]), *reader.feed(data[half:]), *reader.flush()]
     assert spec.new_line_parser is not None
     parser = spec.new_line_parser()
     out: list[Record] = []

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from trainwatch.parsers.tfevents import is_event_file_name
+
 #: Extensions that can hold a training log. Others (checkpoints, code, docs)
 #: are never opened, which keeps discovery cheap in a busy run folder.
 LOG_SUFFIXES = frozenset({".log", ".txt", ".out", ".err", ".json", ".jsonl", ".csv", ".stdout", ".stderr"})
@@ -48,8 +50,9 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
 def is_log_name(name: str) -> bool:
     """Could a file of this name be a training log? One rule for discovery,
     the watcher's event filter and the remote side: not hidden, and a log
-    suffix, none, or a rotation number (``train.log.1``)."""
+    suffix, none, or a rotation number (``train.log.1``), or a TensorBoard
+    event file (``events.out.tfevents.<time>.<host>``: the host is the suffix)."""
     if name.startswith("."):
         return False
     suffix = os.path.splitext(name)[1].lower()
-    return suffix in LOG_SUFFIXES or suffix == "" or suffix.lstrip(".").isdigit()
+    return suffix in LOG_SUFFIXES or suffix == "" or suffix.lstrip(".").isdigit() or is_event_file_name(name)

@@ -70,6 +70,7 @@ tw_wanted() {
     tw_b=${1##*/}
     case $tw_b in
         .*) return 1 ;;
+        *.tfevents.*) return 0 ;;
         *.*) tw_e=${tw_b##*.} ;;
         *) return 0 ;;
     esac

@@ -5,7 +5,8 @@ Both ``trainwatch snapshot`` (one ``refresh``) and the live watcher (a
 disagree. Files are opened read-only and never written.
 
 Line logs are tailed: only bytes past the last offset are read, and a last
-line without its newline waits for it. If the file shrinks or is replaced
+line without its newline waits for it. Record logs (TensorBoard event files)
+are tailed the same way; their parser keeps a cut record until the rest comes. If the file shrinks or is replaced
 (copytruncate, rotation, re-creation) the offset restarts at 0 but the run's
 state is kept: iterations that go back start a new segment, so nothing is
 lost and nothing is counted twice. Document logs are re-read on each change
@@ -30,7 +31,7 @@ from trainwatch.core.options import RunOptions
 from trainwatch.core.records import BulkRecord
 from trainwatch.ingest.documents import DocumentReader
 from trainwatch.parsers import filekind, jsonl_metrics
-from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec
+from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec, RecordParser
 
 #: Read at most this much per system call while catching up on a big log.
 #: A chunk's lines and records are alive together, so this bounds the peak
@@ -91,6 +92,7 @@ class LogSource:
         # Its ``feed_text``, if it reads many lines at once (looked up once:
         # an isinstance of a Protocol costs ~20 µs, as much as a short append).
         self._feed_text: Callable[[str], Sequence[BulkRecord]] | None = None
+        self._record_parser: RecordParser | None = None  # a record log's (binary, append-only)
         self._document = DocumentReader()
 
     @property
@@ -148,7 +150,8 @@ class LogSource:
         bytes are kept to sniff, as a local refresh reads the head again.
         """
         if identity != self._identity or offset < self._offset:
-            self._identity, self._offset, self._partial, self._head = identity, 0, b"", b""
+            self._restart()
+            self._identity, self._head = identity, b""
         if offset != self._offset:
             raise SourceError(f"cannot read {self.path}: bytes {self._offset}-{offset} are missing")
         self._offset += len(data)
@@ -161,12 +164,12 @@ class LogSource:
                     self._head = head if len(head) < parsers.SNIFF_BYTES_MORE else None
                     return False
                 assert self.spec is not None
-                if self.spec.kind != "lines":
+                if self.spec.kind == "document":
                     self.problem = "a document log read as a stream (only *.json files are read whole)"
                     self.spec, self._head = None, None
                     return False
                 data = head
-            changed = self._feed_lines(data)
+            changed = self._feed_records(data) if self._record_parser is not None else self._feed_lines(data)
         self.ready = True
         if changed and mtime is not None:
             self.agg.observe(datetime.fromtimestamp(mtime))
@@ -184,7 +187,7 @@ class LogSource:
             if self.spec is None and not self._detect(handle):
                 return False
             assert self.spec is not None
-            if self.spec.kind == "lines":
+            if self.spec.kind != "document":
                 start = self._offset if len(data) >= self._offset else 0
                 return self.feed_bytes(data[start:], self._identity, start, mtime)
             changed = self._refresh_document(handle, stamp, len(data))
@@ -194,8 +197,8 @@ class LogSource:
 
     def flush(self) -> bool:
         """No more input is due now (end of a snapshot, or the log went quiet):
-        take the records a line parser still holds back. ``True`` if any."""
-        flush = getattr(self._line_parser, "flush", None)
+        take the records a line or record parser still holds back. ``True`` if any."""
+        flush = getattr(self._record_parser or self._line_parser, "flush", None)
         if flush is None:
             return False
         records = flush()
@@ -215,6 +218,14 @@ class LogSource:
 
     def _detect(self, handle: object) -> bool:
         head = handle.read(parsers.SNIFF_BYTES)  # type: ignore[attr-defined]
+        # A binary format first: the NUL check below turns binary files away.
+        self.spec = parsers.detect_binary(head, self.path.name)
+        if self.spec is not None:
+            handle.seek(0)  # type: ignore[attr-defined]
+            assert self.spec.new_record_parser is not None
+            self._record_parser = self.spec.new_record_parser()
+            self.problem = None
+            return True
         if head[:1] == b"\0":  # a hole: copytruncated under a writer without O_APPEND
             head = head.lstrip(b"\0")
         if b"\0" in head[:1024]:
@@ -273,25 +284,42 @@ class LogSource:
         return True
 
     def _refresh_lines(self, handle: object, stat: os.stat_result) -> bool:
-        assert self._line_parser is not None
+        """Read what a line or record log appended since the last read."""
         identity = (stat.st_dev, stat.st_ino)
         if identity != self._identity or stat.st_size < self._offset or not self._same_tail(handle):
             # Replaced or truncated: read the new content from its start.
             if self._first:
                 self._before = Print(self._first, self._offset, self._tail)
-            self._identity, self._offset, self._partial, self._tail = identity, 0, b"", b""
+            self._restart()
+            self._identity, self._tail = identity, b""
         if stat.st_size == self._offset:
             return False
         handle.seek(self._offset)  # type: ignore[attr-defined]
+        feed = self._feed_records if self._record_parser is not None else self._feed_lines
         changed = False
         while chunk := handle.read(CHUNK):  # type: ignore[attr-defined]
             if self._offset < HEAD:  # (read in order from 0: the head so far is bytes [0, offset))
                 self._first = self._first[: self._offset] + chunk[: HEAD - self._offset]
             self._offset += len(chunk)
             self._tail = (self._tail + chunk[-TAIL:])[-TAIL:]
-            changed |= self._feed_lines(chunk)
+            changed |= feed(chunk)
         self.ready = True
         return changed
+
+    def _restart(self) -> None:
+        """Read the stream from 0 again (the file was replaced or truncated); the run's state stays."""
+        self._offset, self._partial = 0, b""
+        if self._record_parser is not None and self.spec is not None and self.spec.new_record_parser is not None:
+            # A new file: its frames start at 0, and its first step is not the old file's.
+            self._record_parser = self.spec.new_record_parser()
+
+    def _feed_records(self, chunk: bytes) -> bool:
+        """Hand the bytes of a record log to its parser (it keeps a cut record)."""
+        assert self._record_parser is not None
+        records = self._record_parser.feed(chunk)
+        if records:
+            self.agg.add_all(records)
+        return bool(records)
 
     def _same_tail(self, handle: object) -> bool:
         """Do the bytes just before the read offset still hold what was read there?

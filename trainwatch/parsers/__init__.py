@@ -29,12 +29,14 @@ from trainwatch.parsers import (
     nanochat,
     nanogpt_stdout,
     swift_jsonl,
+    tfevents,
     torchtitan,
 )
 from trainwatch.parsers.base import LineParser, ParserSpec
 
 #: Every known format, most specific first.
 PARSERS: tuple[ParserSpec, ...] = (
+    tfevents.SPEC,  # binary: recognised by its raw bytes, before any text sniffer
     llm_tii_json.SPEC,
     hf_trainer_state.SPEC,
     llamafactory.SPEC,
@@ -84,6 +86,9 @@ def detect(
     as a document, and a head whose first line is a whole JSON object with
     more lines after it is JSONL.
     """
+    binary = detect_binary(head, filename)
+    if binary is not None:
+        return binary
     text = head.decode("utf-8", "replace")
     lines_only = lines_only or _is_json_lines(text)
     for spec in _SPECIFIC:
@@ -94,6 +99,11 @@ def detect(
         if spec.sniff(text, filename):
             return spec
     return None
+
+
+def detect_binary(head: bytes, filename: str) -> ParserSpec | None:
+    """The binary format (TensorBoard event file) whose first bytes are ``head``, or ``None``."""
+    return next((s for s in PARSERS if s.sniff_bytes is not None and s.sniff_bytes(head, filename)), None)
 
 
 def _is_json_lines(text: str) -> bool:
@@ -138,6 +148,7 @@ __all__ = [
     "ParserSpec",
     "by_format",
     "detect",
+    "detect_binary",
     "detect_fallback",
     "detect_head",
 ]

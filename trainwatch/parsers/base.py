@@ -1,12 +1,15 @@
 """The contract every log-format parser meets.
 
-Two kinds of log exist. *Line* logs (stdout captures, JSONL, CSV) only grow:
+Three kinds of log exist. *Line* logs (stdout captures, JSONL, CSV) only grow:
 the tailer hands each complete line, once, to a stateful ``LineParser`` (or
 all the complete lines it read at once, to a ``BulkLineParser``).
 *Document* logs (one JSON object, rewritten whole) are parsed from scratch on
 every change; a half-written document parses to ``None`` ("not ready") so the
-caller keeps the last good result. Parsers do no I/O and never raise on bad
-input: a line they do not understand is skipped.
+caller keeps the last good result. *Record* logs (TensorBoard event files)
+only grow too, but are binary: the tailer hands the bytes appended, cut
+anywhere, to a ``RecordParser``, which keeps a cut record until the rest
+comes. Parsers do no I/O and never raise on bad input: a line they do not
+understand is skipped.
 
 A document that grows in the middle (an array gaining entries before a small
 tail, rewritten whole each time) may also be read *resumably*: the parser says
@@ -61,6 +64,17 @@ class BulkLineParser(LineParser, Protocol):
     def feed_text(self, text: str) -> Sequence[BulkRecord]: ...
 
 
+class RecordParser(Protocol):
+    """Stateful parser of an append-only binary log, fed the bytes appended
+    since the last call (cut anywhere: it keeps an unfinished record)."""
+
+    def feed(self, data: bytes) -> Sequence[Record]: ...
+
+    def flush(self) -> Sequence[Record]:
+        """No more bytes are due now: hand over what is held back."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class DocumentParse:
     """A document parsed in two parts, so that its next rewrite can be read from ``resume_at``.
@@ -86,11 +100,15 @@ class ParserSpec:
     """One format: how to recognise it and how to parse it."""
 
     format: str
-    kind: Literal["lines", "document"]
+    kind: Literal["lines", "document", "records"]
     #: ``sniff(head, filename)``: does this look like ours? ``head`` is the
     #: first few KB of the file, decoded leniently.
     sniff: Callable[[str, str], bool]
     new_line_parser: Callable[[], LineParser] | None = None
+    #: For a binary format: ``sniff_bytes(head, filename)`` on the raw first
+    #: bytes, asked before the text sniffers (which never see a file with NULs).
+    sniff_bytes: Callable[[bytes, str], bool] | None = None
+    new_record_parser: Callable[[], RecordParser] | None = None
     parse_document: Callable[[bytes], Sequence[Record] | None] | None = None
     #: Optional, for documents that grow in the middle: the whole document as
     #: a ``DocumentParse`` (``None``: not whole yet) ...

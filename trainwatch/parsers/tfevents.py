@@ -38,7 +38,7 @@ from datetime import datetime
 
 from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers import tfevents_tags as tags
-from trainwatch.parsers.base import line_failed
+from trainwatch.parsers.base import ParserSpec, line_failed
 
 FORMAT = "tfevents"
 #: What every event file's name holds (``events.out.tfevents.<time>.<host>...``).
@@ -53,8 +53,8 @@ _IGNORED: _Entry = (_IGNORE, "")
 
 
 def is_event_file_name(name: str) -> bool:
-    """Is this a TensorBoard event file's name?"""
-    return name.startswith("events.out.tfevents.") or f".{NAME_MARK}." in name
+    """Is this a TensorBoard event file's name (``events.out.tfevents.<time>.<host>[.<pid>.<n>][suffix]``)?"""
+    return f".{NAME_MARK}." in name
 
 
 def sniff_bytes(head: bytes, filename: str) -> bool:
@@ -86,6 +86,7 @@ class TfeventsParser:
         self._shift: int | None = None  # added to steps; fixed when the first record goes out
         self._megatron_batch: dict[str, int] = {}
         self._scope_sent = False
+        self._start_sent = False
         # The step being gathered: its train values by role, its eval values
         # (val loss and metrics by name), their first wall times, and whether
         # each part was handed over.
@@ -110,7 +111,13 @@ class TfeventsParser:
     def feed(self, data: bytes) -> Sequence[Record]:
         """Records completed by ``data``, the bytes appended since the last call."""
         try:
-            return self.feed_points(self._decoder.decode(self.reader.feed(data)))
+            points = self._decoder.decode(self.reader.feed(data))
+            out = self.feed_points(points)
+            if self._decoder.opened_at is not None and not self._start_sent:
+                # The writer opens its file when training starts (HF: on_train_begin).
+                self._start_sent = True
+                out.insert(0, RunInfo(start_time=_moment(self._decoder.opened_at)))
+            return out
         except Exception:  # a parser never takes the monitor down
             line_failed(FORMAT, repr(data[:200]))
             return ()
@@ -288,7 +295,7 @@ class TfeventsParser:
             out.append(Iteration(iter=it, wall_time=_moment(wall)))
             self._last_iter = it
         self._train_done = True
-        out.append(RunInfo(runtime_s=runtime))
+        out.append(RunInfo(runtime_s=runtime, end_time=_moment(wall)))
         out.append(Outcome("finished", f"train() returned at step {it} after {runtime:.0f} s", _moment(wall)))
 
     def _text(self, tag: bytes, text: str, out: list[Record]) -> None:
@@ -308,3 +315,16 @@ def _common(last: frozenset[str] | None, current: dict[str, float]) -> tuple[fro
 
 def _moment(wall: float) -> datetime | None:
     return datetime.fromtimestamp(wall) if wall > 0 else None
+
+
+def _never(head: str, filename: str) -> bool:
+    return False  # binary: only ``sniff_bytes`` can tell
+
+
+SPEC = ParserSpec(
+    format=FORMAT,
+    kind="records",
+    sniff=_never,
+    sniff_bytes=sniff_bytes,
+    new_record_parser=TfeventsParser,
+)

@@ -133,8 +133,10 @@ class EventDecoder:
         self._templates: dict[bytes, bytes] = {}  # summary bytes less the float -> tag
         self._prefixes: dict[int, bytes] = {}  # record length -> its field header in ``Events``
         self._plugins: dict[bytes, bytes] = {}  # tag -> plugin, from the first value that said
-        #: ``brain.Event:2`` from the file's first record, once read.
+        #: ``brain.Event:2`` from the file's first record, once read, and its
+        #: wall time: when the writer opened the file.
         self.file_version: str | None = None
+        self.opened_at: float | None = None
         #: Records that were CRC-valid but not an ``Event``.
         self.bad_events = 0
 
@@ -149,6 +151,7 @@ class EventDecoder:
             if not summary:
                 if event.file_version:
                     self.file_version = event.file_version.decode("utf-8", "replace")
+                    self.opened_at = event.wall_time
                 continue
             tag = self._templates.get(summary[:-4])
             if tag is not None:

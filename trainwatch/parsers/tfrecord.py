@@ -85,23 +85,34 @@ class RecordReader:
     def feed(self, data: bytes) -> list[bytes]:
         """The payloads of the frames completed by ``data``, in file order."""
         buf = self._buffer + data if self._buffer else data
-        end = len(buf)
-        pos = 0
         out: list[bytes] = []
-        known = self._known
-        crc = _crc32c
-        unpack_u32 = _u32.unpack_from
+        pos = 0
         while True:
             if self._lost:
                 pos = self._resync(buf, pos)
                 if self._lost:
                     break
-            if pos + HEADER > end:
+            pos = self._frames(buf, pos, out)
+            if not self._lost:
                 break
-            header = buf[pos : pos + HEADER]
-            length = known.get(header)
+        self._buffer = buf[pos:]
+        return out
+
+    def _frames(self, buf: bytes, pos: int, out: list[bytes]) -> int:
+        """Append the payloads of the whole frames from ``pos`` on; where it stopped.
+
+        Stops at a frame not yet whole, or just after the start of a header
+        whose CRC fails (``_lost`` is then set).
+        """
+        end = len(buf)
+        known = self._known
+        crc = _crc32c
+        footer = _u32.unpack_from
+        append = out.append
+        while pos + HEADER <= end:
+            length = known.get(buf[pos : pos + HEADER])
             if length is None:
-                length = self._check_header(header)
+                length = self._check_header(buf[pos : pos + HEADER])
                 if length is None:
                     # The length cannot be trusted, so neither can the next
                     # frame's position: look for a valid header from here on.
@@ -109,24 +120,21 @@ class RecordReader:
                     self.bad_headers += 1
                     if self.bad_headers <= _MAX_WARNINGS:
                         log.warning("tfevents: a frame with a bad length CRC; looking for the next valid one")
-                    pos += 1
                     self.skipped_bytes += 1
-                    continue
-            start = pos + HEADER
-            stop = start + length
+                    return pos + 1
+            stop = pos + HEADER + length
             if stop + FOOTER > end:
                 break  # the rest of this frame is not written yet
-            record = buf[start:stop]
+            record = buf[pos + HEADER : stop]
             value = crc(record)
-            if (((value >> 15) | (value << 17)) + _MASK_DELTA) & 0xFFFFFFFF == unpack_u32(buf, stop)[0]:
-                out.append(record)
+            if (((value >> 15) | (value << 17)) + _MASK_DELTA) & 0xFFFFFFFF == footer(buf, stop)[0]:
+                append(record)
             else:
                 self.bad_records += 1
                 if self.bad_records <= _MAX_WARNINGS:
                     log.warning("tfevents: a record with a bad data CRC was skipped")
             pos = stop + FOOTER
-        self._buffer = buf[pos:]
-        return out
+        return pos
 
     def _check_header(self, header: bytes) -> int | None:
         """The length a 12-byte header gives, or ``None`` if its CRC (or size) is wrong."""
