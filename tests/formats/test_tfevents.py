@@ -354,6 +354,21 @@ def test_a_loss_like_tag_is_the_loss_only_without_a_known_one() -> None:
     assert [it.loss for it in _of(guessed, Iteration)] == [1.0, 2.0]
     both = _parse(_steps({"Loss/train": 1.0, "train/loss": 3.0}, range(1, 3)))
     assert [it.loss for it in _of(both, Iteration)] == [3.0, 6.0]
+    # Megatron's MoE aux loss comes before "lm loss" in a step: the known tag still wins.
+    moe = _parse(_steps({"load_balancing_loss": 0.25, "lm loss": 2.0, "loss-scale": 4096}, range(1, 3)))
+    assert [it.loss for it in _of(moe, Iteration)] == [2.0, 4.0]
+    # Lightning logging on_epoch only: its epoch mean is all there is.
+    epochs = _parse(_steps({"train_loss_epoch": 1.5, "epoch": 1}, range(99, 300, 100)))
+    assert [(it.iter, it.loss) for it in _of(epochs, Iteration)] == [(100, 148.5), (200, 298.5), (300, 448.5)]
+
+
+@pytest.mark.parametrize(
+    ("strategy", "eval_steps", "expected"),
+    [("steps", None, 10), ("steps", 200, 200), ("steps", 0.1, None), ("epoch", 200, None), ("no", None, None)],
+)
+def test_hf_eval_interval(strategy: str, eval_steps: float | None, expected: int | None) -> None:
+    args = {"logging_steps": 10, "eval_strategy": strategy, "eval_steps": eval_steps}
+    assert _info(_parse(_text("args", json.dumps(args)))).get("eval_interval") == expected
 
 
 def test_restart_goes_back_without_a_negative_time() -> None:

@@ -79,6 +79,7 @@ KNOWN: dict[str, str] = {
     "grad-norm": GRAD_NORM,
     "iteration-time": STEP_S,
     "lm loss validation": VAL_LOSS,
+    "loss-scale": IGNORED,  # the fp16 loss scaler, not a loss
     # NeMo
     "reduced_train_loss": LOSS,
     "train_step_timing in s": STEP_S,
@@ -92,7 +93,7 @@ KNOWN: dict[str, str] = {
     "val_loss": VAL_LOSS,
     "val/loss": VAL_LOSS,
     "validation loss": VAL_LOSS,
-    "train_loss_epoch": IGNORED,  # an epoch's mean
+    "loss_scale": IGNORED,
     "epoch": IGNORED,
     "hp_metric": IGNORED,
 }
@@ -183,8 +184,10 @@ def _hf_args(args: Mapping[str, Any]) -> RunInfo | None:
         return None
     logging_steps = _count(args.get("logging_steps")) if args.get("logging_strategy", "steps") == "steps" else None
     strategy = args.get("eval_strategy", args.get("evaluation_strategy"))
-    # HF: eval_steps "defaults to the same value as logging_steps if not set".
-    eval_steps = _count(args.get("eval_steps")) or logging_steps if strategy == "steps" else None
+    # HF: eval_steps "defaults to the same value as logging_steps if not set"
+    # (a float below 1 is a fraction of the run: not a step count).
+    raw = args.get("eval_steps")
+    eval_steps = (logging_steps if raw is None else _count(raw)) if strategy == "steps" else None
     run_name = args.get("run_name")
     dtype = "bf16" if args.get("bf16") is True else "fp16" if args.get("fp16") is True else None
     return RunInfo(
