@@ -87,7 +87,17 @@ def test_corpus_event_and_wandb_files(corpus: Path) -> None:
     assert (filekind.describe(wandb.read_bytes()[:16384], wandb.name) or "").startswith("a W&B run file")
 
 
-@pytest.mark.parametrize("case", ["lfs", "tfevents", "safetensors", "gzip"])
+def test_the_tailer_reads_an_event_file_as_a_log(tmp_path: Path) -> None:
+    # describe() still names TFRecords that are no event log; an event file is read (parsers.tfevents).
+    head, name, _ = CASES["tfevents"]
+    path = tmp_path / name
+    path.write_bytes(head)
+    source = LogSource(path)
+    source.refresh()
+    assert (source.format, source.problem) == ("tfevents", None)
+
+
+@pytest.mark.parametrize("case", ["lfs", "safetensors", "gzip"])
 def test_the_tailer_and_the_snapshot_say_it(tmp_path: Path, case: str) -> None:
     head, name, expected = CASES[case]
     path = tmp_path / name

@@ -230,14 +230,27 @@ def test_a_step_is_handed_over_as_soon_as_it_is_complete(tmp_path: Path) -> None
     assert [e.iter for e in _of(records, Eval)] == [20]
 
 
-def test_a_late_value_after_a_flush_is_not_a_second_step(tmp_path: Path) -> None:
-    data = _hf_run(tmp_path, stop_at=10, summary=False).read_bytes()
-    cut = data.index(b"train/learning_rate") - 20  # inside the frame of step 10's third value
+def test_a_late_value_after_a_flush_sends_the_step_again_whole(tmp_path: Path) -> None:
+    """The watcher flushes a log quiet for 2 s; a writer's buffered flush can
+    stop mid-step. The rest of the step sends it out again, with every value:
+    the aggregator replaces the entry (no restart, nothing counted twice)."""
+    data = _hf_run(tmp_path, stop_at=20, summary=False).read_bytes()
+    tag = b"train/learning_rate"
+    cut = [i for i in range(len(data)) if data.startswith(tag, i)][1] - 20  # inside step 20's third value
     parser = tfevents.TfeventsParser()
     first = [*parser.feed(data[:cut]), *parser.flush()]
     rest = [*parser.feed(data[cut:]), *parser.flush()]
-    assert [it.iter for it in _of(first, Iteration)] == [10]
-    assert _of(rest, Iteration) == []
+    assert [(it.iter, it.loss, it.lr) for it in _of(first, Iteration)] == [
+        (10, 2.9, pytest.approx(2e-4)),
+        (20, 2.8, None),
+    ]
+    again = _of(rest, Iteration)
+    assert [(it.iter, it.loss, it.grad_norm, it.lr) for it in again] == [(20, 2.8, 1.5, pytest.approx(2e-4))]
+    assert again[0].time_ms == _of(first, Iteration)[1].time_ms == pytest.approx(10_000)  # still from step 10
+    stats = _stats(first + rest)
+    assert (stats.iter, stats.logged_iters, stats.segments) == (20, 2, 1)
+    assert [e.iter for e in _of(rest, Eval)] == [20]
+    assert parser.feed(b"") == [] and parser.flush() == []  # each once
 
 
 def test_a_header_only_file_is_a_run_with_nothing_yet() -> None:

@@ -18,9 +18,11 @@ logged step's time (``eval_timing="next"``). A writer's own per-step time
 A step is handed over once it is complete: when a later step starts, when
 an eval of the same step starts, or when it holds every tag the last two
 steps had (so a live run shows a step as soon as it is written, not one
-logging interval later); ``flush`` hands over the rest. Values that come for a
-step already handed over are dropped: the aggregator would take a second
-``Iteration`` of one step for a restart.
+logging interval later); ``flush`` hands over the rest (the watcher flushes
+a log quiet for 2 s, which a writer's buffered flush can leave mid-step). A
+value that comes for a step already handed over sends the step out again,
+whole: the aggregator takes the same step again as a replacement of the last
+entry, not as a restart.
 
 Steps are kept as written, except Lightning's (and NeMo's, which logs through
 it): its logger writes the 0-based index of the step being taken, so
@@ -105,7 +107,10 @@ class TfeventsParser:
         self._eval_last: frozenset[str] | None = None
         self._eval_ref: frozenset[str] = frozenset()
         self._eval_hits = 0
-        self._previous: tuple[int, float] | None = None  # (iter, wall) of the last Iteration
+        # (iter, wall) of the last Iteration, and of the one before it: a step
+        # that goes out again is timed from the step before it, as the first time.
+        self._previous: tuple[int, float] | None = None
+        self._before: tuple[int, float] | None = None
         self._last_iter: int | None = None
 
     def feed(self, data: bytes) -> Sequence[Record]:
@@ -144,12 +149,14 @@ class TfeventsParser:
                 if step != self._step:
                     self._close(out)
                     self._open(step)
-                elif self._train_done:
-                    continue  # a late value of a step handed over
                 train = self._train
                 if not train:
                     self._train_wall = wall
                 fresh = role not in train
+                if self._train_done:
+                    if not fresh and train[role] == value:
+                        continue  # the same value again
+                    self._train_done = False  # a late value: the step goes out again, whole
                 train[role] = value  # type: ignore[assignment]
                 if fresh and role in self._train_ref:
                     self._train_hits += 1
@@ -161,12 +168,14 @@ class TfeventsParser:
                     self._open(step)
                 if self._train and not self._train_done:
                     self._emit_train(out)  # a step's train values are all written before its eval
-                if self._eval_done:
-                    continue
                 evals = self._evals
                 if not evals:
                     self._eval_wall = wall
                 fresh = role not in evals
+                if self._eval_done:
+                    if not fresh and evals[role] == value:
+                        continue
+                    self._eval_done = False
                 evals[role] = value  # type: ignore[assignment]
                 if fresh and role in self._eval_ref:
                     self._eval_hits += 1
@@ -235,7 +244,8 @@ class TfeventsParser:
         it = self._step + self._first_out(out)
         values = self._train
         wall = self._train_wall
-        previous = self._previous
+        again = self._previous is not None and self._previous[0] == it
+        previous = self._before if again else self._previous
         time_ms = None
         if previous is not None and it > previous[0] and wall >= previous[1]:
             time_ms = (wall - previous[1]) * 1000.0 / (it - previous[0])
@@ -260,6 +270,8 @@ class TfeventsParser:
                 wall_time=_moment(wall),
             )
         )
+        if not again:
+            self._before = self._previous
         self._previous = (it, wall)
         self._last_iter = it
         self._train_done = True
