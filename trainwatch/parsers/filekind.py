@@ -1,11 +1,12 @@
 """What a file that is not a readable log looks like, from its first bytes.
 
-A run folder holds more than logs: checkpoints, TensorBoard event files,
-plots, compressed rotations, and in a cloned repository Git LFS pointers
+A run folder holds more than logs: checkpoints, TFRecord files other than
+event logs, plots, compressed rotations, and in a cloned repository Git LFS pointers
 where the log should be. "binary file" or "unrecognised format" leaves the
 user guessing; ``describe`` names the kind, in a short phrase that ends up
-after the file's path ("events.out.tfevents.1.host: a TensorBoard event file
-of a kind trainwatch does not read"). Pure: bytes and a name in, text out.
+after the file's path ("model.safetensors: a safetensors checkpoint (model
+weights), not a log"). An event file the ``tfevents`` parser could not take (a TFRecord of
+another kind) is named as such. Pure: bytes and a name in, text out.
 """
 
 from __future__ import annotations
