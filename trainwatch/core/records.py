@@ -57,6 +57,9 @@ class RunInfo:
     #: (HF's ``train_runtime``): a rate for logs without per-step times.
     runtime_s: float | None = None
     eval_timing: EvalTiming | None = None
+    #: ``True`` where the log prints no step number and the parser derived
+    #: the iterations (HF dicts without a progress bar: count × logging_steps).
+    iter_derived: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
