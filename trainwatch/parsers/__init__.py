@@ -17,6 +17,7 @@ import json
 from trainwatch.parsers import (
     buildnanogpt,
     generic_text,
+    hf_console,
     hf_trainer_state,
     jsonl_metrics,
     lightning_csv,
@@ -52,6 +53,9 @@ PARSERS: tuple[ParserSpec, ...] = (
     nanogpt_stdout.SPEC,
     torchtitan.SPEC,
     buildnanogpt.SPEC,
+    # Any console with an HF Trainer dict or an unnamed tqdm bar counting
+    # iterations: after the formats with markers of their own.
+    hf_console.SPEC,
     # Generic JSONL after the specific formats: it would accept most JSON-lines logs.
     jsonl_metrics.SPEC,
     # Fallbacks, last of all (see FALLBACKS).

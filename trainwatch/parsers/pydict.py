@@ -1,0 +1,65 @@
+"""Python dict reprs as a log prints them (``print(logs)``, ``str(logs)``).
+
+HF's Trainer prints its logs as ``str(dict)``: ``{'loss': 2.31, 'grad_norm':
+1.2, 'learning_rate': 2e-05, 'epoch': 0.5}``. ``ast.literal_eval`` reads
+that safely (never ``eval``), except for what ``repr`` writes that is no
+literal: ``nan`` and ``inf`` (a diverged loss), and NumPy 2 scalars,
+``np.float64(0.5)`` (metrics from a ``compute_metrics`` that returns NumPy
+values). Those are rewritten first, outside string literals only.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import re
+
+#: Longer text is no log dict a Trainer printed (and literal_eval's cost grows with it).
+MAX_CHARS = 65536
+_NAN_MARK = "\x00nan"
+# String literals (left alone), NumPy scalar calls, and the bare non-finite names.
+_TOKEN = re.compile(
+    r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|\b(?:np|numpy)\.(?:float|int|uint)\d*\(|(?<![\w.])(?:nan|inf)\b"""
+)
+
+
+def _rewrite(m: re.Match[str]) -> str:
+    token = m.group(0)
+    if token[0] in "'\"":
+        return token
+    if token == "nan":
+        return repr(_NAN_MARK)
+    if token == "inf":
+        return "1e999"  # a float literal that overflows to inf
+    return "("  # np.float64(0.5) -> (0.5)
+
+
+def parse_pydict(text: str) -> dict[str, object] | None:
+    """The dict ``text`` is the repr of (keys as strings), or ``None``.
+
+    Values are what ``literal_eval`` gives, with ``nan`` as ``float("nan")``
+    and ``inf`` as ``float("inf")``.
+    """
+    if len(text) > MAX_CHARS or not text.startswith("{"):
+        return None
+    try:
+        value = ast.literal_eval(_TOKEN.sub(_rewrite, text))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    out: dict[str, object] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            continue
+        out[key] = math.nan if item == _NAN_MARK else item
+    return out
+
+
+def number(value: object) -> float | None:
+    """A numeric value as a float (NaN and inf kept); bools are no numbers."""
+    if type(value) is float:
+        return value
+    if type(value) is int:
+        return float(value)
+    return None
