@@ -21,7 +21,7 @@ from trainwatch.ingest.source import LogSource
 
 NOW = datetime(2030, 1, 1)
 #: Formats a program prints to its console (files it writes itself carry no launcher tags).
-CONSOLE = ("nanogpt_stdout", "torchtitan_stdout", "megatron_stdout", "llmc_stdout")
+CONSOLE = ("nanogpt_stdout", "torchtitan_stdout", "megatron_stdout", "llmc_stdout", "hf_trainer_stdout")
 #: From the file's modification time, which differs between the two copies.
 FILE_TIME = {"last_update_at", "finish_at", "eta_s", "wall_elapsed_s"}
 

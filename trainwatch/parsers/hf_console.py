@@ -58,6 +58,8 @@ _SNIFF_BAR = re.compile(
     r"(?:^|\r)[ \t]*\d{1,3}%\|[^|\r\n]*\| *\d+/\d+ \[[\d:]+<(?:[\d:]+|\?), *(?:[\d.]+|\?)(?:it/s|s/it)", re.MULTILINE
 )
 _SNIFF_RECORD = re.compile(r"^\[(?:INFO|WARNING)\|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \S+\.py:\d+ >> ", re.MULTILINE)
+# Launcher and rank prefixes start with one of these (see text.strip_prefixes).
+_PREFIX_START = frozenset("[0123456789 \t")
 #: Iterations held back for a due dict at most; past it the oldest due is given up.
 MAX_HELD = 4096
 
@@ -69,6 +71,17 @@ def sniff(head: str, filename: str) -> bool:
         or _SNIFF_DICT.search(head) is not None
         or _SNIFF_BAR.search(head) is not None
         or _SNIFF_RECORD.search(head) is not None
+    )
+
+
+def _maybe_fact(text: str) -> bool:
+    """Cheap tests before ``RunFacts.fact``'s searches."""
+    return (
+        "=" in text
+        or "_steps" in text
+        or text.endswith("(")
+        or "Saving model checkpoint" in text
+        or "Continuing training" in text
     )
 
 
@@ -126,6 +139,11 @@ class HFConsoleParser:
         return out
 
     def _line(self, line: str) -> None:
+        if line[:1] in _PREFIX_START:
+            # A launcher's tag on every line (mpirun, srun, torchrun); the
+            # helper's trailing \s? must not take the "\r" of a frame or clear.
+            head, cr, rest = line.partition("\r")
+            line = strip_prefixes(head) + cr + rest
         if line.startswith("[") and ">> " in line and (m := _RECORD.match(line)) is not None:
             self._record_time = datetime.fromisoformat(m.group(1))
             line = line[m.end() :]
@@ -175,7 +193,7 @@ class HFConsoleParser:
         elif "Training completed" in text and hf_facts.COMPLETED in text:
             self._completed()
             return
-        elif ("=" in text or "Saving model checkpoint" in text or "Continuing training" in text) and self._fact(text):
+        elif _maybe_fact(text) and self._fact(text):
             return
         failure = self._crash.check(raw)
         if failure is not None:
@@ -387,8 +405,10 @@ class HFConsoleParser:
 
     def _release(self, everything: bool = False) -> None:
         """Emit the held iterations no due dict can still belong to."""
-        if not self._dicts_seen:
-            # Bars with no dicts in this file (Slurm's .err): the dicts went elsewhere.
+        if not self._dicts_seen and not self._over:
+            # Bars with no dicts in this file (Slurm's .err): the dicts went
+            # elsewhere. Once the run has ended or failed, though, a buffered
+            # stdout is about to be flushed at exit: wait for it.
             self._dues = deque(d for d in self._dues if d.logs is not None)
         slots = self._slots
         bar = self._bar

@@ -48,8 +48,12 @@ _ARGS_START = re.compile(r"^[A-Za-z]\w*(?:Arguments|Config)\($")
 _ARG = re.compile(r"^(\w+)=(.*?),?$")
 _CLI_ARG = re.compile(r"--(logging_steps|max_steps)[= ](\d+)\b")
 _DS_WORLD = re.compile(r"\bdist_world_size=(\d+)")
-_ISO_STAMP = re.compile(r"^\[?(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)")
-_US_STAMP = re.compile(r"^(\d\d)/(\d\d)/(\d{4}) (\d\d:\d\d:\d\d)")
+# A logger's time near the start of a line: "2025-04-29 14:31:39,001 - ...",
+# "[INFO|trainer.py:2414] 2025-04-29 14:31:39,001 >> ..." (transformers'
+# explicit format), "04/29/2025 14:31:39 - INFO - ..." (HF examples).
+_ISO_STAMP = re.compile(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)")
+_US_STAMP = re.compile(r"(\d\d)/(\d\d)/(\d{4}) (\d\d:\d\d:\d\d)")
+_STAMP_WITHIN = 64
 #: TrainingArguments fields the run's figures use.
 ARG_KEYS = frozenset(
     {
@@ -199,12 +203,13 @@ def checkpoint(text: str) -> tuple[str, int] | None:
 
 
 def line_time(text: str) -> datetime | None:
-    """A logger's timestamp at the start of ``text`` (ISO or ``MM/DD/YYYY``)."""
-    m = _ISO_STAMP.match(text)
+    """A logger's timestamp near the start of ``text`` (ISO or ``MM/DD/YYYY``)."""
+    head = text[:_STAMP_WITHIN]
+    m = _ISO_STAMP.search(head)
     try:
         if m is not None:
             return datetime.fromisoformat(f"{m.group(1)} {m.group(2)}")
-        m = _US_STAMP.match(text)
+        m = _US_STAMP.search(head)
         if m is not None:
             return datetime.fromisoformat(f"{m.group(3)}-{m.group(1)}-{m.group(2)} {m.group(4)}")
     except ValueError:
