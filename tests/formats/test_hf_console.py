@@ -213,6 +213,25 @@ def test_rank_prefixes_and_colours() -> None:
     assert _stats(records).status == "finished"
 
 
+def test_carriage_returns_turned_into_newlines() -> None:
+    # Some collectors write every \r as a newline: a clear is then a line of spaces.
+    console = Console(line_buffered=True)
+    losses = trainer_run(console, STEPS, logging_steps=10)
+    records = _feed(console.text().replace("\r", "\n"))
+    its = _its(records)
+    assert [it.iter for it in its] == list(range(1, 41))
+    assert {it.iter: it.loss for it in its if it.loss is not None} == losses
+
+
+def test_dicts_a_logger_printed() -> None:
+    lines = [
+        "[INFO|callbacks.py:310] 2024-05-20 10:00:00,123 >> {'loss': 1.25, 'learning_rate': 5e-05, 'epoch': 0.1}",
+        "2024-05-20 10:01:00 - INFO - my_callback - {'loss': 1.125, 'learning_rate': 5e-05, 'epoch': 0.2}",
+        "Updated tokens: {'bos_token_id': None, 'pad_token_id': 151643}.",
+    ]
+    assert [(it.iter, it.loss) for it in _its(_feed("\n".join(lines)))] == [(1, 1.25), (2, 1.125)]
+
+
 def test_other_bars_are_not_the_training_bar() -> None:
     console = Console(line_buffered=True)
     prep = Bar(500)  # a script's own unnamed loop before training

@@ -41,7 +41,7 @@ from datetime import datetime
 from trainwatch.parsers import hf_facts
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
-from trainwatch.parsers.hf_steps import Bar, Due, Slot
+from trainwatch.parsers.hf_steps import Bar, DueQueue, Slot
 from trainwatch.parsers.pydict import parse_pydict
 from trainwatch.parsers.text import PREFIX, strip_ansi, strip_prefixes
 from trainwatch.parsers.tqdm_bar import BarClock, Frame, parse_frame
@@ -58,6 +58,10 @@ _SNIFF_BAR = re.compile(
     r"(?:^|\r)[ \t]*\d{1,3}%\|[^|\r\n]*\| *\d+/\d+ \[[\d:]+<(?:[\d:]+|\?), *(?:[\d.]+|\?)(?:it/s|s/it)", re.MULTILINE
 )
 _SNIFF_RECORD = re.compile(r"^\[(?:INFO|WARNING)\|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \S+\.py:\d+ >> ", re.MULTILINE)
+# A dict a logger printed (a callback's ``logger.info(logs)``): behind its ">> " or " - ".
+_LOGGED_DICT = re.compile(r"(?:>>| -) \{'")
+#: A line of this many spaces and nothing else is a clear (tqdm's sp("") is as wide as the frame).
+_MIN_CLEAR = 10
 # Launcher and rank prefixes start with one of these (see text.strip_prefixes).
 _PREFIX_START = frozenset("[0123456789 \t")
 #: Iterations held back for a due dict at most; past it the oldest due is given up.
@@ -93,7 +97,7 @@ class HFConsoleParser:
         self._facts = hf_facts.RunFacts()
         self._bar: Bar | None = None
         self._slots: deque[Slot] = deque()  # iterations held back, rising
-        self._dues: deque[Due] = deque()  # dicts written through the bar, not yet placed
+        self._dues = DueQueue()  # dicts written through the bar, not yet placed
         self._after_clear = False  # the next training frame is the redraw after a write
         self._dicts_seen = False
         self._released: int | None = None  # the last step emitted
@@ -124,10 +128,9 @@ class HFConsoleParser:
         self._out = out
         try:
             bar = self._bar
-            for due in self._dues:
-                if due.step is None and bar is not None:
-                    due.step = bar.n
-            dues, self._dues = self._dues, deque()
+            if bar is not None:
+                self._dues.resolve(bar.n)
+            dues, self._dues = self._dues, DueQueue()
             for due in dues:  # those whose dict came, in order; the others never will
                 if due.step is not None and due.logs is not None:
                     self._place(due.step, due.logs)
@@ -148,7 +151,10 @@ class HFConsoleParser:
             self._record_time = datetime.fromisoformat(m.group(1))
             line = line[m.end() :]
         if "\r" not in line and "%|" not in line:
-            self._text(line)
+            if len(line) >= _MIN_CLEAR and line[0] == " " and not line.strip():
+                self._clear()  # a log whose \r became \n: a clear is a line of spaces
+            else:
+                self._text(line)
             return
         segments = line.split("\r")
         for index, segment in enumerate(segments):
@@ -180,6 +186,8 @@ class HFConsoleParser:
         text = raw.strip()
         if text[:1] != "{":
             text = strip_prefixes(strip_ansi(text)).strip()
+            if "{'" in text and (at := _LOGGED_DICT.search(text)) is not None:
+                text = text[at.end() - 2 :]  # a dict behind a logger's prefix
         if text[:2] == "{'":
             if self._dict(text):
                 return
@@ -230,9 +238,7 @@ class HFConsoleParser:
             bar.n = frame.n
         self._after_clear = False
         if frame.n > 0:
-            for due in self._dues:
-                if due.step is None:
-                    due.step = frame.n
+            self._dues.resolve(frame.n)
             self._settle()
 
     def _nested(self, segment: str) -> None:
@@ -270,7 +276,7 @@ class HFConsoleParser:
         self._after_clear = True
         if not bar.confirmed:
             self._confirm(bar)  # only the Trainer writes through its bar
-        self._dues.append(Due())
+        self._dues.add()
 
     # ------------------------------------------------------------ dicts
 
@@ -284,10 +290,8 @@ class HFConsoleParser:
         elif hf_facts.log_kind(logs) is None:
             return False
         self._dicts_seen = True
-        due = next((d for d in self._dues if d.logs is None), None)
         bar = self._bar
-        if due is not None:
-            due.logs = logs
+        if self._dues.pay(logs):
             self._settle()
         elif bar is not None and bar.n > 0:
             self._place(bar.n, logs)
@@ -296,13 +300,9 @@ class HFConsoleParser:
         return True
 
     def _settle(self) -> None:
-        while self._dues and self._dues[0].step is not None and self._dues[0].logs is not None:
-            self._settle_one()
-
-    def _settle_one(self) -> None:
-        due = self._dues.popleft()
-        assert due.step is not None and due.logs is not None
-        self._place(due.step, due.logs)
+        for due in self._dues.settle():
+            assert due.step is not None and due.logs is not None
+            self._place(due.step, due.logs)
 
     def _place(self, step: int, logs: dict[str, object]) -> None:
         kind = hf_facts.log_kind(logs)
@@ -409,7 +409,7 @@ class HFConsoleParser:
             # Bars with no dicts in this file (Slurm's .err): the dicts went
             # elsewhere. Once the run has ended or failed, though, a buffered
             # stdout is about to be flushed at exit: wait for it.
-            self._dues = deque(d for d in self._dues if d.logs is not None)
+            self._dues.drop_unpaid()
         slots = self._slots
         bar = self._bar
         if not everything and bar is not None and not bar.confirmed:
@@ -417,13 +417,8 @@ class HFConsoleParser:
                 slots.popleft()
             return
         while len(slots) > MAX_HELD and self._dues:
-            self._dues.popleft()  # its dict is not coming: stop waiting for it
-        limit = None
-        if not everything:
-            for due in self._dues:
-                step = due.step if due.step is not None else (bar.n if bar is not None else None)
-                if step is not None and (limit is None or step < limit):
-                    limit = step
+            self._dues.drop_first()  # its dict is not coming: stop waiting for it
+        limit = None if everything else self._dues.first_step(bar.n if bar is not None else None)
         keep = 0 if everything or self._over else 1  # the newest, until a later frame or the end
         out = self._out
         while len(slots) > keep and (limit is None or slots[0].step < limit):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterator
+
 from trainwatch.parsers.tqdm_bar import BarClock
 from trainwatch.records import Record
 
@@ -46,3 +49,82 @@ class Due:
     def __init__(self) -> None:
         self.step: int | None = None
         self.logs: dict[str, object] | None = None
+
+
+class DueQueue:
+    """The dicts written through the bar, in the order written, none lost.
+
+    Their steps come in that order (each from the redraw after its write), so
+    the unresolved ones are at the back; their contents come in that order
+    too, so the paid ones (content in) are at the front. Both are counted:
+    a buffered stdout leaves hundreds due, and every frame and dict touches
+    only the ends.
+    """
+
+    __slots__ = ("_paid", "_queue", "_unresolved")
+
+    def __init__(self) -> None:
+        self._queue: deque[Due] = deque()
+        self._paid = 0
+        self._unresolved = 0
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def __iter__(self) -> Iterator[Due]:
+        return iter(self._queue)
+
+    def add(self) -> None:
+        """A write through the bar: its dict is due."""
+        self._queue.append(Due())
+        self._unresolved += 1
+
+    def resolve(self, step: int) -> None:
+        """The redraw after the writes shows ``step``."""
+        queue = self._queue
+        for back in range(1, self._unresolved + 1):
+            queue[-back].step = step
+        self._unresolved = 0
+
+    def pay(self, logs: dict[str, object]) -> bool:
+        """The next dict came: ``False`` if none was due."""
+        if self._paid >= len(self._queue):
+            return False
+        self._queue[self._paid].logs = logs
+        self._paid += 1
+        return True
+
+    def settle(self) -> Iterator[Due]:
+        """The dues at the front whose step and dict are both in, taken out."""
+        queue = self._queue
+        while queue and queue[0].step is not None and queue[0].logs is not None:
+            self._paid -= 1
+            yield queue.popleft()
+
+    def first_step(self, unresolved: int | None) -> int | None:
+        """The earliest step a dict is still due for (``unresolved``: where the next redraw will be)."""
+        if not self._queue:
+            return None
+        step = self._queue[0].step
+        return unresolved if step is None else step
+
+    def drop_unpaid(self) -> None:
+        """Stop waiting for dicts that are not coming."""
+        queue = self._queue
+        while len(queue) > self._paid:
+            queue.pop()
+        self._unresolved = 0
+        for due in reversed(queue):
+            if due.step is not None:
+                break
+            self._unresolved += 1
+
+    def drop_first(self) -> None:
+        """Give up the oldest due (its iterations were held too long)."""
+        due = self._queue.popleft()
+        self._paid -= due.logs is not None
+        self._unresolved -= due.step is None
+
+    def clear(self) -> None:
+        self._queue.clear()
+        self._paid = self._unresolved = 0

@@ -24,11 +24,13 @@ lost frame) the shown rate is used.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
-# The right half of a frame with a total: "| 900/2000 [1:23:45<1:40:00,  5.12s/it, loss=0.5]".
+# The right half of a frame with a total, from the bar's right edge:
+# "| 900/2000 [1:23:45<1:40:00,  5.12s/it, loss=0.5]". Counts of more than
+# 12 digits are no counter (and int() of thousands of digits is slow).
 _R_BAR = re.compile(
-    r"\| *(\d+)/(\d+) \[(\d+(?::\d\d){1,2})<(?:\d+(?::\d\d){1,2}|\?), "  # counts, elapsed<remaining
+    r"\| *(\d{1,12})/(\d{1,12}) \[(?:(\d{1,9}):)?(\d\d):(\d\d)<(?:\d+(?::\d\d){1,2}|\?), "  # counts, elapsed<remaining
     r"*(?:([\d.]+)|\?) ?(s/)?([^\],/ ]*)(?:/s)?(?:, ([^\]]*))?\]"  # rate, s/ if inverted, unit, postfix
 )
 # tqdm's own smoothing default, which HF's ProgressCallback keeps.
@@ -36,9 +38,8 @@ ALPHA = 0.3
 _BETA = 1.0 - ALPHA
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
-    """One drawn frame of a bar with a known total."""
+class Frame(NamedTuple):
+    """One drawn frame of a bar with a known total (a tuple: a bar draws many)."""
 
     desc: str
     n: int
@@ -57,7 +58,8 @@ def parse_frame(segment: str) -> Frame | None:
     pct = segment.find("%|")
     if pct < 0:
         return None
-    m = _R_BAR.search(segment, pct + 2)
+    edge = segment.find("|", pct + 2)  # the bar's right edge (its fill has no "|")
+    m = _R_BAR.match(segment, edge) if edge > 0 else None
     if m is None:
         return None
     start = pct
@@ -68,33 +70,17 @@ def parse_frame(segment: str) -> Frame | None:
     desc = segment[:start].strip()
     if desc.endswith(":"):
         desc = desc[:-1].rstrip()
-    n_text, total_text = m.group(1), m.group(2)
-    if len(n_text) > 12 or len(total_text) > 12:  # no real counter; int() of 5,000 digits is slow
-        return None
-    elapsed = parse_clock(m.group(3))
-    if elapsed is None:
-        return None
-    unit = m.group(6)
+    n_text, total_text, hours, minutes, seconds, shown_text, inverse, unit, postfix = m.groups()
+    elapsed = (int(hours) * 3600 if hours else 0) + int(minutes) * 60 + int(seconds)
     rate: float | None = None
-    if m.group(4) is not None:
+    if shown_text is not None:
         try:
-            shown = float(m.group(4))
+            shown = float(shown_text)
         except ValueError:
             return None
         if shown > 0:
-            rate = 1.0 / shown if m.group(5) else shown  # "s/it": the inverse rate
-    return Frame(desc, int(n_text), int(total_text), elapsed, rate, unit, m.group(7) or "", m.end())
-
-
-def parse_clock(text: str) -> int | None:
-    """Seconds in tqdm's ``[H:]MM:SS``."""
-    parts = text.split(":")
-    if not 2 <= len(parts) <= 3 or not all(p.isdecimal() for p in parts) or len(parts[0]) > 9:
-        return None
-    seconds = 0
-    for part in parts:
-        seconds = seconds * 60 + int(part)
-    return seconds
+            rate = 1.0 / shown if inverse else shown  # "s/it": the inverse rate
+    return Frame(desc, int(n_text), int(total_text), elapsed, rate, unit, postfix or "", m.end())
 
 
 class BarClock:
