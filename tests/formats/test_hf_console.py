@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from trainwatch.aggregate import RunAggregator
+from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import detect_head, hf_console
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.stats import RunStats
 
 from .hf_console_sim import Bar, Console, trainer_run
 

@@ -38,6 +38,7 @@ from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 
+from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.parsers import hf_facts
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
@@ -45,7 +46,6 @@ from trainwatch.parsers.hf_steps import Bar, DueQueue, Slot
 from trainwatch.parsers.pydict import parse_pydict
 from trainwatch.parsers.text import PREFIX, strip_ansi, strip_prefixes
 from trainwatch.parsers.tqdm_bar import BarClock, Frame, parse_frame
-from trainwatch.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 
 FORMAT = "hf_trainer_stdout"
 

@@ -31,9 +31,9 @@ import math
 import re
 from datetime import datetime
 
+from trainwatch.core.records import Eval, Outcome, RunInfo
 from trainwatch.parsers.pydict import number
 from trainwatch.parsers.text import to_int
-from trainwatch.records import Eval, Outcome, RunInfo
 
 BANNER = "***** Running training *****"
 COMPLETED = "Training completed. Do not forget to share your model"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
+from trainwatch.core.records import Record
 from trainwatch.parsers.tqdm_bar import BarClock
-from trainwatch.records import Record
 
 
 class Bar:
