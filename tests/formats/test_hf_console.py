@@ -130,6 +130,45 @@ def test_every_iteration_comes_out_while_the_run_goes_on() -> None:
     assert [it.iter for it in _its(_feed(console.text()))] == list(range(1, 41))
 
 
+def test_a_quiet_live_log_is_flushed_between_bursts() -> None:
+    # The watcher flushes a log quiet for 2 s: between two bursts of buffered
+    # dicts. The dicts still due must meet their own writes afterwards.
+    console = Console(line_buffered=False)
+    losses = trainer_run(console, STEPS * 3, logging_steps=10, eval_steps=50)
+    lines = console.text().split("\n")
+    parser = hf_console.HFConsoleParser()
+    records: list[Record] = []
+    for index, line in enumerate(lines):
+        records += parser.feed(line)
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if line.endswith("}") and not following.startswith("{"):
+            records += parser.flush()
+    records += parser.flush()
+    its = _its(records)
+    assert [it.iter for it in its] == list(range(1, 121))
+    assert {it.iter: it.loss for it in its if it.loss is not None} == losses
+
+
+def test_a_quiet_moment_in_a_scripts_own_loop() -> None:
+    # flush while an unnamed loop of the script runs takes it for training,
+    # for now: the Trainer's bar, when it comes, replaces it.
+    console = Console(line_buffered=True)
+    prep = Bar(500)
+    console.stderr(prep.display() + prep.update(1.0, 100) + "\n")
+    parser = hf_console.HFConsoleParser()
+    records = [r for line in console.text().split("\n") for r in parser.feed(line)]
+    records += parser.flush()
+    assert [it.iter for it in _its(records)] == [100]
+    console.err.clear()
+    console.stderr(prep.update(1.0, 400) + prep.close_leave())
+    losses = trainer_run(console, STEPS[:20], logging_steps=10)
+    records += [r for line in console.text().split("\n") for r in parser.feed(line)]
+    records += parser.flush()
+    assert [it.iter for it in _its(records)] == [100, *range(1, 21)]
+    st = _stats(records)
+    assert (st.iter, st.target, st.loss, st.segments) == (20, 20, losses[20], 2)
+
+
 def test_bars_without_their_dicts() -> None:
     # Slurm --error: the bars and their clears, the dicts went to --output.
     console = Console(line_buffered=True, split=True)

@@ -25,6 +25,13 @@ bar whose total differs from ``Total optimization steps``, nor, once the
 training bar is known, a bar of another total (the ``evaluate()`` after
 training) until the next ``***** Running training *****``.
 
+Held iterations go out when a later frame comes and no dict is due for
+them, at the run's end, and at ``flush`` (a live log's watcher calls it
+whenever the log is quiet): dues are kept across it, so that the dicts of a
+later burst still meet their own writes. A bar that no write, no dict and no
+stated total has confirmed is held back (a script's own loop before training
+draws one too), up to a ``flush`` while it is still running.
+
 LLaMA-Factory's ``running_log.txt`` is the same console behind its logger's
 ``[INFO|YYYY-MM-DD hh:mm:ss] file.py:N >> `` records (recent versions log no
 step losses there): the prefix is removed and its time kept, and its
@@ -34,7 +41,6 @@ step losses there): the prefix is removed and its time kept, and its
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -42,7 +48,7 @@ from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record
 from trainwatch.parsers import hf_facts
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
-from trainwatch.parsers.hf_steps import Bar, DueQueue, Slot
+from trainwatch.parsers.hf_steps import Bar, DueQueue, Held, Slot
 from trainwatch.parsers.pydict import parse_pydict
 from trainwatch.parsers.text import PREFIX, strip_ansi, strip_prefixes
 from trainwatch.parsers.tqdm_bar import BarClock, Frame, parse_frame
@@ -96,11 +102,10 @@ class HFConsoleParser:
         self._crash = CrashWatch()
         self._facts = hf_facts.RunFacts()
         self._bar: Bar | None = None
-        self._slots: deque[Slot] = deque()  # iterations held back, rising
+        self._held = Held()  # iterations held back until their dicts are in
         self._dues = DueQueue()  # dicts written through the bar, not yet placed
         self._after_clear = False  # the next training frame is the redraw after a write
         self._dicts_seen = False
-        self._released: int | None = None  # the last step emitted
         self._over = False  # train() ended or the run failed: nothing to hold back for
         self._eval_marked: int | None = None  # the step an evaluation bar was seen after
         self._derived = 0  # train dicts counted without a bar
@@ -123,19 +128,28 @@ class HFConsoleParser:
         return out
 
     def flush(self) -> Sequence[Record]:
-        """No more input is due: place what can be placed and hand everything over."""
+        """No more input is due now (the end of a snapshot, or the log went
+        quiet): hand every held iteration over.
+
+        The dicts still due are not forgotten: more input may follow (a live
+        log calls this whenever it is quiet), and each dict that comes must
+        still meet its own write. One whose iteration is out by then gives
+        its values to the next iteration held.
+        """
         out: list[Record] = []
         self._out = out
         try:
             bar = self._bar
             if bar is not None:
-                self._dues.resolve(bar.n)
-            dues, self._dues = self._dues, DueQueue()
-            for due in dues:  # those whose dict came, in order; the others never will
-                if due.step is not None and due.logs is not None:
-                    self._place(due.step, due.logs)
-            if bar is not None and not bar.confirmed:
-                self._confirm(bar)
+                self._dues.resolve(bar.n)  # where the redraw they wait for would be
+                self._settle()
+                if not bar.confirmed and bar.n < bar.total:
+                    # Taken for the training bar for now: a quiet log shows its
+                    # progress. A finished one is more likely a script's own loop.
+                    self._confirm(bar)
+                    bar.locked = False
+            if not self._dicts_seen:
+                self._dues.clear()  # bars only: their dicts went to another file
             self._release(everything=True)
         except Exception:
             line_failed(FORMAT, "<flush>")
@@ -219,7 +233,7 @@ class HFConsoleParser:
             if (target is not None and frame.total != target) or (bar is not None and bar.confirmed and bar.locked):
                 return
             # A first bar, or one replacing a bar that was not the training bar after all.
-            self._slots.clear()
+            self._held.slots.clear()
             self._dues.clear()
             bar = self._bar = Bar(frame.total, BarClock.starting_at(frame))
         if not bar.confirmed and frame.total == self._facts.target:
@@ -234,7 +248,7 @@ class HFConsoleParser:
             if not self._after_clear:
                 seconds = bar.clock.update(frame)
                 time_ms = seconds * 1000.0 if seconds is not None else None
-            self._slots.append(Slot(frame.n, time_ms))
+            self._held.slots.append(Slot(frame.n, time_ms))
             bar.n = frame.n
         self._after_clear = False
         if frame.n > 0:
@@ -247,7 +261,7 @@ class HFConsoleParser:
         if bar is None or not bar.confirmed or bar.n <= 0 or self._eval_marked == bar.n:
             return
         frame = parse_frame(strip_ansi(segment))
-        if frame is not None and frame.unit == "it":
+        if frame is not None and frame.unit == "it" and not frame.desc:
             # Marked even where its dict is in another file: the next step's time holds the pass.
             self._eval_marked = bar.n
             self._after(bar.n, Eval(bar.n))
@@ -257,6 +271,7 @@ class HFConsoleParser:
         self._dues.clear()
         bar.clock = BarClock.starting_at(frame)
         bar.n = 0
+        self._eval_marked = None
         self._over = False
         self._crash.reset()
 
@@ -276,6 +291,7 @@ class HFConsoleParser:
         self._after_clear = True
         if not bar.confirmed:
             self._confirm(bar)  # only the Trainer writes through its bar
+        bar.locked = True
         self._dues.add()
 
     # ------------------------------------------------------------ dicts
@@ -294,6 +310,8 @@ class HFConsoleParser:
         if self._dues.pay(logs):
             self._settle()
         elif bar is not None and bar.n > 0:
+            if not bar.confirmed:
+                self._confirm(bar)  # printed beside the bar (no write through it): the bar is the training's
             self._place(bar.n, logs)
         else:
             self._place_derived(logs)
@@ -307,7 +325,7 @@ class HFConsoleParser:
     def _place(self, step: int, logs: dict[str, object]) -> None:
         kind = hf_facts.log_kind(logs)
         if kind == "train":
-            slot = self._slot(step)
+            slot = self._held.slot(step)
             if slot is not None:
                 slot.loss, slot.lr, slot.grad_norm, slot.tokens = hf_facts.train_values(logs)
         elif kind == "eval":
@@ -315,26 +333,10 @@ class HFConsoleParser:
         elif kind == "end":
             self._end(step, logs)
 
-    def _slot(self, step: int) -> Slot | None:
-        """The held iteration at ``step``; the newest held one if ``step`` is gone already."""
-        for slot in reversed(self._slots):
-            if slot.step == step:
-                return slot
-            if slot.step < step:
-                break
-        fresh = self._released is None or step > self._released
-        if fresh and (not self._slots or step > self._slots[-1].step):
-            self._slots.append(Slot(step, None))
-            return self._slots[-1]
-        return self._slots[-1] if self._slots else None
-
     def _after(self, step: int, record: Record) -> None:
         """Emit ``record`` right after the iteration at ``step`` (or now, if that is out)."""
-        for slot in reversed(self._slots):
-            if slot.step <= step:
-                slot.after.append(record)
-                return
-        self._out.append(record)
+        if not self._held.after(step, record):
+            self._out.append(record)
 
     def _end(self, step: int, logs: dict[str, object]) -> None:
         self._over = True
@@ -351,11 +353,11 @@ class HFConsoleParser:
             if not self._derived_sent:
                 self._derived_sent = True
                 self._out.append(RunInfo(iter_derived=True))
-            if self._released is not None and step <= self._released:
+            if not self._held.fresh(step):
                 return
             loss, lr, grad_norm, tokens = hf_facts.train_values(logs)
             self._out.append(Iteration(step, loss, lr=lr, grad_norm=grad_norm, tokens_seen=tokens))
-            self._released = self._derived_step = step
+            self._held.released = self._derived_step = step
         elif kind == "eval":
             self._out.append(hf_facts.eval_record(self._derived_step or facts.resumed_from or 0, logs))
         elif kind == "end":
@@ -393,10 +395,10 @@ class HFConsoleParser:
     def _checkpoint(self, path: str, step: int, text: str) -> None:
         when = self._record_time or hf_facts.line_time(text)
         record = Checkpoint(iter=step, path=path, wall_time=when)
-        if self._bar is None and not self._dicts_seen and (self._released is None or step > self._released):
+        if self._bar is None and not self._dicts_seen and self._held.fresh(step):
             # No bar and no dicts (LLaMA-Factory's running_log.txt): a save is the only step the log gives.
             self._out.append(Iteration(step, wall_time=when))
-            self._released = step
+            self._held.released = step
             self._out.append(record)
             return
         self._after(step, record)
@@ -410,26 +412,16 @@ class HFConsoleParser:
             # elsewhere. Once the run has ended or failed, though, a buffered
             # stdout is about to be flushed at exit: wait for it.
             self._dues.drop_unpaid()
-        slots = self._slots
-        bar = self._bar
-        if not everything and bar is not None and not bar.confirmed:
-            while len(slots) > MAX_HELD:  # it may be no training bar: forget its oldest
-                slots.popleft()
+        held, bar = self._held, self._bar
+        if bar is not None and not bar.confirmed:
+            while len(held) > MAX_HELD:  # it may be no training bar: forget its oldest
+                held.slots.popleft()
             return
-        while len(slots) > MAX_HELD and self._dues:
+        while len(held) > MAX_HELD and self._dues:
             self._dues.drop_first()  # its dict is not coming: stop waiting for it
         limit = None if everything else self._dues.first_step(bar.n if bar is not None else None)
-        keep = 0 if everything or self._over else 1  # the newest, until a later frame or the end
-        out = self._out
-        while len(slots) > keep and (limit is None or slots[0].step < limit):
-            slot = slots.popleft()
-            out.append(
-                Iteration(
-                    slot.step, slot.loss, slot.time_ms, lr=slot.lr, grad_norm=slot.grad_norm, tokens_seen=slot.tokens
-                )
-            )
-            out.extend(slot.after)
-            self._released = slot.step
+        # The newest stays until a later frame or the end: a write may follow it.
+        held.release(self._out, limit, keep=0 if everything or self._over else 1)
 
 
 SPEC = ParserSpec(format=FORMAT, kind="lines", sniff=sniff, new_line_parser=HFConsoleParser)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator
 
-from trainwatch.core.records import Record
+from trainwatch.core.records import Iteration, Record
 from trainwatch.parsers.tqdm_bar import BarClock
 
 
@@ -19,9 +19,11 @@ class Bar:
         self.clock = clock
         self.n = 0
         self.elapsed_s = 0
-        #: A dict was written through it, or its total is the stated target.
+        #: Taken for the training bar: a dict was written through it, its total
+        #: is the stated target, or (for now) the log went quiet while it ran.
         self.confirmed = False
-        #: Bars of another total are not training (until a new run's banner).
+        #: Bars of another total are not training (unlocked: until a new
+        #: run's banner, or while only a quiet log confirmed it).
         self.locked = True
 
 
@@ -128,3 +130,55 @@ class DueQueue:
     def clear(self) -> None:
         self._queue.clear()
         self._paid = self._unresolved = 0
+
+
+class Held:
+    """Iterations held back (rising steps), and the last step handed over."""
+
+    __slots__ = ("released", "slots")
+
+    def __init__(self) -> None:
+        self.slots: deque[Slot] = deque()
+        self.released: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def fresh(self, step: int) -> bool:
+        """Whether ``step`` is above every step handed over or held."""
+        return (self.released is None or step > self.released) and (not self.slots or step > self.slots[-1].step)
+
+    def slot(self, step: int) -> Slot | None:
+        """The held iteration at ``step`` (a new one if ``step`` is fresh); if
+        that one is out already, the first held after it."""
+        slots = self.slots
+        for slot in reversed(slots):
+            if slot.step == step:
+                return slot
+            if slot.step < step:
+                break
+        if self.fresh(step):
+            slots.append(Slot(step, None))
+            return slots[-1]
+        return next((slot for slot in slots if slot.step > step), None)
+
+    def after(self, step: int, record: Record) -> bool:
+        """Put ``record`` right after the held iteration at or before ``step``; ``False`` if none is held."""
+        for slot in reversed(self.slots):
+            if slot.step <= step:
+                slot.after.append(record)
+                return True
+        return False
+
+    def release(self, out: list[Record], limit: int | None, keep: int) -> None:
+        """Hand over, in order, the iterations below ``limit`` but the newest ``keep``."""
+        slots = self.slots
+        while len(slots) > keep and (limit is None or slots[0].step < limit):
+            slot = slots.popleft()
+            out.append(
+                Iteration(
+                    slot.step, slot.loss, slot.time_ms, lr=slot.lr, grad_norm=slot.grad_norm, tokens_seen=slot.tokens
+                )
+            )
+            out.extend(slot.after)
+            self.released = slot.step
