@@ -380,6 +380,8 @@ def test_sniff() -> None:
     assert hf_console.sniff("\r  5%|▌         | 10/200 [00:21<06:42,  2.12s/it]", "x.err")
     assert hf_console.sniff("[rank0]:{'train_runtime': 3.2, 'epoch': 1.0}\n", "x.log")
     assert not hf_console.sniff("\rMap:  50%|█████     | 500/1000 [00:01<00:01, 900.1 examples/s]", "x.err")
+    # ProgressCallback sets no postfix: another loop's bar, for the generic text fallback
+    assert not hf_console.sniff("\r  5%|▌         | 10/200 [00:21<06:42,  2.12s/it, loss=2.31]", "x.err")
     assert not hf_console.sniff("iter 10: loss 3.2, time 100ms, mfu 30%\n", "train.log")
     assert not hf_console.sniff("step 1/500 | loss 10.9 (+nanz)| norm 1.2\n", "train.log")
 

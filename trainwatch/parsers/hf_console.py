@@ -58,10 +58,13 @@ FORMAT = "hf_trainer_stdout"
 _RECORD = re.compile(r"^\[(?:DEBUG|INFO|WARNING|ERROR|CRITICAL)\|(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\] \S+?:\d+ >> ?")
 # A named bar counts as the training bar only if its name says so.
 _TRAIN_DESC = re.compile(r"(?i)\b(?:train(?:ing)?|epochs?|steps?|iter(?:ation)?s?)\b")
-# Sniffing: a Trainer dict or an unnamed bar counting iterations, at a line start.
+# Sniffing: a Trainer dict or an unnamed bar counting iterations, at a line
+# start. ProgressCallback sets no postfix: a bar with one (", loss=2.9") is
+# some other loop's, for the generic text fallback.
 _SNIFF_DICT = re.compile(rf"(?:^|[\r\]])(?:{PREFIX})?\{{'(?:loss|eval_loss|train_runtime)': ", re.MULTILINE)
 _SNIFF_BAR = re.compile(
-    r"(?:^|\r)[ \t]*\d{1,3}%\|[^|\r\n]*\| *\d+/\d+ \[[\d:]+<(?:[\d:]+|\?), *(?:[\d.]+|\?)(?:it/s|s/it)", re.MULTILINE
+    r"(?:^|\r)[ \t]*\d{1,3}%\|[^|\r\n]*\| *\d+/\d+ \[[\d:]+<(?:[\d:]+|\?), *(?:[\d.]+|\?)(?:it/s|s/it)\]",
+    re.MULTILINE,
 )
 _SNIFF_RECORD = re.compile(r"^\[(?:INFO|WARNING)\|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \S+\.py:\d+ >> ", re.MULTILINE)
 # A dict a logger printed (a callback's ``logger.info(logs)``): behind its ">> " or " - ".
