@@ -63,8 +63,6 @@ _CONFIG = re.compile(r"\b(n_layer|n_head|n_embd|model_dim|num_layers|num_heads)=
 _FWDBWD = re.compile(r"\b(tokens_per_fwdbwd|B|T|ddp_world_size|train_accumulation_steps)=(\d{1,18})\b")
 # nvidia-smi's first GPU row: "|   0  NVIDIA H100 80GB HBM3          On  |".
 _SMI_GPU = re.compile(r"^\|\s+0\s+(.+?)\s{2,}(?:On|Off)\s+\|")
-# Track-3 logs: "Running PyTorch 2.11.0+cu128 compiled for CUDA 12.8 on NVIDIA H100 80GB HBM3 with world_size 8".
-_RUNNING_ON = re.compile(r"^Running PyTorch .* on (.+?) with world_size (\d{1,18})\s*$")
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -217,9 +215,9 @@ class ModdedNanoGPTParser:
         if line.startswith("|") and (m := _SMI_GPU.match(line)) is not None:
             self._gpu_known = True
             return {"gpu": m.group(1).strip()}
-        if line.startswith("Running PyTorch") and (m := _RUNNING_ON.match(line)) is not None:
+        if line.startswith("Running PyTorch") and (running := _running_on(line)) is not None:
             self._gpu_known = True
-            return {"gpu": m.group(1), "world_size": int(m.group(2)) or None}
+            return {"gpu": running[0], "world_size": running[1] or None}
         return {}
 
 
@@ -304,3 +302,17 @@ def _nonneg(text: str | None) -> float | None:
 
 
 SPEC = ParserSpec(format=FORMAT, kind="lines", sniff=sniff, new_line_parser=ModdedNanoGPTParser)
+
+
+def _running_on(line: str) -> tuple[str, int] | None:
+    """GPU and world size of a track-3 line: "Running PyTorch 2.11.0+cu128 compiled
+    for CUDA 12.8 on NVIDIA H100 80GB HBM3 with world_size 8".
+
+    String splits, not a regex: ``.* on (.+?) with`` backtracks quadratically
+    on a long line full of " on " (tests/reliability/test_regex_audit.py)."""
+    head, sep, size = line.rpartition(" with world_size ")
+    size = size.rstrip()
+    _, on, gpu = head.partition("Running PyTorch ")[2].rpartition(" on ")
+    if not sep or not on or not gpu or not size.isascii() or not size.isdigit() or len(size) > 18:
+        return None
+    return gpu, int(size)
