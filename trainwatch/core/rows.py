@@ -26,10 +26,12 @@ class RunRow:
     stats: RunStats
     #: The host a remote run is read from (``gpu1`` for ``me@gpu1:/runs/x.log``); ``None``: this machine.
     host: str | None = None
+    #: Every file the run is read from, ``path`` first (one job writes several: ``ingest.grouping``).
+    sources: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
-        """Stable identity of the row across updates (its file)."""
+        """Stable identity of the row across updates: its primary file, kept as files join."""
         return self.path
 
 

@@ -13,12 +13,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
 from trainwatch.core import metrics
+from trainwatch.core.merge import merge
 from trainwatch.core.names import Names, display_name
 from trainwatch.core.rows import RunRow, Snapshot, disambiguate
 from trainwatch.core.stats import DRIFT, RunStats, only_clock_moved
 from trainwatch.ingest import remote
+from trainwatch.ingest.grouping import Group, Groups
 from trainwatch.ingest.source import LogSource
 
 log = logging.getLogger("trainwatch.ingest.watcher")
@@ -35,25 +38,76 @@ def build(
     names: Names,
     now: datetime,
     derive: Callable[[LogSource], RunStats] | None = None,
+    groups: Groups | None = None,
 ) -> Snapshot:
-    """Rows for every source that holds a run; the rest as unrecognised.
+    """One row per run (``groups``: the files of one job are one run), the
+    files that hold none as unrecognised.
 
     ``derive`` gives a source's stats (default: derived afresh as of ``now``);
-    the watcher passes one that reuses the stats of sources that did not change."""
+    the watcher passes one that reuses the stats of sources that did not
+    change. Without ``groups`` the sources are grouped here, as found. A
+    run with a file not read yet waits for it, so that its row appears once,
+    with its own path, rather than as one file's row that another then joins."""
+    by_path = {str(source.path): source for source in sources}
+    if groups is None:
+        groups = Groups()
+    for path in by_path:
+        groups.add(path)  # (a no-op for files the watcher placed)
     rows: list[RunRow] = []
     unrecognised: list[tuple[str, str]] = []
-    for source in sources:
-        if source.spec is None or not source.ready:
-            unrecognised.append((str(source.path), source.problem or "not a training log"))
+    for group in groups.groups():
+        members = [by_path.get(path) for path in group.members]
+        if any(source is None for source in members):
             continue
-        stats = source.agg.stats(now) if derive is None else derive(source)
-        if stats.logged_iters == 0 and stats.iter is None:
-            unrecognised.append((str(source.path), f"{source.spec.format}: no iterations logged yet"))
-            continue
-        name = display_name(names, stats.run_id, stats.log_name, source.path)
-        path = str(source.path)
-        rows.append(RunRow(name, path, source.spec.format, stats, remote.host_of(path)))
+        shown: list[tuple[LogSource, RunStats]] = []
+        for source in members:
+            assert source is not None
+            if source.spec is None or not source.ready:
+                unrecognised.append((str(source.path), source.problem or "not a training log"))
+                continue
+            stats = source.agg.stats(now) if derive is None else derive(source)
+            if stats.logged_iters == 0 and stats.iter is None:
+                unrecognised.append((str(source.path), f"{source.spec.format}: no iterations logged yet"))
+                continue
+            shown.append((source, stats))
+        if shown:
+            rows.append(_row(group, _current(shown), groups, names, now))
     return Snapshot(now, tuple(disambiguate(rows)), tuple(unrecognised))
+
+
+def _row(group: Group, shown: list[tuple[LogSource, RunStats]], groups: Groups, names: Names, now: datetime) -> RunRow:
+    """The row of one run from the files that hold it (the primary's first)."""
+    kinds = {str(source.path): source.spec.kind if source.spec else None for source, _ in shown}
+    path = groups.primary(group, kinds)
+    shown.sort(key=lambda member: str(member[0].path) != path)
+    stats = merge([(str(source.path), stats) for source, stats in shown], now)
+    first = shown[0][0]
+    fmt = first.spec.format if first.spec is not None else ""
+    read = [p for p in kinds if p != path]
+    sources = (path, *read, *(c for p in (path, *read) for c in groups.read_with.get(p, ())))
+    label = group.label  # a folder's or a job's name, for a run of several files
+    name = (
+        names.lookup(stats.run_id, Path(path))
+        or (names.lookup(None, Path(label)) if label else None)
+        or display_name(names, None, stats.log_name or label, Path(path))
+    )
+    return RunRow(name, path, fmt, stats, remote.host_of(path), sources)
+
+
+def _current(shown: list[tuple[LogSource, RunStats]]) -> list[tuple[LogSource, RunStats]]:
+    """The files whose figures count: a deleted file that another of the run's
+    files has caught up with (an old checkpoint removed by ``save_total_limit``)
+    no longer does; one with steps no other file has keeps them."""
+    if len(shown) == 1:
+        return shown
+    alive = [s.iter for source, s in shown if source.problem != "deleted" and s.iter is not None]
+    reached = max(alive, default=None)
+    kept = [
+        (source, s)
+        for source, s in shown
+        if source.problem != "deleted" or reached is None or s.iter is None or s.iter > reached
+    ]
+    return kept or shown
 
 
 class Publisher:
@@ -95,6 +149,7 @@ class Publisher:
         unread: set[str],
         unrecognised: tuple[tuple[str, str], ...] = (),
         quiet: bool = False,
+        groups: Groups | None = None,
     ) -> None:
         """Derive and hand over a new snapshot. ``quiet`` (a clock tick, no
         file changed): skip it when every figure is as before, up to
@@ -108,8 +163,8 @@ class Publisher:
         if quiet and not any(fresh) and not due:
             self.next_tick = clock + self._tick
             return  # a tick that changed no figure (and no file changed): nothing to show
-        snapshot = build(ready, self._names, now, lambda source: self._derived[source][1])
-        rows = tuple(_annotate(row, sources.get(row.path)) for row in snapshot.rows)
+        snapshot = build(ready, self._names, now, lambda source: self._derived[source][1], groups)
+        rows = tuple(_annotate(row, [sources.get(p) for p in row.sources or (row.path,)]) for row in snapshot.rows)
         snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised + unrecognised)
         self.live = any(row.stats.status in _LIVE for row in rows)
         self.next_tick = clock + self._tick
@@ -153,11 +208,13 @@ class Publisher:
         return memo is None or not only_clock_moved(memo[1], stats, DRIFT)
 
 
-def _annotate(row: RunRow, source: LogSource | None) -> RunRow:
-    """A run whose file went away or became unreadable says so (⚑) and keeps its figures."""
-    problem = source.problem if source is not None else None
-    if not problem:
+def _annotate(row: RunRow, files: list[LogSource | None]) -> RunRow:
+    """A run whose files all went away or became unreadable says so (⚑) and
+    keeps its figures; one file of several gone (an old checkpoint) is no news."""
+    problems = [source.problem if source is not None else None for source in files]
+    if not problems or not all(problems):
         return row
+    problem = problems[0]
     note = (
         "the log file was deleted: these are its last figures"
         if problem == "deleted"

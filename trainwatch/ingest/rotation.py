@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 
-from trainwatch.ingest.source import LogSource
+from trainwatch.ingest.source import CHUNK, LogSource, SourceError
 
 #: A new file that may be a rotated copy of a log and still cannot be told
 #: after this many seconds is a run of its own.
@@ -65,3 +66,30 @@ def rotated_from(path: str) -> str | None:
     """The log that ``path`` would be a rotation of (``train.log.1`` -> ``train.log``), else ``None``."""
     base, number = os.path.splitext(path)
     return base if number[1:].isascii() and number[1:].isdigit() else None
+
+
+def read_copies(source: LogSource, copies: Sequence[str]) -> list[str]:
+    """Feed a log's rotated copies, oldest first, to the log's ``source``
+    before its first read (``grouping.rotation_chains`` finds them at startup).
+
+    The copies and the log are one stream, as if the log had been watched
+    all along: each file is a new identity to the source (its bytes start at
+    0 again, the run's state is kept), so steps that go on continue the run
+    and steps that go back are a restart, never counted twice. The problems
+    (a copy that cannot be read is left out), one line each.
+    """
+    problems: list[str] = []
+    for copy in copies:
+        try:
+            with open(copy, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                identity = ("rotated copy", stat.st_dev, stat.st_ino)
+                offset = 0
+                while chunk := handle.read(CHUNK):
+                    source.feed_bytes(chunk, identity, offset, stat.st_mtime)
+                    offset += len(chunk)
+        except OSError as exc:
+            problems.append(f"cannot read {copy}: {exc.strerror or exc}")
+        except SourceError as exc:
+            problems.append(str(exc))
+    return problems

@@ -23,6 +23,7 @@ def run_record(row: RunRow) -> dict[str, Any]:
         "run": row.name,
         "run_id": s.run_id,
         "path": row.path,
+        "sources": list(row.sources or (row.path,)),
         "format": row.format,
         "status": s.status,
         "iter": s.iter,
