@@ -232,14 +232,16 @@ def test_a_rotated_name_is_a_run_of_its_own_without_its_base(
     tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
 ) -> None:
     """Only a copy of a run being shown is skipped: a new ``x.log.1`` with no
-    ``x.log`` beside it, or one present from the start, is a run."""
-    old = write_log(tmp_path / "a.log.1", range(0, 30, 10))  # there from the start, beside a.log
-    write_log(tmp_path / "a.log", range(30, 50, 10))
+    ``x.log`` beside it is a run. One there from the start beside its
+    ``x.log`` is the log's older part (issue 15): read first, in one run."""
+    write_log(tmp_path / "a.log.1", range(0, 30, 10))  # there from the start, beside a.log
+    base = write_log(tmp_path / "a.log", range(30, 50, 10))
     _, rec = start([tmp_path])
-    rec.wait(at_iter(old, 20))
+    rec.wait(at_iter(base, 40))
     lone = write_log(tmp_path / "b.log.1", range(0, 20, 10))
     snapshot = rec.wait(at_iter(lone, 10))
-    assert sorted(r.key for r in snapshot.rows) == sorted(str(tmp_path / n) for n in ("a.log", "a.log.1", "b.log.1"))
+    assert sorted(r.key for r in snapshot.rows) == sorted(str(tmp_path / n) for n in ("a.log", "b.log.1"))
+    assert row(snapshot, base).stats.logged_iters == 5  # type: ignore[union-attr]
 
 
 def test_delete_keeps_figures_and_recreate_resumes(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from trainwatch.core.names import Names
     from trainwatch.core.options import RunOptions
     from trainwatch.core.rows import Snapshot
+    from trainwatch.ingest.grouping import GroupRules, Groups
     from trainwatch.ingest.source import LogSource
     from trainwatch.outputs.prometheus import MetricsServer
 
@@ -147,8 +148,8 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     from trainwatch.outputs import export
 
     names = _names(args.config)
-    sources, problems = _load(args)
-    snapshot = build(sources, names, args.now or datetime.now())
+    sources, problems, groups = _load(args)
+    snapshot = build(sources, names, args.now or datetime.now(), groups=groups)
     if not snapshot.rows:
         # One line: the reason if there is exactly one, else the summary.
         where = ", ".join(str(p) for p in args.paths)
@@ -181,6 +182,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from trainwatch.wiring import watcher_factory
 
     names = _names(args.config)
+    grouping = _grouping(args.config)
     if (missing := _missing(args.paths)) is not None:
         return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
     options = _options(args)
@@ -193,6 +195,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         poll=args.poll,
         network_poll=args.poll_network,
         also=server.publish if server is not None else None,  # prometheus_client: imported only when asked for
+        grouping=grouping,
     )
     try:
         return run_app(args.paths, source_factory=factory, bell=args.bell, export_dir=args.export_dir)
@@ -206,13 +209,16 @@ def _cmd_serve_metrics(args: argparse.Namespace) -> int:
     from trainwatch.outputs import prometheus
 
     names = _names(args.config)
+    grouping = _grouping(args.config)
     if (missing := _missing(args.paths)) is not None:
         return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
     options = _options(args)
     if args.metrics_port is None:
         args.metrics_port = prometheus.DEFAULT_PORT
     server = _metrics_server(args)
-    return wiring.serve(server, args.paths, options, names, poll=args.poll, network_poll=args.poll_network)
+    return wiring.serve(
+        server, args.paths, options, names, poll=args.poll, network_poll=args.poll_network, grouping=grouping
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -245,29 +251,58 @@ def _missing(paths: list[Path]) -> Path | None:
     return next((p for p in split_roots(paths)[1] if not p.exists()), None)
 
 
-def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str]]:
-    from trainwatch.ingest import remote
+def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str], Groups]:
+    """Every file under the paths read once, grouped into runs as the live app groups them."""
+    from trainwatch.ingest import grouping, remote
     from trainwatch.ingest.discover import discover
+    from trainwatch.ingest.rotation import read_copies
     from trainwatch.ingest.source import LogSource, SourceError
 
     options = _options(args)
+    groups = grouping.Groups(_grouping(args.config))
     remote_roots, local = remote.split_roots(args.paths)
     files, problems = discover(local)
+    chains = grouping.rotation_chains([str(p) for p in files], _mtime, groups.rules)
+    copies = {copy for chain in chains.values() for copy in chain}
+    groups.read_with.update(chains)
     sources = []
     for path in files:
+        if str(path) in copies:
+            continue  # read with its log, below
         source = LogSource(path, options)
         try:
+            problems += read_copies(source, chains.get(str(path), ()))
             source.refresh()
             source.flush()
         except SourceError as exc:
             problems.append(str(exc))
             continue
         sources.append(source)
+        groups.add(str(path))
+    for source in sources:  # (once every file is placed: a log's .err follows it)
+        groups.claim(str(source.path), grouping.named_folders(source.agg))
     if remote_roots:
         far, far_problems = remote.load(remote_roots, options)
         sources += far
         problems += far_problems
-    return sources, problems
+    return sources, problems, groups
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def _grouping(config: Path | None) -> GroupRules:
+    """The config's ``[[group]]`` / ``[[split]]`` overrides (a bad entry is a usage error)."""
+    from trainwatch.config import ConfigError, load_grouping
+
+    try:
+        return load_grouping(config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def _options(args: argparse.Namespace) -> RunOptions:

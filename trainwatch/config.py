@@ -6,12 +6,22 @@ The config maps a run to a name the way the seed's ``MODEL_INFO`` did::
     name = "Qwen3 1.8B Optimal"
 
 A key matches a run's id (as its log states it), its file name or its file
-stem. A ``[jsonl]`` table says which keys of a JSON-lines log of no known
-format hold what (``parsers.jsonl_metrics``; ``--jsonl-keys`` adds to it)::
+stem (or, for a run of several files, its folder's or job's name). A
+``[jsonl]`` table says which keys of a JSON-lines log of no known format
+hold what (``parsers.jsonl_metrics``; ``--jsonl-keys`` adds to it)::
 
     [jsonl]
     step = "trainer/global_step"
     loss = ["train/loss", "loss"]
+
+Where trainwatch's rules put a job's files in the wrong runs, ``[[group]]``
+joins files into one run and ``[[split]]`` makes each file a run of its own
+(``ingest.grouping.GroupRules``)::
+
+    [[group]]
+    paths = ["/scratch/job-*/"]        # one run per matching folder
+    [[split]]
+    paths = ["sweeps/*/checkpoint-*/trainer_state.json"]
 
 The config is ``--config FILE``, else ``$TRAINWATCH_CONFIG``, else
 ``./trainwatch.toml``, else ``~/.config/trainwatch/config.toml``.
@@ -24,6 +34,7 @@ import tomllib
 from pathlib import Path
 
 from trainwatch.core.names import Names
+from trainwatch.ingest.grouping import GroupRuleError, GroupRules
 from trainwatch.parsers.jsonl_metrics import KeyMappingError, resolve_keys
 
 
@@ -71,6 +82,18 @@ def load_jsonl_keys(explicit: Path | None = None) -> dict[str, tuple[str, ...]]:
         return resolve_keys(table, defaults=False)
     except KeyMappingError as exc:
         raise ConfigError(f"config {path}: [jsonl] {exc}") from exc
+
+
+def load_grouping(explicit: Path | None = None) -> GroupRules:
+    """The ``[[group]]`` and ``[[split]]`` overrides of the config in effect (none: no overrides)."""
+    path = config_path(explicit)
+    if path is None:
+        return GroupRules()
+    data = _read(path)
+    try:
+        return GroupRules.from_config(data.get("group"), data.get("split"))
+    except GroupRuleError as exc:
+        raise ConfigError(f"config {path}: {exc}") from exc
 
 
 def load_names(explicit: Path | None = None) -> Names:

@@ -20,6 +20,7 @@ from trainwatch.core.options import RunOptions
 from trainwatch.core.rows import Snapshot
 
 if TYPE_CHECKING:
+    from trainwatch.ingest.grouping import GroupRules
     from trainwatch.ingest.watcher import Watcher
     from trainwatch.outputs.prometheus import MetricsServer
 
@@ -34,6 +35,7 @@ def watcher_factory(
     poll: float | None = None,
     network_poll: float | None = None,
     also: Publish | None = None,
+    grouping: GroupRules | None = None,
 ) -> Callable[[Publish], Watcher]:
     """A function that makes the watcher of ``paths`` for a consumer's
     ``publish`` (the app's), also publishing to ``also`` (a metrics server)."""
@@ -42,7 +44,7 @@ def watcher_factory(
         from trainwatch.ingest.watcher import Watcher  # imported here: it loads every parser
 
         to = publish if also is None else _tee(publish, also)
-        return Watcher(paths, options, names, to, poll=poll, network_poll=network_poll)
+        return Watcher(paths, options, names, to, poll=poll, network_poll=network_poll, grouping=grouping)
 
     return factory
 
@@ -65,6 +67,7 @@ def serve(
     *,
     poll: float | None = None,
     network_poll: float | None = None,
+    grouping: GroupRules | None = None,
 ) -> int:
     """``trainwatch serve-metrics``: feed the started ``server`` from a watcher
     without a UI until SIGINT/SIGTERM, then stop both; the exit status.
@@ -87,7 +90,7 @@ def serve(
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    make = watcher_factory(paths, options, names, poll=poll, network_poll=network_poll, also=report)
+    make = watcher_factory(paths, options, names, poll=poll, network_poll=network_poll, also=report, grouping=grouping)
     watcher = make(server.publish)
     try:
         watcher.start()

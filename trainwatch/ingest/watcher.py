@@ -35,10 +35,11 @@ from trainwatch.core.options import RunOptions
 from trainwatch.core.rows import Snapshot
 from trainwatch.ingest import mounts, remote, statpoll
 from trainwatch.ingest.discover import discover, is_log_name
+from trainwatch.ingest.grouping import GroupRules, Groups, named_folders, rotation_chains
 from trainwatch.ingest.inbox import Inbox
 from trainwatch.ingest.publish import Publisher
 from trainwatch.ingest.roots import Roots
-from trainwatch.ingest.rotation import Rotations, rotated_from
+from trainwatch.ingest.rotation import Rotations, read_copies, rotated_from
 from trainwatch.ingest.source import LogSource, SourceError
 from trainwatch.ingest.watches import Watches, native_name
 from trainwatch.parsers import filekind
@@ -74,6 +75,7 @@ class Watcher:
         tick: float = 1.0,
         network_poll: float | None = None,
         ssh_options: Sequence[str] | None = None,
+        grouping: GroupRules | None = None,
     ) -> None:
         remote_roots, paths = remote.split_roots(paths)
         self._tree = Roots(paths)
@@ -90,6 +92,10 @@ class Watcher:
         self._unread: set[str] = set()
         self._aliases: dict[str, str] = {}  # resolved path -> source key
         self._rotations = Rotations()
+        # Which files are one job's (ingest.grouping), and the rotated copies
+        # found at startup, read into their log's source before the log.
+        self._groups = Groups(grouping)
+        self._copies: dict[str, list[str]] = {}
         self._problems: dict[str, str] = {}
         self._watches = Watches(self._on_event, self._problems, poll=poll, network_poll=self._network_poll)
         self._publisher = Publisher(names, publish, clock, tick)
@@ -235,15 +241,22 @@ class Watcher:
         files, problems = discover(self._roots)
         for problem in problems:
             self._problems[problem] = problem
+        self._copies = rotation_chains([str(p) for p in files], _mtime, self._groups.rules)
+        self._groups.read_with.update(self._copies)
+        copies = {copy for chain in self._copies.values() for copy in chain}
+        self._rotations.ignored |= copies  # (they are the old part of their log: never a run)
         for path in files:
-            self._add(str(path))
+            if str(path) not in copies:
+                self._add(str(path))
         pending = sorted(self._unread, key=_size)  # small files first: many rows appear at once
         self._loading = (0, len(pending))
         last = time.monotonic()
         for done, key in enumerate(pending, 1):
             if self._stopping.is_set():
                 return
+            self._read_copies(key)
             self._refresh(key)
+            self._regroup(key)
             self._loading = (done, len(pending))
             if done == 1 or time.monotonic() - last >= LOAD_PUBLISH_INTERVAL:
                 self._publish()
@@ -282,8 +295,9 @@ class Watcher:
         changed = self._adopt_remote(dirty)
         for path in dirty:
             key = self._key(path, moved.get(path))
-            if key is not None:
-                changed |= self._refresh(key)
+            if key is not None and self._refresh(key):
+                changed = True
+                self._regroup(key)
         changed |= self._flush_quiet()
         if changed or force:
             self._publish()
@@ -313,6 +327,7 @@ class Watcher:
             if key not in self._sources:
                 self._sources[key] = source
                 self._unread.add(key)
+                self._groups.add(key)
             dirty.add(key)
         return changed
 
@@ -362,6 +377,7 @@ class Watcher:
             return canonical
         self._sources[path] = LogSource(Path(path), self._options)
         self._unread.add(path)
+        self._groups.add(path)
         if real != path:
             self._aliases[real] = path
             if not self._tree.covered(os.path.dirname(real)):
@@ -393,8 +409,10 @@ class Watcher:
             # a TensorBoard event file): shown once, as a path problem is.
             self._problems[key] = f"{key}: {source.problem}"
         had_problem = previous is not None and previous != self._problems.get(key)
-        if source.problem == "deleted" and not source.ready:
-            del self._sources[key]  # a temporary file that never held a run
+        if source.problem == "deleted" and (not source.ready or self._superseded(key, source)):
+            del self._sources[key]  # a temporary file that never held a run, or an old checkpoint
+            self._groups.remove(key)
+            self._publisher.forget(source)
             return True
         if changed:
             self._unflushed[key] = time.monotonic()
@@ -416,7 +434,35 @@ class Watcher:
             source.agg.target_override = target
 
     def _publish(self, quiet: bool = False) -> None:
-        self._publisher.publish(self._sources, self._unread, tuple(self._remote.unrecognised()), quiet)
+        self._publisher.publish(
+            self._sources, self._unread, tuple(self._remote.unrecognised()), quiet, groups=self._groups
+        )
+
+    # ------------------------------------------------------------ grouping
+
+    def _read_copies(self, key: str) -> None:
+        """A log's rotated copies found at startup, oldest first, before the log: one run, counted once."""
+        source = self._sources.get(key)
+        for problem in read_copies(source, self._copies.pop(key, ())) if source is not None else ():
+            self._problems[problem] = problem
+
+    def _regroup(self, key: str) -> None:
+        """A log that names an output folder beside it joins that folder's run (``Groups.claim``)."""
+        source = self._sources.get(key)
+        if source is not None and source.ready and source.spec is not None and source.spec.kind == "lines":
+            self._groups.claim(key, named_folders(source.agg))
+
+    def _superseded(self, key: str, source: LogSource) -> bool:
+        """Is deleted ``key`` one of several files of a run that another, still
+        there, has caught up with (a checkpoint ``save_total_limit`` removed)?
+        Its figures then say nothing more, and it is let go."""
+        group = self._groups.group_of(key)
+        if group is None or group.primary == key or not source.agg.iters:
+            return False
+        step = source.agg.iters[-1]
+        others = [self._sources.get(member) for member in group.members if member != key]
+        alive = [o for o in others if o is not None and o.ready and o.problem != "deleted" and o.agg.iters]
+        return any(other.agg.iters[-1] >= step for other in alive)
 
     # ------------------------------------------------------------- watches
 
@@ -430,6 +476,13 @@ class Watcher:
         if self._tree.in_tree(folder):
             found |= {str(p) for p in discover([Path(folder)])[0]}
         return found
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
 
 
 def _size(path: str) -> int:
