@@ -197,11 +197,12 @@ class DetailScreen(LiveScreen):
             chart = self.query_one(selector, Chart)
             if chart.spec != spec:
                 chart.spec = spec
-        self.query_one("#notes", Static).update(notes_text(s))
+        self.query_one("#notes", Static).update(notes_text(s, row.sources))
 
 
-def notes_text(s: RunStats) -> Group:
-    """Warnings (⚑), where each figure came from, and the run's events."""
+def notes_text(s: RunStats, files: tuple[str, ...] = ()) -> Group:
+    """Warnings (⚑), where each figure came from, the run's events, and its
+    files when it is read from several (the first is the row's)."""
     parts: list[RenderableType] = []
     if s.warnings:
         parts.append(Text("Warnings", style="bold"))
@@ -217,6 +218,9 @@ def notes_text(s: RunStats) -> Group:
     parts.append(Text("Events", style="bold"))
     events = [(Text("  ·"), Text(cells.safe_text(e))) for e in s.events]
     parts.append(_hanging(events) if events else Text("  none logged", style="dim"))
+    if len(files) > 1:
+        parts += [Text(""), Text("Files", style="bold")]
+        parts.append(_hanging([(Text("  ·"), Text(cells.safe_text(path))) for path in files]))
     return Group(*parts)
 
 
