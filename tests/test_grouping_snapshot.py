@@ -19,6 +19,7 @@ import pytest
 
 from trainwatch import parsers
 from trainwatch.cli import EXIT_OK, EXIT_USAGE, main
+from trainwatch.ingest import sshtail
 
 NOW = "2030-01-01T00:00:00"
 PREAMBLE = "tokens per iteration will be: 8,192\nmax_iters = {target}\n"
@@ -189,3 +190,38 @@ def test_corpus_slurm_job_4437_pair_is_one_run(
     # grep -o "eval_loss': [0-9.]*" *.out | tail -1: 0.046588730067014694.
     assert run["loss"] == 0.0451 and run["val_loss"] == pytest.approx(0.0466, abs=1e-4)
     assert run["status"] == "finished"
+
+
+# ------------------------------------------------------------------- remote
+
+
+@pytest.fixture
+def fake_ssh(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``ssh`` that runs the script on this machine, whatever the host (as in test_remote)."""
+    script = tmp_path_factory.mktemp("bin") / "fake-ssh"
+    script.write_text("#!/bin/sh\nexec sh -s\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sshtail, "SSH", str(script))
+    monkeypatch.delenv(sshtail.ENV_OPTIONS, raising=False)
+    return script
+
+
+def test_remote_hosts_group_as_local_folders(
+    tmp_path: Path, fake_ssh: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = nanogpt(tmp_path / "job" / "x-7.out", range(0, 60, 10))
+    nanogpt(tmp_path / "job" / "x-7.err", range(0, 110, 10), loss=4.0)
+    for step in (100, 200):
+        trainer_state(tmp_path / "outputs" / f"checkpoint-{step}" / "trainer_state.json", step)
+    nanogpt(tmp_path / "logs" / "train.log.1", range(0, 30, 10), mtime=1_000)
+    nanogpt(tmp_path / "logs" / "train.log", range(30, 60, 10), mtime=2_000)
+    local = {r["path"]: r for r in snapshot(capsys, str(tmp_path))["runs"]}
+    far = {r["path"]: r for r in snapshot(capsys, f"me@fake:{tmp_path}")["runs"]}
+    assert len(far) == len(local) == 3
+    job = far[f"me@fake:{out}"]
+    assert (job["iter"], len(job["sources"]), job["run"]) == (100, 2, "x-7")
+    (state,) = (r for r in far.values() if r["run"] == "outputs")
+    assert (state["iter"], len(state["sources"])) == (200, 2)
+    # Over ssh a rotated copy comes file by file: it joins its log's run (its figures are the log's).
+    (log,) = (r for r in far.values() if r["path"].endswith("train.log"))
+    assert (log["iter"], len(log["sources"])) == (50, 2)

@@ -25,6 +25,7 @@ from trainwatch import parsers
 from trainwatch.core.names import Names
 from trainwatch.core.options import RunOptions
 from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.ingest import sshtail
 from trainwatch.ingest.watcher import Watcher
 
 TIMEOUT = 10.0
@@ -249,3 +250,28 @@ def test_rotated_copies_at_startup_are_one_run_read_oldest_first(tmp_path: Path,
     time.sleep(0.3)
     assert_one_steady_run(rec, str(log))
     assert rec.snapshots[-1].rows[0].stats.logged_iters == 11
+
+
+# -------------------------------------------------------------------- remote
+
+
+def test_a_remote_jobs_err_joins_its_out(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    script = tmp_path_factory.mktemp("bin") / "fake-ssh"  # ssh that runs the script here (as in test_remote)
+    script.write_text("#!/bin/sh\nexec sh -s\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(sshtail, "SSH", str(script))
+    monkeypatch.delenv(sshtail.ENV_OPTIONS, raising=False)
+    monkeypatch.setattr(sshtail, "RESCAN", 0.5)  # new files are looked for every 10 s by default
+    out = write_log(tmp_path / "x-9.out", range(0, 30, 10))
+    rec = Recorder()
+    watcher = Watcher([Path(f"me@fake:{tmp_path}")], RunOptions(), Names(), rec, network_poll=0.1)
+    watcher.start()
+    try:
+        rec.wait(one_row(20))
+        write_log(tmp_path / "x-9.err", range(0, 60, 10))
+        rec.wait(lambda s: one_row(50)(s) and len(s.rows[0].sources) == 2)
+        assert_one_steady_run(rec, f"me@fake:{out}")
+    finally:
+        watcher.stop()

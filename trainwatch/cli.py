@@ -278,13 +278,14 @@ def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str], Groups]
             problems.append(str(exc))
             continue
         sources.append(source)
-        groups.add(str(path))
-    for source in sources:  # (once every file is placed: a log's .err follows it)
-        groups.claim(str(source.path), grouping.named_folders(source.agg))
     if remote_roots:
         far, far_problems = remote.load(remote_roots, options)
         sources += far
         problems += far_problems
+    for source in sources:
+        groups.add(str(source.path))
+    for source in sources:  # (once every file is placed: a log's .err follows it)
+        groups.claim(str(source.path), grouping.named_folders(source.agg))
     return sources, problems, groups
 
 
