@@ -94,7 +94,8 @@ def test_an_output_folder_is_one_run_at_its_newest_checkpoint(
     result = snapshot(capsys, str(tmp_path))
     (run,) = result["runs"]
     assert (run["run"], run["iter"], run["target"], run["loss"]) == ("outputs", 1500, 2000, 1.5)
-    assert len(run["sources"]) == 3 and run["sources"][0] == run["path"]
+    # The newest state is the row's file (save_total_limit deletes it last).
+    assert run["path"] == str(out / "checkpoint-1500" / "trainer_state.json") and len(run["sources"]) == 3
     assert [u["path"] for u in result["unrecognised"]] == [str(out / "checkpoint-1500" / "config.json")]
 
 

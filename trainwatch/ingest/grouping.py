@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from trainwatch.core.state import RunState
+from trainwatch.core.stats import RunStats
 from trainwatch.ingest import remote
 
 #: ``TrainingArguments``' ``logging_dir`` default: ``runs/`` + ``%b%d_%H-%M-%S`` + ``_`` + host name.
@@ -115,6 +116,10 @@ class Group:
     #: When the primary was chosen (a counter): of two shown runs that turn out
     #: to be one, the one shown first keeps its identity.
     pinned: int | None = None
+    #: The last merge: its files and their stats (the very objects), and the
+    #: run's stats. Unchanged files give the same object, which the app tells
+    #: apart from news by identity, for free (``ingest.publish``).
+    merged: tuple[tuple[str, ...], tuple[RunStats, ...], RunStats] | None = None
 
 
 class Groups:
@@ -292,17 +297,20 @@ def _label(key: str, path: str, folders: Mapping[str, str]) -> str | None:
     return os.path.basename(key.rstrip(os.sep)) or None
 
 
-def _rank(path: str, kind: str | None) -> tuple[int, bool, str]:
+def _rank(path: str, kind: str | None) -> tuple[int, bool, int, str]:
     """Which file of a run is its row's: a console log, then a state document
-    at the top, then event files, then checkpoint states; stdout before stderr."""
+    at the top, then event files, then checkpoint states (the newest, which
+    ``save_total_limit`` deletes last); stdout before stderr."""
     folder, name = os.path.split(path)
-    if _CHECKPOINT.fullmatch(os.path.basename(folder)):
-        role = 3
+    checkpoint = os.path.basename(folder)
+    step = 0
+    if _CHECKPOINT.fullmatch(checkpoint):
+        role, step = 3, int(checkpoint.rpartition("-")[2])
     elif EVENTS_MARK in name:
         role = 2
     else:
         role = 1 if kind == "document" else 0
-    return role, os.path.splitext(name)[1] in (".err", ".stderr"), path
+    return role, os.path.splitext(name)[1] in (".err", ".stderr"), -step, path
 
 
 def rotation_chains(

@@ -80,7 +80,13 @@ def _row(group: Group, shown: list[tuple[LogSource, RunStats]], groups: Groups, 
     kinds = {str(source.path): source.spec.kind if source.spec else None for source, _ in shown}
     path = groups.primary(group, kinds)
     shown.sort(key=lambda member: str(member[0].path) != path)
-    stats = merge([(str(source.path), stats) for source, stats in shown], now)
+    paths, figures = tuple(str(source.path) for source, _ in shown), tuple(stats for _, stats in shown)
+    last = group.merged
+    if last is not None and last[0] == paths and all(a is b for a, b in zip(last[1], figures, strict=True)):
+        stats = last[2]  # no file changed: the same object (the app skips it by identity)
+    else:
+        stats = merge(list(zip(paths, figures, strict=True)), now)
+        group.merged = (paths, figures, stats)
     first = shown[0][0]
     fmt = first.spec.format if first.spec is not None else ""
     read = [p for p in kinds if p != path]
