@@ -275,3 +275,25 @@ def test_a_remote_jobs_err_joins_its_out(
         assert_one_steady_run(rec, f"me@fake:{out}")
     finally:
         watcher.stop()
+
+
+def test_a_run_says_its_log_was_deleted_only_when_all_its_files_are_gone(
+    tmp_path: Path, watch: Callable[[], Recorder]
+) -> None:
+    write_log(tmp_path / "train.log.1", range(0, 30, 10), mtime=1_000)  # read into train.log's run
+    log = write_log(tmp_path / "train.log", range(30, 60, 10), mtime=2_000)
+    out = write_log(tmp_path / "job.out", range(0, 30, 10))
+    err = write_log(tmp_path / "job.err", range(0, 30, 10))
+    rec = watch()
+    rec.wait(lambda s: len(s.rows) == 2)
+    err.unlink()
+    log.unlink()
+
+    def flagged(s: Snapshot) -> bool:
+        return any("deleted" in w for r in s.rows if r.key == str(log) for w in r.stats.warnings)
+
+    snapshot = rec.wait(flagged)
+    (job,) = (r for r in snapshot.rows if r.key == str(out))
+    assert not job.stats.warnings  # its .out is still there
+    out.unlink()
+    rec.wait(lambda s: flagged(s) and all(r.stats.warnings for r in s.rows))

@@ -170,7 +170,9 @@ class Publisher:
             self.next_tick = clock + self._tick
             return  # a tick that changed no figure (and no file changed): nothing to show
         snapshot = build(ready, self._names, now, lambda source: self._derived[source][1], groups)
-        rows = tuple(_annotate(row, [sources.get(p) for p in row.sources or (row.path,)]) for row in snapshot.rows)
+        rows = tuple(
+            _annotate(row, [sources[p] for p in row.sources or (row.path,) if p in sources]) for row in snapshot.rows
+        )
         snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised + unrecognised)
         self.live = any(row.stats.status in _LIVE for row in rows)
         self.next_tick = clock + self._tick
@@ -214,10 +216,11 @@ class Publisher:
         return memo is None or not only_clock_moved(memo[1], stats, DRIFT)
 
 
-def _annotate(row: RunRow, files: list[LogSource | None]) -> RunRow:
+def _annotate(row: RunRow, files: list[LogSource]) -> RunRow:
     """A run whose files all went away or became unreadable says so (⚑) and
-    keeps its figures; one file of several gone (an old checkpoint) is no news."""
-    problems = [source.problem if source is not None else None for source in files]
+    keeps its figures; one file of several gone (an old checkpoint) is no news.
+    (``files``: the run's sources the watcher reads; not the rotated copies read into one.)"""
+    problems = [source.problem for source in files]
     if not problems or not all(problems):
         return row
     problem = problems[0]
