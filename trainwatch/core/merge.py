@@ -9,8 +9,8 @@ file that knows best:
 
 * progress (the last step, status, evals, segments) from the *lead*: the
   file furthest along (a printed step before a derived one, then the largest
-  step, then the latest update), so a stale file joining never moves the run
-  back;
+  step; at one step the file that times its steps, then the latest update),
+  so a stale file joining never moves the run back;
 * the target from a file that states one (``max_steps``, a preamble);
 * the loss and the val loss from whichever file has the newest;
 * per-step times and rates from a file that times its steps (console lines,
@@ -73,8 +73,8 @@ def merge(members: Sequence[tuple[str, RunStats]], now: datetime) -> RunStats:
     done = lead.iter
     past_default = past_default_target(target_source, done, target)
 
-    loss_from = _newest(stats, "loss") or lead
-    val_from = _newest(stats, "val_loss") or lead
+    loss_from = _newest(stats, "loss", lead) or lead
+    val_from = _newest(stats, "val_loss", lead) or lead
     taken["loss"], taken["val loss"] = loss_from, val_from
 
     timing = max(stats, key=lambda s: (_timed(s), s is lead, _progress(s)))
@@ -179,17 +179,22 @@ def _fold(
     return folded, [note for note in notes if note[0] not in said]
 
 
-def _progress(s: RunStats) -> tuple[bool, int, float, int]:
+def _progress(s: RunStats) -> tuple[bool, int, int, float, int]:
     """How far along a file is: a printed step before a derived one (a count
-    of logged dicts), then the step, then the latest update."""
+    of logged dicts), then the step; at the same step the file that times its
+    steps (an event file beside a checkpoint state), then the latest update."""
     derived = bool(getattr(s, "iter_derived", False))
-    return (not derived, -1 if s.iter is None else s.iter, _stamp(s.last_update_at), s.logged_iters)
+    step = -1 if s.iter is None else s.iter
+    return (not derived, step, _timed(s), _stamp(s.last_update_at), s.logged_iters)
 
 
-def _newest(stats: Sequence[RunStats], figure: str) -> RunStats | None:
-    """The file whose ``figure`` is newest: the furthest along of those that have it."""
+def _newest(stats: Sequence[RunStats], figure: str, lead: RunStats) -> RunStats | None:
+    """The file whose ``figure`` is newest: the furthest along of those that
+    have it (at one step the lead, then the latest update)."""
     having = [s for s in stats if getattr(s, figure) is not None]
-    return max(having, key=lambda s: (-1 if s.iter is None else s.iter, _stamp(s.last_update_at)), default=None)
+    return max(
+        having, key=lambda s: (-1 if s.iter is None else s.iter, s is lead, _stamp(s.last_update_at)), default=None
+    )
 
 
 def _timed(s: RunStats) -> int:
