@@ -107,6 +107,27 @@ def test_a_log_beside_an_output_folder_is_its_own_run_until_it_names_it(
     assert len(snapshot(capsys, str(tmp_path))["runs"]) == 2
 
 
+HF_CONSOLE = """\
+[INFO|2025-04-29 14:31:39] trainer.py:2414 >> ***** Running training *****
+
+[INFO|2025-04-29 14:31:39] trainer.py:2422 >>   Total optimization steps = 768
+
+[INFO|2025-04-29 16:11:19] trainer.py:3984 >> Saving model checkpoint to outputs/checkpoint-768
+"""
+
+
+@pytest.mark.skipif(parsers.by_format("hf_trainer_stdout") is None, reason="no HF console parser yet")
+def test_a_console_log_that_names_the_output_folder_beside_it_is_its_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = trainer_state(tmp_path / "outputs" / "checkpoint-768" / "trainer_state.json", 768, max_steps=768)
+    log = tmp_path / "running_log.txt"
+    log.write_text(HF_CONSOLE)  # LLaMA-Factory's copy of the Trainer's records
+    (run,) = snapshot(capsys, str(tmp_path))["runs"]
+    assert run["path"] == str(log) and run["sources"] == [str(log), str(state)]
+    assert (run["run"], run["iter"], run["loss"]) == ("outputs", 768, 2.24)  # the state's last loss (step 760)
+
+
 def test_the_config_splits_and_joins_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nanogpt(tmp_path / "x-1.out", range(0, 60, 10))
     nanogpt(tmp_path / "x-1.err", range(0, 60, 10))
