@@ -195,7 +195,7 @@ class Groups:
         override = self.rules.key(path)
         if override is not None:
             return override
-        key = _auto(path, self._folders, self._of)[0]
+        key = _auto(path, self._folders, self._of)
         return self._claims.get(key, key)
 
     # ----------------------------------------------------------------- groups
@@ -240,7 +240,7 @@ class Groups:
     def _place(self, path: str, key: str) -> Group:
         group = self._groups.get(key)
         if group is None:
-            group = self._groups[key] = Group(key, _label(key, path, self._folders))
+            group = self._groups[key] = Group(key, _label(key, path))
         group.members.append(path)
         self._of[path] = group
         return group
@@ -261,31 +261,30 @@ class Groups:
             del self._groups[old.key]
 
 
-def _auto(path: str, folders: Mapping[str, str], known: Mapping[str, Group]) -> tuple[str, str | None]:
-    """The group key the layout gives ``path``, and its label."""
+def _auto(path: str, folders: Mapping[str, str], known: Mapping[str, Group]) -> str:
+    """The group key the layout gives ``path`` (``folders``: the run folders known)."""
     folder, name = os.path.split(path)
     parts = path.split(os.sep)
     for index in range(len(parts) - 2, 0, -1):
         if _WANDB_RUN.fullmatch(parts[index]) and parts[index - 1] == "wandb":
-            run = os.sep.join(parts[: index + 1])
-            return run, parts[index]
+            return os.sep.join(parts[: index + 1])
     parent, folder_name = os.path.split(folder)
     if _CHECKPOINT.fullmatch(folder_name) and parent:
-        return parent, os.path.basename(parent)
+        return parent
     if folder in folders:  # an event file's folder, an output folder: the run of the files directly in it
-        return folders[folder], os.path.basename(folders[folder])
+        return folders[folder]
     stem, suffix = os.path.splitext(name)
     if suffix in _STREAMS and stem:
-        return f"{os.path.join(folder, stem)}{_STREAMS[suffix]}", stem
+        return f"{os.path.join(folder, stem)}{_STREAMS[suffix]}"
     if remote.host_of(path) is not None:
         # Over ssh a rotated copy comes as a file of its own: it joins its log's run.
         base, number = os.path.splitext(path)
         if _is_number(number) and EVENTS_MARK not in name and base in known:
-            return known[base].key, known[base].label
-    return path, None
+            return known[base].key
+    return path
 
 
-def _label(key: str, path: str, folders: Mapping[str, str]) -> str | None:
+def _label(key: str, path: str) -> str | None:
     """The name of a group that is more than its file: its folder's, its job's."""
     if key == path:
         return None
