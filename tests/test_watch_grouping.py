@@ -27,6 +27,7 @@ from trainwatch.core.options import RunOptions
 from trainwatch.core.rows import RunRow, Snapshot
 from trainwatch.ingest import sshtail
 from trainwatch.ingest.watcher import Watcher
+from trainwatch.outputs.prometheus import SnapshotCollector
 
 TIMEOUT = 10.0
 PREAMBLE = "tokens per iteration will be: 8,192\nmax_iters = 1000\n"
@@ -113,6 +114,14 @@ def assert_one_steady_run(rec: Recorder, key: str) -> None:
     assert {rows[0].key for rows in history} == {key}
     steps = [rows[0].stats.iter or 0 for rows in history]
     assert steps == sorted(steps), steps
+
+
+def iteration_labels(snapshot: Snapshot) -> list[tuple[str, str]]:
+    """The ``(run, path)`` labels of ``trainwatch_iteration``'s series for this snapshot."""
+    collector = SnapshotCollector(hostname="here")
+    collector.publish(snapshot)
+    (family,) = (f for f in collector.collect() if f.name == "trainwatch_iteration")
+    return [(sample.labels["run"], sample.labels["path"]) for sample in family.samples]
 
 
 # ------------------------------------------------------------ checkpoints
@@ -203,6 +212,8 @@ def test_a_jobs_out_and_err_in_either_order_are_one_run(
     assert_one_steady_run(rec, str(lead))
     run = snapshot.rows[0]
     assert run.sources == (str(lead), str(other)) and run.name == "train-4437"
+    # Prometheus: one series, its labels as before the file joined.
+    assert iteration_labels(rec.snapshots[0]) == iteration_labels(snapshot) == [(run.name, str(lead))]
     assert (run.stats.loss, run.stats.logged_iters) == (1.0, 5)  # the lead's own steps: none counted twice
 
 
