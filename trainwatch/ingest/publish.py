@@ -139,6 +139,8 @@ class Publisher:
         self._derived: dict[LogSource, tuple[float, RunStats]] = {}
         # From when (the clock's time), and for how many seconds, a run's stats only drift (metrics.quiet_for).
         self._quiet: dict[LogSource, tuple[datetime, float]] = {}
+        # The runs' files, when the caller does not keep them: a row keeps its path from one publish to the next.
+        self._groups = Groups()
 
     def forget(self, source: LogSource | None = None) -> None:
         """Derive ``source`` (default: every run) again at the next publish."""
@@ -160,7 +162,8 @@ class Publisher:
         """Derive and hand over a new snapshot. ``quiet`` (a clock tick, no
         file changed): skip it when every figure is as before, up to
         ``QUIET_REPUBLISH`` seconds (a stalled run's age, shown in minutes,
-        and finish dates still follow the clock)."""
+        and finish dates still follow the clock). ``groups``: the runs'
+        files, as the watcher places them (default: grouped here as found)."""
         now = self._clock()
         clock = time.monotonic()
         ready = [s for k, s in sources.items() if k not in unread]
@@ -169,7 +172,7 @@ class Publisher:
         if quiet and not any(fresh) and not due:
             self.next_tick = clock + self._tick
             return  # a tick that changed no figure (and no file changed): nothing to show
-        snapshot = build(ready, self._names, now, lambda source: self._derived[source][1], groups)
+        snapshot = build(ready, self._names, now, lambda source: self._derived[source][1], groups or self._groups)
         rows = tuple(
             _annotate(row, [sources[p] for p in row.sources or (row.path,) if p in sources]) for row in snapshot.rows
         )
