@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 
 from trainwatch.core import metrics
+from trainwatch.core.box import BoxFacts
 from trainwatch.core.names import Names, display_name
 from trainwatch.core.rows import RunRow, Snapshot, disambiguate
 from trainwatch.core.stats import DRIFT, RunStats, only_clock_moved
@@ -35,23 +36,25 @@ def build(
     names: Names,
     now: datetime,
     derive: Callable[[LogSource], RunStats] | None = None,
+    facts: Mapping[str, BoxFacts] | None = None,
 ) -> Snapshot:
     """Rows for every source that holds a run; the rest as unrecognised.
 
-    ``derive`` gives a source's stats (default: derived afresh as of ``now``);
-    the watcher passes one that reuses the stats of sources that did not change."""
+    ``derive`` gives a source's stats (default: derived afresh as of ``now``,
+    with what the machine says about the run, ``facts`` by path); the watcher
+    passes one that reuses the stats of sources that did not change."""
     rows: list[RunRow] = []
     unrecognised: list[tuple[str, str]] = []
     for source in sources:
         if source.spec is None or not source.ready:
             unrecognised.append((str(source.path), source.problem or "not a training log"))
             continue
-        stats = source.agg.stats(now) if derive is None else derive(source)
+        path = str(source.path)
+        stats = source.agg.stats(now, facts.get(path) if facts else None) if derive is None else derive(source)
         if stats.logged_iters == 0 and stats.iter is None:
             unrecognised.append((str(source.path), f"{source.spec.format}: no iterations logged yet"))
             continue
         name = display_name(names, stats.run_id, stats.log_name, source.path)
-        path = str(source.path)
         rows.append(RunRow(name, path, source.spec.format, stats, remote.host_of(path)))
     return Snapshot(now, tuple(disambiguate(rows)), tuple(unrecognised))
 
@@ -79,6 +82,9 @@ class Publisher:
         self._derived: dict[LogSource, tuple[float, RunStats]] = {}
         # From when (the clock's time), and for how many seconds, a run's stats only drift (metrics.quiet_for).
         self._quiet: dict[LogSource, tuple[datetime, float]] = {}
+        #: What the machine says about each run (``core.box``), by path; the watcher sets it,
+        #: and ``forget``s the runs whose facts changed.
+        self.facts: Mapping[str, BoxFacts] = {}
 
     def forget(self, source: LogSource | None = None) -> None:
         """Derive ``source`` (default: every run) again at the next publish."""
@@ -141,7 +147,7 @@ class Publisher:
             since, length = self._quiet.get(source, (now, 0.0))
             if not drift and 0 <= (now - since).total_seconds() < length:
                 return False  # (a clock set back is no reason to trust it: derived again)
-        stats = source.agg.stats(now)
+        stats = source.agg.stats(now, self.facts.get(str(source.path)))
         self._quiet[source] = (now, metrics.quiet_for(source.agg, stats, now))
         if memo is not None and memo[1] == stats:
             self._derived[source] = (clock, memo[1])
