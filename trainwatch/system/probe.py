@@ -131,17 +131,20 @@ class BoxWatch:
         for path in changed:
             if path in self._logs:
                 self._logs[path].pending = True
+        fewer = False  # some writer lost a process: its figures are sampled again now
         for path, entry in self._logs.items():
             if entry.tracked is not None:
+                count = len(entry.tracked.alive)
                 if not processes.still_alive(entry.tracked):
                     self._lost_writer(path, entry)
+                fewer |= entry.tracked is not None and len(entry.tracked.alive) < count
             elif entry.gone and entry.pending:
                 if _size(path) > entry.gone_size:  # written after its writer went: by whom, is to be seen
                     entry.gone, entry.writer = False, None
                 else:
                     entry.pending = False  # its last lines, read after the writer went
         found = self._lookups(now)
-        if found or (now >= self._next_sample and any(self._alive(e) for e in self._logs.values())):
+        if found or fewer or (now >= self._next_sample and any(self._alive(e) for e in self._logs.values())):
             self._sample(now)
 
     def _lost_writer(self, path: str, entry: _Log) -> None:

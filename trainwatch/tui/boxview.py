@@ -94,12 +94,19 @@ def gpu_table(stats: RunStats) -> Table:
             str(gpu.index),
             _short(gpu.name),
             fmt.pct(gpu.util_pct, 0),
-            Text(fmt.sparkline(tuple(u for _, u in gpu.util_history), SPARK_WIDTH, min_span=100.0), style=_SPARK),
+            Text(util_spark(gpu.util_history), style=_SPARK),
             _memory(gpu),
             _power(gpu),
             f"{gpu.temp_c:.0f} °C" if gpu.temp_c is not None else fmt.DASH,
         )
     return grid
+
+
+def util_spark(history: tuple[tuple[float, float], ...], width: int = SPARK_WIDTH) -> str:
+    """The last ``width`` utilisation samples on a fixed 0–100 % scale (``▁`` idle, ``█`` busy):
+    an idle GPU must look idle, not scaled up to fill the height."""
+    bars = "▁▂▃▄▅▆▇█"
+    return "".join(bars[min(7, max(0, int(u / 100 * 8)))] for _, u in history[-width:])
 
 
 def _short(name: str) -> str:
