@@ -150,6 +150,7 @@ def test_our_own_handle_is_not_a_writer(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a probe as another user")
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) is not installed")
 def test_another_users_writer_is_no_error(tmp_path: Path) -> None:
     """Looked at by a user who may not see the writer's open files: no owner, no error.
     When the log is that user's own, the kernel still says someone writes it: "hidden"."""

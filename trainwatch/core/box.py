@@ -33,7 +33,8 @@ class Writer:
     started_at: datetime | None
     #: How it was found, in words: "holds the log open for writing", "prints into tee (PID 12), which writes the log".
     how: str
-    #: The processes counted in (a launcher and its workers): PIDs, the writer first.
+    #: The processes counted in (a launcher and its workers): PIDs, the writer first; while it
+    #: lives, only those still running.
     pids: tuple[int, ...] = ()
     user: str | None = None
     #: All of them together, % of one core (None until two samples were taken).

@@ -192,7 +192,7 @@ def sample(tracked: Tracked) -> tuple[float | None, int | None]:
     first, tracked.sampled = not tracked.sampled, True
     if not measured:
         return None, None
-    return (None if first else round(cpu, 1)), rss
+    return (None if first else float(round(cpu))), rss  # whole %: the noise below that is no news
 
 
 def writer(tracked: Tracked, cpu_pct: float | None = None, rss_bytes: int | None = None) -> Writer:
@@ -203,7 +203,7 @@ def writer(tracked: Tracked, cpu_pct: float | None = None, rss_bytes: int | None
         cmdline=tracked.cmdline,
         started_at=tracked.started_at,
         how=tracked.how,
-        pids=tracked.pids,
+        pids=tracked.pids if not tracked.alive else (tracked.pid, *sorted(tracked.alive - {tracked.pid})),
         user=tracked.user,
         cpu_pct=cpu_pct if tracked.alive else None,
         rss_bytes=rss_bytes if tracked.alive else None,

@@ -65,7 +65,7 @@ def process_facts(stats: RunStats, now: datetime) -> list[tuple[str, Text | str]
         pid.append("  alive", style=_GREEN)
     else:
         pid.append("  gone", style=f"bold {_ORANGE}")
-    if len(w.pids) > 1:
+    if w.alive and len(w.pids) > 1:
         pid.append(f"  +{len(w.pids) - 1} process{'es' if len(w.pids) > 2 else ''}", style="dim")
     started = (
         f"{fmt.clock(w.started_at, now)}, {fmt.duration((now - w.started_at).total_seconds())} ago"
@@ -78,7 +78,7 @@ def process_facts(stats: RunStats, now: datetime) -> list[tuple[str, Text | str]
         ("found", Text(w.how, style="dim")),
         ("started", started if w.alive else (fmt.clock(w.started_at, now) if w.started_at else fmt.DASH)),
         ("CPU", f"{w.cpu_pct:.0f} % of a core" if w.cpu_pct is not None else fmt.DASH),
-        ("memory", f"{_bytes(w.rss_bytes)} resident"),
+        ("memory", f"{_bytes(w.rss_bytes)} resident" if w.rss_bytes is not None else fmt.DASH),
         ("user", safe_text(w.user) if w.user else fmt.DASH),
     ]
 
