@@ -30,6 +30,7 @@ from trainwatch.core.rows import Snapshot
 from trainwatch.ingest.source import LogSource
 from trainwatch.ingest.watcher import Watcher
 from trainwatch.system import openfiles, processes
+from trainwatch.system.exits import ExitWaiter
 from trainwatch.system.probe import BoxWatch
 
 from .helpers import launched, lines, python, script, session, wait_for
@@ -223,7 +224,7 @@ def test_sigkill_turns_a_live_run_exited_within_a_second(tmp_path: Path) -> None
             os.kill(proc.pid, signal.SIGKILL)
             seen, snapshot = rec.wait("exited")
             row = snapshot.rows[0]
-            assert seen - killed < 1.5, f"exited after {seen - killed:.2f} s"
+            assert seen - killed < 1.0, f"exited after {seen - killed:.2f} s"  # (a pidfd wakes the watcher: ms)
             assert row.stats.process is not None and not row.stats.process.alive
             assert row.stats.eta_s is None
         finally:
@@ -330,3 +331,20 @@ def test_snapshot_as_of_another_moment_looks_up_no_process(tmp_path: Path) -> No
         )
         (run,) = json.loads(out.stdout)["runs"]
         assert run["process"] is None
+
+
+def test_the_exit_waiter_wakes_once_per_ended_process(tmp_path: Path) -> None:
+    woken = threading.Event()
+    waiter = ExitWaiter(woken.set)
+    try:
+        proc = subprocess.Popen(["sleep", "30"])
+        pidfd = os.pidfd_open(proc.pid)
+        waiter.follow(pidfd)
+        os.close(pidfd)  # the waiter keeps its own copy
+        assert not woken.wait(0.2)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert woken.wait(5)
+        proc.wait()
+    finally:
+        waiter.close()
+    waiter.close()  # twice: no error

@@ -10,7 +10,7 @@ Pure data and pure rules here: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -86,6 +86,10 @@ class BoxProbe(Protocol):
 
     def next_due(self) -> float | None:
         """When (``time.monotonic``) ``look`` has news without any log changing: a sample is due."""
+        ...
+
+    def wake_with(self, wake: Callable[[], None]) -> None:
+        """Call ``wake`` (from any thread) when there is news sooner: a writer ended."""
         ...
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ outranks ``exited``).
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from trainwatch.core.box import BoxProbe
 from trainwatch.ingest.publish import Publisher
@@ -24,8 +24,10 @@ MIN_WAIT = 1.0
 class BoxFeed:
     """Feeds the publisher what ``probe`` says (nothing without a probe)."""
 
-    def __init__(self, probe: BoxProbe | None) -> None:
+    def __init__(self, probe: BoxProbe | None, wake: Callable[[], None]) -> None:
         self._probe = probe
+        if probe is not None:
+            probe.wake_with(wake)  # a writer that ends wakes the watcher at once
 
     def look(
         self, sources: dict[str, LogSource], skip: Collection[str], grown: Collection[str], publisher: Publisher

@@ -106,7 +106,7 @@ class Watcher:
         self._sweep_every = statpoll.BUSY_POLL
         self._remote_keys: set[str] = set()
         # The machine around the local runs: their writers and GPUs (``trainwatch.system``, wired by the face).
-        self._box = BoxFeed(box)
+        self._box = BoxFeed(box, self._wake.set)
         self._worker: threading.Thread | None = None
         table = mounts.read_mounts()
         self._network = {r: fs for r in self._roots if (fs := mounts.network_fs(r, table)) is not None}

@@ -4,7 +4,8 @@ Per log it keeps what it knows and does as little as that allows:
 
 * a log whose writer is known: one ``poll`` over the writers' pidfds per
   call (is it alive?), and every ``sample_every`` seconds their CPU and
-  memory and the GPUs (NVML);
+  memory and the GPUs (NVML); the end of a writer wakes the watcher at once
+  (``exits.ExitWaiter``), so ``exited`` does not wait for a clock tick;
 * a log without a known writer: nothing, until it grows; then (at most every
   ``lookup_every`` seconds, and less often while lookups find nothing) the
   kernel is asked whether anyone holds it open for writing
@@ -29,6 +30,7 @@ from typing import Literal
 
 from trainwatch.core.box import BoxFacts, Gpu, Writer
 from trainwatch.system import openfiles, processes
+from trainwatch.system.exits import ExitWaiter
 from trainwatch.system.gpus import Device, Nvml
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ class BoxWatch:
         self._next_scan = 0.0
         self._next_sample = 0.0
         self._history: dict[int, deque[tuple[float, float]]] = {}
+        self._exits: ExitWaiter | None = None
 
     # ----------------------------------------------------------- BoxProbe
 
@@ -104,7 +107,14 @@ class BoxWatch:
             due.append(self._next_sample)
         return max(min(due), self._next_scan) if due else None
 
+    def wake_with(self, wake: Callable[[], None]) -> None:
+        if self._exits is None:
+            self._exits = ExitWaiter(wake)
+
     def close(self) -> None:
+        if self._exits is not None:
+            self._exits.close()
+            self._exits = None
         for entry in self._logs.values():
             if entry.tracked is not None:
                 entry.tracked.close()
@@ -177,6 +187,9 @@ class BoxWatch:
             entry = self._logs[path]
             tracked = processes.resolve(scan.holders[path]) if path in scan.holders else None
             if tracked is not None:
+                if (exits := self._exits) is not None:
+                    for pidfd in tracked.pidfds.values():
+                        exits.follow(pidfd)  # its end wakes the watcher at once
                 entry.tracked, entry.gone, entry.hidden = tracked, False, False
                 entry.writer = processes.writer(tracked)
                 found = True
