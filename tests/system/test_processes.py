@@ -100,6 +100,15 @@ def test_through_tee_the_producer_is_the_writer(tmp_path: Path) -> None:
         assert _pid_of("tee", proc.pid) in writer.pids
 
 
+def test_a_pipe_into_a_redirected_writer_is_no_tee(tmp_path: Path) -> None:
+    """``yes | python train.py > log``: python reads a pipe, but its output is the log: it is the writer."""
+    loop, log = script(tmp_path), tmp_path / "train.log"
+    with launched(f"yes | {python()} {loop} > {log}", log) as proc:
+        writer = _look(log)[str(log)].writer  # type: ignore[attr-defined]
+        assert writer.pid == _pid_of(str(loop), proc.pid)
+        assert writer.how == processes.HOLDS
+
+
 def test_a_launcher_and_its_workers(tmp_path: Path) -> None:
     """A parent that spawns workers sharing its console (torchrun's shape): the parent is shown."""
     loop, log = script(tmp_path), tmp_path / "train.log"

@@ -147,6 +147,14 @@ def stdin_pipe(pid: int, proc: str = PROC) -> str | None:
     return target if target.startswith("pipe:[") else None
 
 
+def stdout_of(pid: int, proc: str = PROC) -> str | None:
+    """What ``pid``'s standard output is (a path, ``pipe:[N]``...), if it may be read."""
+    try:
+        return os.readlink(f"{proc}/{pid}/fd/1")
+    except OSError:
+        return None
+
+
 def _pids(proc: str) -> Iterable[int]:
     try:
         names = os.listdir(proc)

@@ -185,7 +185,7 @@ class BoxWatch:
         found = False
         for path in search:
             entry = self._logs[path]
-            tracked = processes.resolve(scan.holders[path]) if path in scan.holders else None
+            tracked = processes.resolve(scan.holders[path], path) if path in scan.holders else None
             if tracked is not None:
                 if (exits := self._exits) is not None:
                     for pidfd in tracked.pidfds.values():

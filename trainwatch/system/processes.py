@@ -119,15 +119,18 @@ def topmost(procs: dict[int, psutil.Process]) -> int:
     return max(procs, key=lambda pid: (below[pid], -started(pid), -pid))
 
 
-def resolve(holders: list[int]) -> Tracked | None:
-    """The writer of a log held open by ``holders``, looking through a ``tee``.
+def resolve(holders: list[int], log: str | None = None) -> Tracked | None:
+    """The writer of ``log``, held open by ``holders``, looking through a ``tee``.
 
-    A holder that reads its standard input from a pipe relays whatever
-    writes into that pipe: those processes are the run (``tee`` ends with
-    them, at the end of its input)."""
+    A holder that reads its standard input from a pipe, and whose own
+    standard output is not the log, relays whatever writes into that pipe:
+    those processes are the run (``tee`` ends with them, at the end of its
+    input). ``python train.py > log`` fed by a pipe is no relay: its output
+    is the log."""
+    real = os.path.realpath(log) if log is not None else None
     for pid in holders:
         pipe = openfiles.stdin_pipe(pid)
-        if pipe is None:
+        if pipe is None or (real is not None and openfiles.stdout_of(pid) == real):
             continue
         producers = openfiles.writers_into_pipe(pipe, exclude=pid)
         if producers:
