@@ -422,6 +422,8 @@ class Watcher:
             self._problems["<box>"] = f"cannot look at the processes: {exc}"
             return False
         for key in gone:  # its writer just went: its last lines may say it finished, and no more will come
+            if key not in self._sources:
+                continue
             self._refresh(key)
             self._unflushed.pop(key, None)
             self._sources[key].flush()
