@@ -17,7 +17,7 @@ import trainwatch
 from benchmarks import generate, report
 from benchmarks.core import FULL, SMOKE, Context, Row, machine
 
-BENCHES = ("load", "refresh", "memory", "startup", "live")
+BENCHES = ("load", "refresh", "memory", "startup", "live", "box")
 ANALYSIS = Path(__file__).resolve().parent / "ANALYSIS.md"
 #: The last written run's figures (git-ignored with the data), for ``--render``.
 SAVED = generate.DATA / "results.json"

@@ -69,11 +69,14 @@ def test_each_run_is_labelled_and_every_figure_exported(tmp_path: Path) -> None:
     assert metrics["trainwatch_runs"] == [({}, 1.0)]
     assert metrics["trainwatch_build_info"] == [({"version": __version__}, 1.0)]
     status = {s["status"]: v for s, v in metrics["trainwatch_run_status"]}
-    assert status == {"running": 1.0, "stalled": 0.0, "finished": 0.0, "diverged": 0.0, "failed": 0.0}
+    assert status == {"running": 1.0, "stalled": 0.0, "finished": 0.0, "diverged": 0.0, "failed": 0.0, "exited": 0.0}
     assert set(metrics) >= {f"trainwatch_{name}" for name, _, _ in GAUGES} - {
         "trainwatch_val_loss",  # no eval in this log: no sample, so no family
         "trainwatch_wall_elapsed_seconds",
         "trainwatch_eta_seconds",
+        "trainwatch_writer_alive",  # no writer known (tests/system/ has them)
+        "trainwatch_writer_cpu_ratio",
+        "trainwatch_writer_resident_bytes",
     }
 
 

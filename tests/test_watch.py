@@ -391,9 +391,9 @@ def test_a_quiet_run_is_not_derived_on_ticks_until_it_can_stall(
     derived: list[datetime] = []
     derive = metrics.derive
 
-    def counted(agg: object, now: datetime) -> object:
+    def counted(agg: object, now: datetime, facts: object = None) -> object:
         derived.append(now)
-        return derive(agg, now)  # type: ignore[arg-type]
+        return derive(agg, now, facts)  # type: ignore[arg-type]
 
     monkeypatch.setattr(metrics, "derive", counted)
     log = write_log(tmp_path / "live.log", range(0, 30, 10))

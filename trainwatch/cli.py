@@ -13,7 +13,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -22,6 +22,7 @@ from trainwatch import __version__
 from trainwatch.core import fmt
 
 if TYPE_CHECKING:
+    from trainwatch.core.box import BoxFacts
     from trainwatch.core.names import Names
     from trainwatch.core.options import RunOptions
     from trainwatch.core.rows import Snapshot
@@ -149,7 +150,9 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
 
     names = _names(args.config)
     sources, problems, groups = _load(args)
-    snapshot = build(sources, names, args.now or datetime.now(), groups=groups)
+    # Who writes each log is a fact of now: not looked up for a snapshot "as of" another moment.
+    facts = _box_facts(sources) if args.now is None else None
+    snapshot = build(sources, names, args.now or datetime.now(), groups=groups, facts=facts)
     if not snapshot.rows:
         # One line: the reason if there is exactly one, else the summary.
         where = ", ".join(str(p) for p in args.paths)
@@ -322,6 +325,19 @@ def _options(args: argparse.Namespace) -> RunOptions:
         except KeyMappingError as exc:
             raise UsageError(f"--jsonl-keys: {exc}") from exc
     return RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu, tuple(keys.items()))
+
+
+def _box_facts(sources: list[LogSource]) -> Mapping[str, BoxFacts]:
+    """The writers (and their GPUs) of the local logs, looked up once."""
+    from trainwatch.ingest import remote
+    from trainwatch.system.probe import BoxWatch
+
+    local = [str(s.path) for s in sources if remote.host_of(str(s.path)) is None]
+    probe = BoxWatch()
+    try:
+        return probe.look(local, local)
+    finally:
+        probe.close()
 
 
 def _names(config: Path | None) -> Names:

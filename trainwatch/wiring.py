@@ -42,9 +42,13 @@ def watcher_factory(
 
     def factory(publish: Publish) -> Watcher:
         from trainwatch.ingest.watcher import Watcher  # imported here: it loads every parser
+        from trainwatch.system.probe import BoxWatch
 
         to = publish if also is None else _tee(publish, also)
-        return Watcher(paths, options, names, to, poll=poll, network_poll=network_poll, grouping=grouping)
+        # The writers of the local logs and their GPUs: who writes each run, and whether it lives.
+        return Watcher(
+            paths, options, names, to, poll=poll, network_poll=network_poll, grouping=grouping, box=BoxWatch()
+        )
 
     return factory
 

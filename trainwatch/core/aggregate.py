@@ -34,6 +34,7 @@ from trainwatch.core.aggregate_take import (
     take_columns,
     take_iterations,
 )
+from trainwatch.core.box import BoxFacts
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
 from trainwatch.core.series import Series
 from trainwatch.core.state import RunState
@@ -135,11 +136,12 @@ class RunAggregator(RunState):
             self.observed.append(at)
             del self.observed[:-64]
 
-    def stats(self, now: datetime | None = None) -> RunStats:
-        """The run's figures as of ``now`` (default: the current local time)."""
+    def stats(self, now: datetime | None = None, facts: BoxFacts | None = None) -> RunStats:
+        """The run's figures as of ``now`` (default: the current local time);
+        ``facts``: what the machine says about it (``core.box``)."""
         from trainwatch.core.metrics import derive  # metrics imports this module's types
 
-        return derive(self, now or datetime.now())
+        return derive(self, now or datetime.now(), facts)
 
     # --------------------------------------------------------------- internals
 

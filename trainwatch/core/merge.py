@@ -126,9 +126,15 @@ def merge(members: Sequence[tuple[str, RunStats]], now: datetime) -> RunStats:
     provenance, notes = _fold(provenance, notes)
     warnings = tuple(dict.fromkeys(w for s in stats for w in s.warnings))
 
+    # The machine's facts come from the file a process holds: the live writer first.
+    writers = [s for s in stats if s.process is not None]
+    box_from = next((s for s in writers if s.process is not None and s.process.alive), writers[0] if writers else lead)
     return replace(
         lead,
         status=status,
+        process=box_from.process,
+        process_hidden=any(s.process_hidden for s in stats),
+        gpus=box_from.gpus,
         target=target,
         target_source=target_source,
         progress_pct=None if done is None or target <= 0 or past_default else min(100.0, 100.0 * done / target),
@@ -225,8 +231,13 @@ def _status(lead: RunStats, stats: Sequence[RunStats], loss: float | None) -> tu
     if ended:
         last = max(ended, key=lambda s: _stamp(s.last_update_at))
         return last.status, last
-    if lead.status == "stalled" and any(s.status == "running" for s in stats):
-        return "running", lead
+    if lead.status in ("stalled", "exited") and (running := [s for s in stats if s.status == "running"]):
+        return "running", running[0]
+    # The run's writer is a fact of the file it holds open (a console log, not
+    # a checkpoint state): once it is gone and no file is still written, the run exited.
+    exited = [s for s in stats if s.status == "exited"]
+    if exited and not any(s.process is not None and s.process.alive for s in stats):
+        return "exited", exited[0]
     return lead.status, lead
 
 

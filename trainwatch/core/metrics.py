@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Literal
 
-from trainwatch.core import gpus
+from trainwatch.core import box, gpus
 from trainwatch.core.records import Eval
 from trainwatch.core.state import OUTLIER_FACTOR, RunState
 from trainwatch.core.stats import RunStats, Status, past_default_target
@@ -26,8 +26,9 @@ MIN_STALL_S = 60.0
 #: A step slower than this many medians is not the run's pace (see _typical_mean).
 
 
-def derive(agg: RunState, now: datetime) -> RunStats:
-    """The run's ``RunStats`` as of ``now``."""
+def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> RunStats:
+    """The run's ``RunStats`` as of ``now``; ``facts``: what the machine says
+    about it (its writer, its GPUs), where known."""
     info = agg.info
     warnings: list[str] = []
     provenance: list[tuple[str, str]] = []
@@ -83,9 +84,12 @@ def derive(agg: RunState, now: datetime) -> RunStats:
     ended = info.end_time or (agg.outcome.wall_time if agg.outcome else None)
     anchor = _last_progress_at(agg, rate_s)
     last_update = max((t for t in (anchor, *agg.observed[-1:]) if t is not None), default=None)
-    status = _status(agg, done, target, target_source, now, last_update, rate_s, ended)
+    status = _status(agg, done, target, target_source, now, last_update, rate_s, ended, box.exited(facts))
     if status == "finished" and ended is not None:
         last_update = ended  # a copied log's mtime says nothing about the run
+    if status == "exited":
+        ended = ended or last_update  # the run stopped with its last line, whatever the clock says now
+    warnings += box.gpu_warnings(facts, status == "running", agg.last_mfu)
     wall_elapsed = _wall_elapsed(agg, started, ended, now, status)
     eta = None if past_default else _eta(agg, done, target, rate_s, anchor, now, status)
     finish_at: datetime | None
@@ -155,6 +159,9 @@ def derive(agg: RunState, now: datetime) -> RunStats:
         mfu_series=agg.mfu_series.points(),
         tps_series=agg.tps_series.points(),
         wall_series=agg.wall_series.points(),
+        process=facts.writer if facts is not None else None,
+        process_hidden=facts is not None and facts.hidden,
+        gpus=facts.gpus if facts is not None else (),
     )
 
 
@@ -285,7 +292,7 @@ def _eta(
     status: Status,
 ) -> float | None:
     """Seconds until ``iter == target`` (METRICS.md: ETA)."""
-    if status in ("stalled", "diverged", "failed") or done is None or rate_s is None:
+    if status in ("stalled", "diverged", "failed", "exited") or done is None or rate_s is None:
         return None
     remaining = max(0, target - done)
     work = remaining * rate_s + _evals_due(agg, done, target) * _eval_overhead_s(agg, rate_s)
@@ -338,12 +345,16 @@ def _status(
     last_update: datetime | None,
     rate_s: float | None,
     ended: datetime | None,
+    writer_gone: bool = False,
 ) -> Status:
     """METRICS.md: status.
 
     Divergence outranks the failure it usually causes; a run that reached
     its stated target and crashed afterwards (a teardown error) finished.
     Reaching the default target proves nothing: only a stated one counts.
+    A run whose writer is gone (``writer_gone``) and whose log says neither
+    is ``exited``: killed (OOM, a signal, a node fault) or stopped without a
+    word, at once rather than "stalled" a minute later.
     """
     if agg.last_loss is not None and not math.isfinite(agg.last_loss):
         return "diverged"
@@ -352,6 +363,8 @@ def _status(
         return "failed"
     if (agg.outcome is not None and agg.outcome.kind == "finished") or agg.info.end_time or reached:
         return "finished"
+    if writer_gone:
+        return "exited"
     if last_update is not None and (now - last_update).total_seconds() > _stall_after_s(agg, rate_s):
         return "stalled"
     return "running"

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Literal
 
-Status = Literal["running", "stalled", "finished", "diverged", "failed"]
+from trainwatch.core.box import Gpu, Writer
+
+Status = Literal["running", "stalled", "finished", "diverged", "failed", "exited"]
 Points = tuple[tuple[float, ...], tuple[float, ...]]
 EMPTY: Points = ((), ())
 
@@ -83,6 +85,10 @@ class RunStats:
     mfu_series: Points = EMPTY
     tps_series: Points = EMPTY
     wall_series: Points = field(default=EMPTY)
+    # The machine around the run (``core.box``): the process writing the log and its GPUs.
+    process: Writer | None = None
+    process_hidden: bool = False  # a process trainwatch may not look into writes the log
+    gpus: tuple[Gpu, ...] = ()
 
     @property
     def past_default_target(self) -> bool:

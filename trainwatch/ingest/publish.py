@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from trainwatch.core import metrics
+from trainwatch.core.box import BoxFacts
 from trainwatch.core.merge import merge
 from trainwatch.core.names import Names, display_name
 from trainwatch.core.rows import RunRow, Snapshot, disambiguate
@@ -39,15 +40,17 @@ def build(
     now: datetime,
     derive: Callable[[LogSource], RunStats] | None = None,
     groups: Groups | None = None,
+    facts: Mapping[str, BoxFacts] | None = None,
 ) -> Snapshot:
     """One row per run (``groups``: the files of one job are one run), the
     files that hold none as unrecognised.
 
-    ``derive`` gives a source's stats (default: derived afresh as of ``now``);
-    the watcher passes one that reuses the stats of sources that did not
-    change. Without ``groups`` the sources are grouped here, as found. A
-    run with a file not read yet waits for it, so that its row appears once,
-    with its own path, rather than as one file's row that another then joins."""
+    ``derive`` gives a source's stats (default: derived afresh as of ``now``,
+    with what the machine says about the run, ``facts`` by path); the watcher
+    passes one that reuses the stats of sources that did not change. Without
+    ``groups`` the sources are grouped here, as found. A run with a file not
+    read yet waits for it, so that its row appears once, with its own path,
+    rather than as one file's row that another then joins."""
     by_path = {str(source.path): source for source in sources}
     if groups is None:
         groups = Groups()
@@ -65,7 +68,9 @@ def build(
             if source.spec is None or not source.ready:
                 unrecognised.append((str(source.path), source.problem or "not a training log"))
                 continue
-            stats = source.agg.stats(now) if derive is None else derive(source)
+            path = str(source.path)
+            fact = facts.get(path) if facts else None
+            stats = source.agg.stats(now, fact) if derive is None else derive(source)
             if stats.logged_iters == 0 and stats.iter is None:
                 unrecognised.append((str(source.path), f"{source.spec.format}: no iterations logged yet"))
                 continue
@@ -141,6 +146,9 @@ class Publisher:
         self._quiet: dict[LogSource, tuple[datetime, float]] = {}
         # The runs' files, when the caller does not keep them: a row keeps its path from one publish to the next.
         self._groups = Groups()
+        #: What the machine says about each run (``core.box``), by path; the watcher sets it,
+        #: and ``forget``s the runs whose facts changed.
+        self.facts: Mapping[str, BoxFacts] = {}
 
     def forget(self, source: LogSource | None = None) -> None:
         """Derive ``source`` (default: every run) again at the next publish."""
@@ -207,7 +215,7 @@ class Publisher:
             since, length = self._quiet.get(source, (now, 0.0))
             if not drift and 0 <= (now - since).total_seconds() < length:
                 return False  # (a clock set back is no reason to trust it: derived again)
-        stats = source.agg.stats(now)
+        stats = source.agg.stats(now, self.facts.get(str(source.path)))
         self._quiet[source] = (now, metrics.quiet_for(source.agg, stats, now))
         if memo is not None and memo[1] == stats:
             self._derived[source] = (clock, memo[1])

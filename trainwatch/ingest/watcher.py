@@ -30,10 +30,12 @@ from pathlib import Path
 
 from watchdog.events import FileSystemEvent
 
+from trainwatch.core.box import BoxProbe
 from trainwatch.core.names import Names
 from trainwatch.core.options import RunOptions
 from trainwatch.core.rows import Snapshot
 from trainwatch.ingest import mounts, remote, statpoll
+from trainwatch.ingest.boxfeed import BoxFeed
 from trainwatch.ingest.discover import discover, is_log_name
 from trainwatch.ingest.grouping import GroupRules, Groups, named_folders, rotation_chains
 from trainwatch.ingest.inbox import Inbox
@@ -76,6 +78,7 @@ class Watcher:
         network_poll: float | None = None,
         ssh_options: Sequence[str] | None = None,
         grouping: GroupRules | None = None,
+        box: BoxProbe | None = None,
     ) -> None:
         remote_roots, paths = remote.split_roots(paths)
         self._tree = Roots(paths)
@@ -108,6 +111,8 @@ class Watcher:
         self._next_sweep = 0.0
         self._sweep_every = statpoll.BUSY_POLL
         self._remote_keys: set[str] = set()
+        # The machine around the local runs: their writers and GPUs (``trainwatch.system``, wired by the face).
+        self._box = BoxFeed(box, self._wake.set)
         self._worker: threading.Thread | None = None
         table = mounts.read_mounts()
         self._network = {r: fs for r in self._roots if (fs := mounts.network_fs(r, table)) is not None}
@@ -134,6 +139,7 @@ class Watcher:
             worker.join(timeout=10)
         self._watches.stop()
         self._remote.stop()
+        self._box.close()
 
     def refresh_now(self) -> None:
         """Re-check every file and publish (a missed event cannot hide a change)."""
@@ -229,6 +235,8 @@ class Watcher:
             due.append(self._next_sweep)
         if self._unflushed:
             due.append(min(self._unflushed.values()) + FLUSH_AFTER_S)
+        if (box := self._box.next_due(self._last_pass)) is not None:
+            due.append(box)
         return max(0.0, min(due) - time.monotonic()) if due else None
 
     def _setup(self) -> None:
@@ -262,6 +270,7 @@ class Watcher:
                 self._publish()
                 last = time.monotonic()
         self._loading = None
+        self._look_box(set(self._sources))
         self._publish()
 
     def _pass(self) -> None:
@@ -293,12 +302,15 @@ class Watcher:
             dirty.update(self._sources)
             dirty.update(str(p) for p in discover(self._roots)[0])
         changed = self._adopt_remote(dirty)
+        grown: set[str] = set()
         for path in dirty:
             key = self._key(path, moved.get(path))
             if key is not None and self._refresh(key):
                 changed = True
                 self._regroup(key)
+                grown.add(key)
         changed |= self._flush_quiet()
+        changed |= self._look_box(grown)
         if changed or force:
             self._publish()
         elif self._publisher.live and time.monotonic() >= self._publisher.next_tick:
@@ -417,6 +429,23 @@ class Watcher:
         if changed:
             self._unflushed[key] = time.monotonic()
         return changed or first or had_problem or source.problem != before
+
+    def _look_box(self, grown: set[str]) -> bool:
+        """Ask the machine about the local runs (``BoxFeed``); ``True`` if what it says of some run changed."""
+        skip = self._remote_keys | self._unread
+        try:
+            moved, gone = self._box.look(self._sources, skip, grown, self._publisher)
+        except Exception as exc:  # a broken probe costs its facts, not the watching
+            log.exception("trainwatch: the process probe failed")
+            self._problems["<box>"] = f"cannot look at the processes: {exc}"
+            return False
+        for key in gone:  # its writer just went: its last lines may say it finished, and no more will come
+            if key not in self._sources:
+                continue
+            self._refresh(key)
+            self._unflushed.pop(key, None)
+            self._sources[key].flush()
+        return bool(moved)
 
     def _change_mode(self) -> None:
         """Modification events off while busy, back on when calm (see statpoll); then re-read everything."""

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from trainwatch import __version__
+from trainwatch.core.box import Gpu, Writer
 from trainwatch.core.rows import RunRow, Snapshot
 
 
@@ -59,6 +60,41 @@ def run_record(row: RunRow) -> dict[str, Any]:
         "started_at": _iso(s.started_at),
         "finish_at": _iso(s.finish_at),
         "last_update_at": _iso(s.last_update_at),
+        "process": process_record(s.process),
+        "gpus": [gpu_record(g) for g in s.gpus],
+    }
+
+
+def process_record(writer: Writer | None) -> dict[str, Any] | None:
+    """The process writing the log (SNAPSHOT.md ``process``); ``None`` where none is known.
+    ``pid`` is the writer's; ``pids`` every process counted in (a launcher's workers)."""
+    if writer is None:
+        return None
+    return {
+        "pid": writer.pid,
+        "alive": writer.alive,
+        "cmdline": writer.cmdline,
+        "started_at": _iso(writer.started_at),
+        "pids": list(writer.pids),
+        "user": writer.user,
+        "how": writer.how,
+        "cpu_pct": _round(writer.cpu_pct, 1),
+        "rss_mib": _round(writer.rss_bytes / 2**20 if writer.rss_bytes is not None else None, 1),
+    }
+
+
+def gpu_record(gpu: Gpu) -> dict[str, Any]:
+    """One GPU of the run (SNAPSHOT.md ``gpus``), as last sampled."""
+    return {
+        "index": gpu.index,
+        "name": gpu.name,
+        "util_pct": _round(gpu.util_pct, 1),
+        "mem_used_mib": _round(gpu.mem_used_mib, 1),
+        "mem_total_mib": _round(gpu.mem_total_mib, 1),
+        "power_w": _round(gpu.power_w, 1),
+        "power_limit_w": _round(gpu.power_limit_w, 1),
+        "temp_c": _round(gpu.temp_c, 1),
+        "run_mem_mib": _round(gpu.run_mem_mib, 1),
     }
 
 

@@ -114,7 +114,7 @@ def rich_table(snapshot: Snapshot, width: int = 200) -> Any:
     return Group(table, Text(""), *notes)
 
 
-STATUS_MARK = {"running": "●", "stalled": "◐", "finished": "✓", "diverged": "✗", "failed": "✗"}
+STATUS_MARK = {"running": "●", "stalled": "◐", "finished": "✓", "diverged": "✗", "failed": "✗", "exited": "○"}
 # (title, justify, priority): lower priority numbers survive narrow terminals.
 _TABLE_COLUMNS: tuple[tuple[str, Literal["left", "right"], int], ...] = (
     ("Run", "left", 0),
@@ -223,14 +223,27 @@ def _md_text(text: str) -> str:
 def _defuse_csv(record: dict[str, Any]) -> dict[str, Any]:
     """Spreadsheets run cells starting with = + - @ as formulas: quote them."""
     out = {}
-    for key, value in record.items():
+    for key, value in _flat(record).items():
         if isinstance(value, list):
-            value = " | ".join(value)
+            value = " | ".join(map(str, value))
         if isinstance(value, str):
             value = safe_text(value)
             if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
                 value = "'" + value
         out[key] = value
+    return out
+
+
+def _flat(record: dict[str, Any]) -> dict[str, Any]:
+    """One CSV column per figure: ``process`` as ``process_pid``, ``process_alive``…;
+    ``gpus`` as one cell per GPU figure, the GPUs' values joined with `` | ``."""
+    out = dict(record)
+    process = out.pop("process", None)
+    for key in ("pid", "alive", "cmdline", "started_at", "cpu_pct", "rss_mib"):
+        out[f"process_{key}"] = process.get(key) if process else None
+    gpus = out.pop("gpus", None) or []
+    for key in ("index", "name", "util_pct", "mem_used_mib", "mem_total_mib", "power_w"):
+        out[f"gpu_{key}"] = [g[key] for g in gpus] if gpus else None
     return out
 
 

@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from trainwatch import __version__
+from trainwatch.core.box import Gpu
 from trainwatch.core.rows import Snapshot
 from trainwatch.core.stats import RunStats, Status
 
@@ -66,7 +67,37 @@ GAUGES: tuple[tuple[str, str, Callable[[RunStats], float | None]], ...] = (
     ),
     ("wall_elapsed_seconds", "Wall-clock time since the run started.", lambda s: s.wall_elapsed_s),
     ("last_update_timestamp_seconds", "When the run's log last changed (Unix time).", _timestamp),
+    (
+        "writer_alive",
+        "1 while the process writing the run's log lives, 0 once it is gone (no sample: none known).",
+        lambda s: None if s.process is None else float(s.process.alive),
+    ),
+    (
+        "writer_cpu_ratio",
+        "CPU of the processes writing the log, in cores (1 = one core busy).",
+        lambda s: _ratio(s.process.cpu_pct) if s.process is not None else None,
+    ),
+    (
+        "writer_resident_bytes",
+        "Resident memory of the processes writing the log.",
+        lambda s: s.process.rss_bytes if s.process is not None else None,
+    ),
 )
+#: name (after ``trainwatch_gpu_``), help, value of one GPU of a run; labelled also ``gpu`` (index) and ``gpu_name``.
+GPU_GAUGES: tuple[tuple[str, str, Callable[[Gpu], float | None]], ...] = (
+    ("utilization_ratio", "GPU utilisation of a run's GPU (0-1): time a kernel ran.", lambda g: _ratio(g.util_pct)),
+    ("memory_used_bytes", "Memory used on a run's GPU (all processes).", lambda g: _mib(g.mem_used_mib)),
+    ("memory_total_bytes", "Memory of a run's GPU.", lambda g: _mib(g.mem_total_mib)),
+    ("run_memory_bytes", "Memory the run's own processes hold on the GPU.", lambda g: _mib(g.run_mem_mib)),
+    ("power_watts", "Power draw of a run's GPU.", lambda g: g.power_w),
+    ("power_limit_watts", "Enforced power limit of a run's GPU.", lambda g: g.power_limit_w),
+    ("temperature_celsius", "Temperature of a run's GPU.", lambda g: g.temp_c),
+)
+GPU_LABELS = (*LABELS, "gpu", "gpu_name")
+
+
+def _mib(value: float | None) -> float | None:
+    return None if value is None else value * 2**20
 
 
 class SnapshotCollector(Collector):
@@ -99,6 +130,10 @@ class SnapshotCollector(Collector):
         status = GaugeMetricFamily(
             "trainwatch_run_status", "1 for the run's status, 0 for the others.", labels=(*LABELS, "status")
         )
+        gpu_families = [
+            (GaugeMetricFamily(f"trainwatch_gpu_{name}", text, labels=GPU_LABELS), value)
+            for name, text, value in GPU_GAUGES
+        ]
         for row in rows:
             labels = [row.name, row.stats.run_id or "", row.path, row.format, row.host or self.hostname]
             for family, value in families:
@@ -107,8 +142,14 @@ class SnapshotCollector(Collector):
                     family.add_metric(labels, float(number))
             for state in STATUSES:
                 status.add_metric([*labels, state], 1.0 if row.stats.status == state else 0.0)
+            for gpu in row.stats.gpus:
+                for family, gpu_value in gpu_families:
+                    number = gpu_value(gpu)
+                    if number is not None and math.isfinite(number):
+                        family.add_metric([*labels, str(gpu.index), gpu.name], float(number))
         yield from (family for family, _ in families)
         yield status
+        yield from (family for family, _ in gpu_families if family.samples)
 
 
 class MetricsServer:

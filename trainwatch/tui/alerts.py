@@ -17,6 +17,7 @@ SEVERITY: dict[str, Severity] = {
     "diverged": "error",
     "failed": "error",
     "finished": "information",
+    "exited": "error",
 }
 
 
@@ -29,7 +30,7 @@ class Alert:
 
 
 def status_alerts(old: Snapshot | None, new: Snapshot) -> list[Alert]:
-    """Runs whose status changed into stalled, diverged, failed or finished.
+    """Runs whose status changed into stalled, diverged, failed, exited or finished.
 
     Nothing on first display (``old`` is ``None``) and nothing for runs that
     just appeared: an alert reports a change someone could have missed.
@@ -55,4 +56,10 @@ def _message(row: RunRow, snapshot: Snapshot) -> str:
     if s.status == "failed":
         last = next((e for e in reversed(s.events) if e.startswith("failed")), "failed")
         return f"{name} {cells.safe_text(last)} (iteration {fmt.count(s.iter)})"
+    if s.status == "exited":
+        pid = f" (PID {s.process.pid})" if s.process is not None else ""
+        return (
+            f"{name} exited: its process{pid} is gone, and the log says neither finished nor failed "
+            f"(at iteration {fmt.count(s.iter)})"
+        )
     return f"{name} finished: {fmt.count(s.iter)} iterations, loss {fmt.number(s.loss, 3)}"

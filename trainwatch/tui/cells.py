@@ -20,6 +20,7 @@ from rich.text import Text
 
 from trainwatch.core import fmt
 from trainwatch.core.stats import RunStats, Status
+from trainwatch.tui.boxview import gpu_mem_text, gpu_util, gpu_util_text
 
 if TYPE_CHECKING:
     from trainwatch.core.rows import RunRow
@@ -38,18 +39,33 @@ def safe_text(text: str) -> str:
     return strip_controls(text)
 
 
-GREEN, YELLOW, BLUE, RED, GREY = "#5fd787", "#ffd75f", "#5fafff", "#ff5f5f", "#8a8a8a"
-STATUS_MARK: dict[Status, str] = {"running": "●", "stalled": "◐", "finished": "✓", "diverged": "✗", "failed": "✗"}
-STATUS_ORDER_SHOWN: tuple[Status, ...] = ("running", "stalled", "finished", "diverged", "failed")
+GREEN, YELLOW, BLUE, RED, GREY, ORANGE = "#5fd787", "#ffd75f", "#5fafff", "#ff5f5f", "#8a8a8a", "#ff875f"
+STATUS_MARK: dict[Status, str] = {
+    "running": "●",
+    "stalled": "◐",
+    "finished": "✓",
+    "diverged": "✗",
+    "failed": "✗",
+    "exited": "○",  # the process is gone: the empty shape of running
+}
+STATUS_ORDER_SHOWN: tuple[Status, ...] = ("running", "stalled", "finished", "diverged", "failed", "exited")
 STATUS_STYLE: dict[Status, str] = {
     "running": GREEN,
     "stalled": YELLOW,
     "finished": BLUE,
     "diverged": f"bold {RED}",
     "failed": RED,
+    "exited": ORANGE,
 }
 #: Style of a whole row's text by status: finished runs step back, broken ones stand out.
-ROW_STYLE: dict[Status, str] = {"running": "", "stalled": "", "finished": GREY, "diverged": RED, "failed": RED}
+ROW_STYLE: dict[Status, str] = {
+    "running": "",
+    "stalled": "",
+    "finished": GREY,
+    "diverged": RED,
+    "failed": RED,
+    "exited": ORANGE,
+}
 FLAG = "⚑"
 MARK = "◆"
 #: Padding that survives right-justification (Rich strips trailing spaces):
@@ -75,6 +91,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("siter", "s/iter", "right"),
     Column("tokh", "Tok/h", "right"),
     Column("mfu", "MFU", "right"),
+    Column("gpu_util", "GPU", "right"),  # only when some run has GPUs (NVML)
+    Column("gpu_mem", "GPU mem", "right"),
     Column("train", "Train time", "right"),
     Column("eta", "ETA", "right"),
     Column("finish", "Finish", "right"),
@@ -104,10 +122,12 @@ class Layout:
 _STEPS: tuple[Callable[[Layout], Layout], ...] = (
     lambda lay: replace(lay, name_width=26),
     lambda lay: lay.without("train"),
+    lambda lay: lay.without("gpu_mem"),
     lambda lay: replace(lay, time_spark=0),
     lambda lay: lay.without("finish"),
     lambda lay: replace(lay, name_width=20),
     lambda lay: lay.without("siter"),
+    lambda lay: lay.without("gpu_util"),
     lambda lay: replace(lay, bar=6),
     lambda lay: replace(lay, loss_spark=0),
     lambda lay: replace(lay, name_width=16),
@@ -118,9 +138,11 @@ _STEPS: tuple[Callable[[Layout], Layout], ...] = (
 PADDING = 2  # a space either side of every cell (RunsTable)
 
 
-def layouts(count_width: int = 0) -> Iterable[Layout]:
-    """Every layout, richest first."""
+def layouts(count_width: int = 0, gpus: bool = False) -> Iterable[Layout]:
+    """Every layout, richest first; the GPU columns only with ``gpus`` (some run has GPUs)."""
     layout = Layout(count_width=count_width)
+    if not gpus:
+        layout = layout.without("gpu_util").without("gpu_mem")
     yield layout
     for step in _STEPS:
         layout = step(layout)
@@ -144,7 +166,7 @@ def fit(
     if widest is None:
         widest = merge_widths(measure(row, now) for row in rows)
     chosen: tuple[Layout, dict[str, int]] | None = None
-    for layout in layouts(widest["count"]):
+    for layout in layouts(widest["count"], gpus=widest["gpu_util"] > 0):
         widths = _widths(widest, layout, sort_column)
         chosen = layout, widths
         if sum(w + PADDING for w in widths.values()) <= width:
@@ -160,7 +182,8 @@ def fit(
 
 
 #: What ``measure`` returns, in every variant a layout may choose.
-MEASURED = ("name", "status", "status_short", "count", "loss", "siter", "tokh", "mfu", "train", "eta", "finish")
+MEASURED: tuple[str, ...] = ("name", "status", "status_short", "count", "loss", "siter", "tokh", "mfu")
+MEASURED += ("gpu_util", "gpu_mem", "train", "eta", "finish")
 #: Cells whose text follows the clock (a stalled run's age, the ETA counting
 #: down, the finish date relative to today): rebuilt alone for rows whose
 #: stats moved only with the clock (``stats.COUNTDOWN``).
@@ -177,6 +200,8 @@ def measure(row: RunRow, now: datetime) -> dict[str, int]:
         "siter": cell_len(fmt.number(s.mean_iter_s, 2)),
         "tokh": cell_len(fmt.si(s.tokens_per_hour)),
         "mfu": cell_len(fmt.pct(s.mfu_mean_pct, 1) + FLAG),
+        "gpu_util": cell_len(gpu_util_text(s)) if s.gpus else 0,  # 0: no GPU column for this run
+        "gpu_mem": cell_len(gpu_mem_text(s)) if s.gpus else 0,
         "train": cell_len(fmt.duration(s.train_time_logged_s)),
         **measure_timed(row, now),
     }
@@ -235,6 +260,8 @@ def row_cells(
         ),
         "tokh": lambda: Text(fmt.si(s.tokens_per_hour), style=tone),
         "mfu": lambda: mfu_cell(s, tone),
+        "gpu_util": lambda: Text(gpu_util_text(s), style=tone),
+        "gpu_mem": lambda: Text(gpu_mem_text(s), style=tone),
         "train": lambda: Text(fmt.duration(s.train_time_logged_s), style=tone),
         "eta": lambda: Text(eta_text(s), style=tone),
         "finish": lambda: Text(fmt.clock(s.finish_at, now), style=tone),
@@ -367,7 +394,7 @@ def eta_text(stats: RunStats) -> str:
 
 # ------------------------------------------------------------------ sorting
 
-_STATUS_ORDER: dict[Status, int] = {"failed": 0, "diverged": 1, "stalled": 2, "running": 3, "finished": 4}
+_STATUS_ORDER: dict[Status, int] = {"failed": 0, "exited": 1, "diverged": 2, "stalled": 3, "running": 4, "finished": 5}
 _SORT_VALUE: dict[str, Callable[[RunRow], object]] = {
     "run": lambda r: safe_text(r.name).casefold(),
     "status": lambda r: _STATUS_ORDER[r.stats.status],
@@ -376,6 +403,8 @@ _SORT_VALUE: dict[str, Callable[[RunRow], object]] = {
     "siter": lambda r: r.stats.mean_iter_s,
     "tokh": lambda r: r.stats.tokens_per_hour,
     "mfu": lambda r: r.stats.mfu_mean_pct,
+    "gpu_util": lambda r: gpu_util(r.stats),
+    "gpu_mem": lambda r: sum(g.mem_used_mib or 0.0 for g in r.stats.gpus) if r.stats.gpus else None,
     "train": lambda r: r.stats.train_time_logged_s,
     "eta": lambda r: 0.0 if r.stats.status == "finished" else r.stats.eta_s,
     "finish": lambda r: r.stats.finish_at.timestamp() if r.stats.finish_at else None,

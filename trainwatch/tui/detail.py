@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -16,7 +17,7 @@ from textual.widgets import Footer, Static
 
 from trainwatch.core import fmt
 from trainwatch.core.stats import COUNTDOWN, RunStats, only_clock_moved
-from trainwatch.tui import cells, plotspec
+from trainwatch.tui import boxview, cells, plotspec
 from trainwatch.tui.charts import Chart
 from trainwatch.tui.live import LiveScreen
 
@@ -135,6 +136,9 @@ class DetailScreen(LiveScreen):
                 yield Static(id="facts-run", classes="facts")
                 yield Static(id="facts-progress", classes="facts")
                 yield Static(id="facts-speed", classes="facts")
+            with Horizontal(id="box"):  # the machine around the run: shown where known
+                yield Static(id="facts-process", classes="facts")
+                yield Static(id="facts-gpus", classes="facts")
             with Grid(id="detail-charts"):
                 yield Chart(id="d-loss")
                 yield Chart(id="d-time")
@@ -184,6 +188,7 @@ class DetailScreen(LiveScreen):
             if box.border_title is None:
                 box.border_title = name
             self._update(selector, pairs, _grid)
+        self._show_box(s, now)
         shown, self._shown_stats = self._shown_stats, s
         if shown is not None and only_clock_moved(shown, s, COUNTDOWN):
             return  # charts and notes depend on no figure that moved
@@ -198,6 +203,25 @@ class DetailScreen(LiveScreen):
             if chart.spec != spec:
                 chart.spec = spec
         self.query_one("#notes", Static).update(notes_text(s, row.sources))
+
+    def _show_box(self, s: RunStats, now: datetime) -> None:
+        """The Process and GPUs boxes, where the machine says anything about the run."""
+        known = s.process is not None or s.process_hidden
+        box, gpus = self.query_one("#box"), self.query_one("#facts-gpus", Static)
+        if box.display != (known or bool(s.gpus)):
+            box.display = known or bool(s.gpus)
+        if gpus.display != bool(s.gpus):
+            gpus.display = bool(s.gpus)
+        process = self.query_one("#facts-process", Static)
+        if process.display != known:
+            process.display = known
+        for static, title in ((process, "Process"), (gpus, f"GPUs ({len(s.gpus)})")):
+            if static.border_title != title:
+                static.border_title = title
+        if known:
+            self._update("#facts-process", boxview.process_facts(s, now), _grid)
+        if s.gpus:
+            self._update("#facts-gpus", s.gpus, lambda _: boxview.gpu_table(s))
 
 
 def notes_text(s: RunStats, files: tuple[str, ...] = ()) -> Group:

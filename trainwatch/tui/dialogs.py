@@ -43,6 +43,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         "Marks",
         (
             ("● ◐ ✓ ✗", "running, stalled, finished, diverged or failed"),
+            ("○", "exited: the process writing the log is gone, and the log says neither"),
             ("⚑", "a figure with a caveat: the detail view explains it"),
         ),
     ),
