@@ -46,10 +46,11 @@ def test_full_run_with_sidecar(corpus: Path) -> None:
     # The loader finds the corpus sidecar under one of the candidate names.
     assert HPARAMS in lightning_csv.sidecar_names(FULL)
     st = _stats(_corpus_records(corpus, FULL, with_hparams=True))
-    # tail -1: "9,2419.6,140739,..." -- step is 0-based, so 140740 steps done.
-    assert st.iter == 140740
-    # The epoch-0 end row says step 14073 (14074 steps); hparams: num_epochs: 10.
-    assert st.target == 140740 and st.target_source == "log"
+    # tail -1: "9,2419.6,140739,...": the step as printed (0-based: 140740 steps done).
+    assert st.iter == 140739
+    # The epoch-0 end row says step 14073 (14074 steps); hparams: num_epochs: 10;
+    # the last step prints 14074 × 10 - 1 = 140739.
+    assert st.target == 140739 and st.target_source == "log"
     assert st.status == "finished"
     # tail -3 | head -1: "9,,140699,,,3.565943479537964,..." (train_loss_step)
     assert st.loss == pytest.approx(3.565943479537964)
@@ -65,20 +66,20 @@ def test_full_run_records(corpus: Path) -> None:
     evals = [r for r in records if isinstance(r, Eval)]
     # awk: 10 rows with a val_loss (one per epoch), the first at step 14073.
     assert len(evals) == 10
-    assert evals[0].iter == 14074 and evals[0].val_loss == pytest.approx(4.132571697235107)
+    assert evals[0].iter == 14073 and evals[0].val_loss == pytest.approx(4.132571697235107)
     assert evals[0].metrics["val_perplexity"] == pytest.approx(63.93129348754883)
     # Without hparams, the number of epochs (hence the target) is unknown.
     assert not any(isinstance(r, RunInfo) and r.target for r in records)
     # head: the first data row "0,,49,,,7.628580570220947,..."
     first = next(r for r in records if isinstance(r, Iteration))
-    assert (first.iter, first.loss) == (50, pytest.approx(7.628580570220947))
+    assert (first.iter, first.loss) == (49, pytest.approx(7.628580570220947))
 
 
 def test_partial_run(corpus: Path) -> None:
     records = _corpus_records(corpus, PARTIAL, with_hparams=False)
     st = _stats(records)
     # tail -1: "0,32049,5.512516975402832,247.77398681640625"
-    assert st.iter == 32050
+    assert st.iter == 32049
     assert st.loss == pytest.approx(5.512516975402832)
     assert st.val_loss is None  # only epoch, step, train_loss_step, train_perplexity_step
     assert st.segments == 1
@@ -120,10 +121,10 @@ def test_sparse_rows_nan_and_new_header() -> None:
     ]
     records = _feed(lines)
     its = [r for r in records if isinstance(r, Iteration)]
-    assert [i.iter for i in its] == [10, 20, 30]
+    assert [i.iter for i in its] == [9, 19, 29]
     assert its[0].lr == 0.001 and its[2].grad_norm == 1.5
     assert its[1].loss is not None and math.isnan(its[1].loss)
-    assert [(e.iter, e.val_loss) for e in records if isinstance(e, Eval)] == [(10, 2.7)]
+    assert [(e.iter, e.val_loss) for e in records if isinstance(e, Eval)] == [(9, 2.7)]
     assert _stats(records).segments == 1
 
 

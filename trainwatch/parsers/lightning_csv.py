@@ -9,9 +9,10 @@ When a new metric name appears, CSVLogger rewrites the file with a wider
 header: a header line met mid-stream replaces the current one.
 
 ``step`` is the 0-based index of the optimizer step just taken (the first row
-of a ``log_every_n_steps=50`` run says 49; a 14074-batch epoch ends at 14073),
-so ``Iteration.iter`` = ``step + 1``: steps done, which is what ``max_steps``
-and the other formats' targets count.
+of a ``log_every_n_steps=50`` run says 49; a 14074-batch epoch ends at 14073).
+``Iteration.iter`` is that step as printed (METRICS.md: the framework's own
+counter, never shifted), so a target derived here is the step the last row
+prints, ``steps per epoch × epochs - 1``.
 
 CSVLogger writes ``hparams.yaml`` beside ``metrics.csv``; the parser does no
 I/O, so the caller reads it (``sidecar_names``), turns it into a ``RunInfo``
@@ -198,7 +199,7 @@ class LightningCsvParser:
         step = _int(fields[self._step])
         if step is None or step < 0:
             return []
-        it = step + 1
+        it = step
         last = self._last_iter
         # The epoch is needed only to find the end of the first epoch.
         epoch = None
@@ -248,10 +249,12 @@ class LightningCsvParser:
             and self._first_epoch == 0
             and any(fields[i] for i in self._epoch_cols)
         ):
-            # The end-of-epoch row of a run that started at step 0: steps per
-            # epoch × epochs is the target (when hparams say how many epochs).
+            # The end-of-epoch row of a run that started at step 0 prints the
+            # last step of that epoch, 0-based: (it + 1) steps per epoch, and
+            # the last row of the run prints (it + 1) × epochs - 1, the target
+            # in the log's own numbering (when hparams say how many epochs).
             self._want_target = False
-            records.append(RunInfo(target=it * epochs))
+            records.append(RunInfo(target=(it + 1) * epochs - 1))
         return records
 
     def _header(self, text: str) -> None:
