@@ -88,3 +88,27 @@ def test_past_the_default_target_progress_and_eta_are_unknown(
     assert (stats.status, stats.target, stats.target_source) == ("running", 2000, "default")
     assert stats.iter_of_target == shown and stats.progress_pct == progress
     assert (stats.eta_s is None) == (progress is None)
+
+
+def test_a_user_target_below_the_current_step_keeps_a_live_run_running(tmp_path: Path) -> None:
+    """METRICS.md, status: a target given by the user only moves progress and
+    ETA. The demo's ``t`` → 3000 marked runs at 4,680 "finished" while they
+    still logged; past it a live run stays running at over 100 %."""
+    from trainwatch.core.options import RunOptions
+    from trainwatch.ingest.source import LogSource
+
+    log = tmp_path / "train.log"
+    lines = "".join(f"iter {k}: loss 3.0, time 100.00ms, mfu 10.00%\n" for k in range(0, 4681, 10))
+    log.write_text("max_iters = 5000\n" + lines)
+    source = LogSource(log, RunOptions(target=3000))
+    source.refresh()
+    stats = source.agg.stats(datetime.fromtimestamp(log.stat().st_mtime))
+    assert (stats.status, stats.iter, stats.target, stats.target_source) == ("running", 4680, 3000, "override")
+    assert stats.progress_pct == pytest.approx(156.0)  # 4680 / 3000 = 1.56
+    assert stats.eta_s is None and stats.finish_at is None  # the target is behind it: no time to it
+    # The log's own target still finishes it: 5000 stated, 5000 reached.
+    log.write_text(
+        log.read_text() + "".join(f"iter {k}: loss 3.0, time 100.00ms, mfu 10.00%\n" for k in range(4690, 5001, 10))
+    )
+    source.refresh()
+    assert source.agg.stats(datetime.fromtimestamp(log.stat().st_mtime)).status == "finished"

@@ -47,6 +47,9 @@ def derive(agg: RunState, now: datetime) -> RunStats:
     past_default = past_default_target(target_source, done, target)
     if past_default:
         provenance.append(("progress", f"unknown: past the default target of {target:,}; set one with --target or t"))
+    # A target the user set only moves progress and ETA: past it, progress
+    # goes over 100 % and the time to it is no longer a figure (None).
+    past_user = target_source == "override" and done is not None and done > target
 
     # max(): after a restart the superseded times are subtracted as their
     # float32 copies, which can leave a residue just below zero.
@@ -83,11 +86,11 @@ def derive(agg: RunState, now: datetime) -> RunStats:
     ended = info.end_time or (agg.outcome.wall_time if agg.outcome else None)
     anchor = _last_progress_at(agg, rate_s)
     last_update = max((t for t in (anchor, *agg.observed[-1:]) if t is not None), default=None)
-    status = _status(agg, done, target, target_source, now, last_update, rate_s, ended)
+    status = _status(agg, done, now, last_update, rate_s, ended)
     if status == "finished" and ended is not None:
         last_update = ended  # a copied log's mtime says nothing about the run
     wall_elapsed = _wall_elapsed(agg, started, ended, now, status)
-    eta = None if past_default else _eta(agg, done, target, rate_s, anchor, now, status)
+    eta = None if past_default or past_user else _eta(agg, done, target, rate_s, anchor, now, status)
     finish_at: datetime | None
     if status == "finished":
         eta, finish_at = 0.0, ended or last_update
@@ -102,7 +105,7 @@ def derive(agg: RunState, now: datetime) -> RunStats:
         iter=done,
         target=target,
         target_source=target_source,
-        progress_pct=None if done is None or target <= 0 or past_default else min(100.0, 100.0 * done / target),
+        progress_pct=_progress(done, target, target_source, past_default),
         loss=agg.last_loss,
         val_loss=_last_val(agg),
         logged_iters=len(agg.iters),
@@ -159,6 +162,15 @@ def derive(agg: RunState, now: datetime) -> RunStats:
 
 
 _TARGET_WHY = {"override": "--target", "log": "from the log", "default": "default; the log does not say"}
+
+
+def _progress(done: int | None, target: int, target_source: str, past_default: bool) -> float | None:
+    """Percent of the target; over 100 only past a target the user set (the
+    log's own target ends the run, the default says nothing once passed)."""
+    if done is None or target <= 0 or past_default:
+        return None
+    pct = 100.0 * done / target
+    return pct if target_source == "override" else min(100.0, pct)
 
 
 def _iterations_done(agg: RunState) -> int | None:
@@ -332,8 +344,6 @@ def quiet_for(agg: RunState, stats: RunStats, now: datetime) -> float:
 def _status(
     agg: RunState,
     done: int | None,
-    target: int,
-    target_source: str,
     now: datetime,
     last_update: datetime | None,
     rate_s: float | None,
@@ -343,11 +353,14 @@ def _status(
 
     Divergence outranks the failure it usually causes; a run that reached
     its stated target and crashed afterwards (a teardown error) finished.
-    Reaching the default target proves nothing: only a stated one counts.
+    Only the target the log states counts: reaching the default proves
+    nothing, and a target the user set moves progress and ETA, never the
+    status (a run past it that still logs is running, not "finished").
     """
     if agg.last_loss is not None and not math.isfinite(agg.last_loss):
         return "diverged"
-    reached = done is not None and done >= target and target_source != "default"
+    stated = agg.info.target  # the log's own, whatever the user overrides
+    reached = done is not None and stated is not None and done >= stated
     if agg.outcome is not None and agg.outcome.kind == "failed" and not reached:
         return "failed"
     if (agg.outcome is not None and agg.outcome.kind == "finished") or agg.info.end_time or reached:
