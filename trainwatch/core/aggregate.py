@@ -128,9 +128,12 @@ class RunAggregator(RunState):
             setattr(clone, name, value)
         return clone
 
-    def observe(self, at: datetime) -> None:
-        """The log changed at ``at`` (file mtime): wall-clock evidence."""
+    def observe(self, at: datetime, born: datetime | None = None) -> None:
+        """The log changed at ``at`` (file mtime): wall-clock evidence.
+        ``born``: the file's birth time, where the filesystem keeps one."""
         self.changes += 1
+        first = min(t for t in (at, born, self.first_seen) if t is not None)
+        self.first_seen = first
         if not self.observed or at > self.observed[-1]:
             self.observed.append(at)
             del self.observed[:-64]

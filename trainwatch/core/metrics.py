@@ -388,8 +388,10 @@ def _wall_elapsed(
         return max(0.0, (stop - started).total_seconds())
     if agg.wall_first is not None and agg.last_wall is not None and agg.last_wall > agg.wall_first:
         return agg.last_wall - agg.wall_first
-    if len(agg.observed) >= 2:
-        return (agg.observed[-1] - agg.observed[0]).total_seconds()
+    if agg.first_seen is not None and agg.observed and agg.observed[-1] > agg.first_seen:
+        # From the first sighting, not from ``observed[0]``: that list keeps
+        # only the last 64 updates, and the clock froze once it was cut.
+        return (agg.observed[-1] - agg.first_seen).total_seconds()
     return None
 
 

@@ -75,7 +75,10 @@ class RunState:
         self.checkpoints: list[Checkpoint] = []
         self.outcome: Outcome | None = None
         self.last_loss: float | None = None
-        self.observed: list[datetime] = []  # file update times seen by the watcher
+        self.observed: list[datetime] = []  # file update times seen by the watcher (the last 64)
+        # The first sighting (or the file's birth, where known): the start of
+        # a log without timestamps, kept apart from ``observed``, which is cut.
+        self.first_seen: datetime | None = None
         self.recent: deque[float] = deque(maxlen=16)  # for the outlier rule
         self.eval_pending = False  # an eval ran since the last logged iteration
         # Bumped by every input (add, add_all, observe): figures derived from
