@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from trainwatch.core.aggregate import RunAggregator
+from trainwatch.core.stats import RunStats
 from trainwatch.parsers import llm_tii_json
 
 SEED_RUNS = ["run_20251113_225009", "run_20251113_095419", "run_20251112_122613", "run_20251110_174040"]
@@ -112,3 +113,56 @@ def test_a_user_target_below_the_current_step_keeps_a_live_run_running(tmp_path:
     )
     source.refresh()
     assert source.agg.stats(datetime.fromtimestamp(log.stat().st_mtime)).status == "finished"
+
+
+def _with_hang(doc: dict, at: int, seconds: float) -> dict:
+    """``doc`` as if iteration ``at`` had hung for ``seconds`` (a stuck data
+    loader, a dead node that came back): that step's time_ms holds the stall,
+    and everything logged after it happens that much later."""
+    from datetime import timedelta
+
+    shift = timedelta(seconds=seconds)
+
+    def later(stamp: str) -> str:
+        return (datetime.fromisoformat(stamp) + shift).isoformat()
+
+    hung = dict(doc)
+    hung["training_iterations"] = [
+        {**e, "time_ms": e["time_ms"] + seconds * 1000} if e["iter"] == at else e for e in doc["training_iterations"]
+    ]
+    for key in ("eval_steps", "checkpoints"):
+        hung[key] = [{**e, "timestamp": later(e["timestamp"])} if e["iter"] > at else e for e in doc[key]]
+    hung["end_time"] = later(doc["end_time"])
+    return hung
+
+
+def _eta_at_eval_1000(doc: dict) -> tuple[RunStats, float]:
+    data, now = as_of_eval_1000(doc)
+    agg = RunAggregator()
+    agg.add_all(llm_tii_json.parse_document(data) or [])
+    return agg.stats(now=now), (datetime.fromisoformat(doc["end_time"]) - now).total_seconds()
+
+
+def test_a_three_hour_hang_leaves_the_eta_and_the_pace_alone(corpus: Path) -> None:
+    """METRICS.md, hang and recent rate. Qwen3's log with a 3-hour hang inside
+    iteration 900: the ETA made at the eval of 1000 moved from 28,671 s to
+    125,587 s (the hung step's time stood for all 10 steps since 890 in the
+    replay of the timeline, and the countdown's gap was not clamped)."""
+    doc = orjson.loads((corpus / "llm_tii_json" / "run_20251113_225009.json").read_bytes())
+    plain, remaining = _eta_at_eval_1000(doc)
+    hung, remaining_hung = _eta_at_eval_1000(_with_hang(doc, 900, 3 * 3600))
+    assert remaining_hung == remaining  # the hang is over by then: the rest takes as long
+    assert plain.eta_s is not None and hung.eta_s is not None
+    assert abs(hung.eta_s - plain.eta_s) / plain.eta_s < 0.03, (hung.eta_s, plain.eta_s)
+    assert abs(hung.eta_s - remaining) / remaining < 0.03
+    # grep "\"iter\": 900," -A2: "time_ms": 28230.67... + 10,800,000 ms = 10,828.23 s
+    ((step, seconds),) = hung.hangs
+    assert step == 900 and seconds == pytest.approx(10828.23, abs=0.01)
+    assert "hung 3h 00m at iteration 900" in hung.events
+    assert plain.hangs == ()
+    # s/iter, tokens/h and the whole-run training time do not see it either.
+    assert hung.mean_iter_s == pytest.approx(plain.mean_iter_s, rel=1e-3)
+    assert hung.tokens_per_hour == pytest.approx(plain.tokens_per_hour, rel=1e-3)
+    assert hung.train_time_s == pytest.approx(plain.train_time_s, rel=1e-3)
+    # ... while the seed's logged sum keeps what was logged, as its table did.
+    assert hung.train_time_logged_s == pytest.approx(plain.train_time_logged_s + 10800)  # type: ignore[operator]

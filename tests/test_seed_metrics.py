@@ -120,3 +120,42 @@ def test_markdown_has_seed_columns_and_ours(corpus: Path, tmp_path: Path) -> Non
         assert column in header
     qwen = next(line for line in text.splitlines() if "Qwen3 1.8B Optimal" in line)
     assert "393,216" in qwen and "1h 33m (199 iters)" in qwen and "50.2M" in qwen and "27.62%" in qwen
+
+
+# METRICS.md, training time (whole run). By hand from the raw files: each logged
+# non-eval entry stands for the steps since the previous logged one (iter 0: 1
+# step, the others 10), Σ time_ms × gap; the two eval entries (1000, 2000) stand
+# for 10 steps each at the median step time (the median of the 198 entries
+# between warm-up and the end, evals left out):
+#   Qwen3:  Σ = 55,472 s; median 27.7098 s; 55,472 + 20 × 27.71 = 56,026 s
+#   GPT-2:  Σ = 23,574 s; median 11.8473 s; 23,574 + 20 × 11.85 = 23,811 s
+#   LLaMA3: Σ = 50,529 s; median 25.4084 s; 50,529 + 20 × 25.41 = 51,038 s
+#   LLaMA2: Σ = 15,259 s; median  7.6891 s; 15,259 + 20 ×  7.69 = 15,413 s
+# (trainwatch takes the median of the last 16 steps, hence "within 1 %").
+WHOLE_RUN_S = {
+    "run_20251113_225009": 56_026,
+    "run_20251113_095419": 23_811,
+    "run_20251112_122613": 51_038,
+    "run_20251110_174040": 15_413,
+}
+
+
+@pytest.mark.parametrize("run_id", WHOLE_RUN_S)
+def test_whole_run_training_time(snapshot_json: dict[str, dict], run_id: str) -> None:
+    run = snapshot_json[run_id]
+    assert run["train_time_s"] == pytest.approx(WHOLE_RUN_S[run_id], rel=0.01)
+    assert run["train_time_estimated"] is True  # one step in ten is logged
+    assert run["hangs"] == []
+    # The seed's own column stays beside it: the logged sum, ten times smaller.
+    assert run["train_time_logged_s"] < run["train_time_s"] / 9
+
+
+def test_table_shows_the_whole_run_and_md_the_seed_column(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "table.txt"
+    assert main(["snapshot", str(corpus / "llm_tii_json" / "run_20251113_225009.json"), "-o", str(out)]) == 0
+    assert "15h 33m est." in out.read_text() or "15h 34m est." in out.read_text()  # 56,026 s
+    md = tmp_path / "table.md"
+    assert main(["snapshot", str(corpus / "llm_tii_json" / "run_20251113_225009.json"), "-f", "md", "-o", str(md)]) == 0
+    text = md.read_text()
+    assert "1h 33m (199 iters)" in text  # the seed's "Training Time": logged iterations only
+    assert "15h 3" in text  # ... and the whole run's beside it

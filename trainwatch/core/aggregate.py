@@ -36,7 +36,7 @@ from trainwatch.core.aggregate_take import (
 )
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
 from trainwatch.core.series import Series
-from trainwatch.core.state import RunState
+from trainwatch.core.state import EVAL, EXCESS, RunState
 from trainwatch.core.stats import RunStats
 
 _NAN = math.nan
@@ -94,6 +94,8 @@ class RunAggregator(RunState):
             if record.iter is not None and not 0 <= record.iter <= MAX_ITER:
                 record = replace(record, iter=None)
             self.checkpoints.append(record)
+            if record.iter is None or not self.iters or record.iter >= self.iters[-1]:
+                self.ckpt_pending = True  # the next logged step's time may hold the save
             if len(self.checkpoints) > 2 * MAX_CHECKPOINTS:
                 del self.checkpoints[:-MAX_CHECKPOINTS]
         elif isinstance(record, Outcome):
@@ -255,6 +257,7 @@ class RunAggregator(RunState):
         del self.is_warmup[keep:]
         if keep == 0:  # nothing left: no float residue of the subtractions either
             self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
+            self.whole_s = self.excess_ms = 0.0
         # Cost proportional to what is dropped, not to the run: a log where
         # every line goes back (two ranks printing each line) is a restart per line.
         del self.eval_at[bisect_left(self.eval_at, step) :]  # ascending: the timeline's order
@@ -262,6 +265,7 @@ class RunAggregator(RunState):
         while heap and -heap[0] >= step:
             marks.pop(-heapq.heappop(heap), None)
         self.checkpoints = [c for c in self.checkpoints if c.iter is None or c.iter < step]
+        self.hangs = [h for h in self.hangs if h[0] < step]
         if self.seen_first is not None and self.seen_first[0] >= step:
             self.seen_first = None
         if self.seen_last is not None and self.seen_last[0] >= step:
@@ -275,7 +279,7 @@ class RunAggregator(RunState):
         for series in (self.tps_series, self.wall_series):
             series.truncate_from(step)
         self.recent.clear()
-        self.eval_pending = False
+        self.eval_pending = self.ckpt_pending = False
         self.segment_start = keep
         self.segments += 1
         self.outcome = None  # a resumed run is running again
@@ -287,13 +291,18 @@ class RunAggregator(RunState):
 
         Besides METRICS.md's sums this keeps the replay of the timeline
         (``metrics._last_progress_at``): each logged time stands for the steps
-        since the previous logged one; an eval step's time covers itself only,
-        and steps without a logged time are costed at the current rate.
+        since the previous logged one; an eval or hang step's time covers
+        itself only, and steps without a logged time are costed at the current
+        rate. And the whole-run training time (``RunState.whole_s``): the
+        same, but eval, hang and untimed steps at the median step time, and
+        an untimed step after a timestamped one by its wall-clock interval.
         """
         gap = 1 if self.is_warmup[index] else self.iters[index] - self.iters[index - 1]
         timed = not math.isnan(time_ms)
-        if self.is_eval[index]:
+        kind = self.is_eval[index]
+        if kind == EVAL:
             self.n_eval += sign
+            self.whole_steps += sign * gap
             if timed:
                 self.replay_s += sign * time_ms / 1000
                 self.replay_untimed_steps += sign * (gap - 1)
@@ -304,15 +313,42 @@ class RunAggregator(RunState):
                 self.replay_untimed_steps += sign * gap
             return
         self.n_train += sign
-        if timed:
+        if kind == EXCESS:
+            self.whole_steps += sign * gap
+            if timed:
+                self.train_ms += sign * time_ms
+                self.n_train_timed += sign
+                self.excess_ms += sign * time_ms
+                self.n_excess_timed += sign
+                self.replay_s += sign * time_ms / 1000
+                self.replay_untimed_steps += sign * (gap - 1)
+            else:
+                self.replay_untimed_steps += sign * gap
+        elif timed:
             self.train_ms += sign * time_ms
             self.n_train_timed += sign
-            self.replay_s += sign * time_ms / 1000 * gap
+            increment = time_ms / 1000 * gap
+            self.replay_s += sign * increment
+            self.whole_s += sign * increment
+            self.whole_sampled += sign * (gap - 1)
         else:
             self.replay_untimed_steps += sign * gap
+            interval = self._wall_interval(index)
+            if interval is None:
+                self.whole_steps += sign * gap
+            else:
+                self.whole_s += sign * interval
         if not math.isnan(mfu):
             self.mfu_sum += sign * mfu
             self.n_mfu += sign
+
+    def _wall_interval(self, index: int) -> float | None:
+        """Seconds from the previous logged step to this untimed one, where both are timestamped."""
+        walls = self.walls
+        if walls is None or self.is_warmup[index] or math.isnan(walls[index]) or math.isnan(walls[index - 1]):
+            return None
+        interval = walls[index] - walls[index - 1]
+        return interval if interval >= 0 else None
 
 
 def _sane(name: str, value: object) -> bool:

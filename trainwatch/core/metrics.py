@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Literal
 
-from trainwatch.core import gpus
+from trainwatch.core import fmt, gpus
 from trainwatch.core.records import Eval
 from trainwatch.core.state import OUTLIER_FACTOR, RunState
 from trainwatch.core.stats import RunStats, Status, past_default_target
@@ -53,8 +53,11 @@ def derive(agg: RunState, now: datetime) -> RunStats:
 
     # max(): after a restart the superseded times are subtracted as their
     # float32 copies, which can leave a residue just below zero.
-    train_time_s = max(0.0, agg.train_ms / 1000) if agg.n_train_timed else None
-    mean_iter_s = train_time_s / agg.n_train_timed if train_time_s is not None else None
+    logged_s = max(0.0, agg.train_ms / 1000) if agg.n_train_timed else None
+    # The mean step leaves hangs out (METRICS.md: out of the rate): one step
+    # holding a 3-hour stall moved the demo's s/iter from 3.49 to 44.55.
+    paced = agg.n_train_timed - agg.n_excess_timed
+    mean_iter_s = max(0.0, (agg.train_ms - agg.excess_ms) / 1000) / paced if paced > 0 else None
     rate_s, rate_source = _rate(agg)
     if mean_iter_s is None and rate_s is not None:
         mean_iter_s = rate_s  # formats without per-step times: wall-clock rate
@@ -63,6 +66,7 @@ def derive(agg: RunState, now: datetime) -> RunStats:
         rate_source = "logged total runtime"
         provenance.append(("s/iter", f"logged total runtime {info.runtime_s:,.0f} s ÷ {done:,} iterations"))
 
+    train_time_s = _train_time(agg)
     tokens, source = tokens_per_iter(agg, warnings, provenance)
     tokens_per_hour = tokens * 3600 / mean_iter_s if tokens and mean_iter_s else None
     if tokens_per_hour is not None and not math.isfinite(tokens_per_hour):
@@ -89,7 +93,7 @@ def derive(agg: RunState, now: datetime) -> RunStats:
     status = _status(agg, done, now, last_update, rate_s, ended)
     if status == "finished" and ended is not None:
         last_update = ended  # a copied log's mtime says nothing about the run
-    wall_elapsed = _wall_elapsed(agg, started, ended, now, status)
+    wall_elapsed = _wall_elapsed(agg, started, ended, now, status, last_update)
     eta = None if past_default or past_user else _eta(agg, done, target, rate_s, anchor, now, status)
     finish_at: datetime | None
     if status == "finished":
@@ -119,7 +123,10 @@ def derive(agg: RunState, now: datetime) -> RunStats:
         effective_batch=tokens / block if tokens and block else None,
         tokens_per_iter=tokens,
         tokens_per_iter_source=source,
-        train_time_logged_s=train_time_s,
+        train_time_logged_s=logged_s,
+        train_time_s=train_time_s,
+        train_time_estimated=train_time_s is not None and bool(agg.whole_steps or agg.whole_sampled),
+        hangs=tuple(agg.hangs),
         mean_iter_s=mean_iter_s,
         tokens_per_hour=tokens_per_hour,
         tokens_per_sec=tokens_per_sec,
@@ -171,6 +178,22 @@ def _progress(done: int | None, target: int, target_source: str, past_default: b
         return None
     pct = 100.0 * done / target
     return pct if target_source == "override" else min(100.0, pct)
+
+
+def _train_time(agg: RunState) -> float | None:
+    """METRICS.md ``train_time_s``: the whole run's training time so far.
+
+    Ordinary logged steps stand for the steps since the previous logged one
+    (their time × the gap, or the wall-clock interval); eval, hang and
+    untimed steps count at the median step time of the recent window (16
+    steps: bounded, whatever the run's length). Unknown where no step has a
+    time nor a timestamped interval.
+    """
+    if not agg.whole_steps:
+        return max(0.0, agg.whole_s) if agg.whole_s else None
+    if not agg.recent:
+        return None
+    return max(0.0, agg.whole_s) + agg.whole_steps * median(agg.recent) / 1000
 
 
 def _iterations_done(agg: RunState) -> int | None:
@@ -306,7 +329,21 @@ def _eta(
     # Count down between log writes, but never past the next expected write:
     # a slower step must not make the ETA reach zero early.
     since = min((now - anchor).total_seconds(), _countdown_s(agg, rate_s))
+    if since < 0 and not _anchored_in_log(agg):
+        # A ``now`` before the file's mtime (a copy of an old log, seen with
+        # ``--now``) says nothing of the run: it added the gap, and made ETAs
+        # of 700 days. (Before a time the log's own clock gives, the step in
+        # hand is still running: that gap is part of what remains.)
+        since = 0.0
     return max(0.0, work - since)
+
+
+def _anchored_in_log(agg: RunState) -> bool:
+    """Whether ``_last_progress_at`` took its moment from the log's own clock, not the file's mtime."""
+    if agg.iters and agg.walls is not None and not math.isnan(agg.walls[-1]):
+        return True
+    start = agg.info.start_time
+    return start is not None and agg.segments == 1 and bool(agg.n_train_timed)
 
 
 def _countdown_s(agg: RunState, rate_s: float) -> float:
@@ -380,9 +417,16 @@ def _stall_after_s(agg: RunState, rate_s: float | None) -> float:
 
 
 def _wall_elapsed(
-    agg: RunState, started: datetime | None, ended: datetime | None, now: datetime, status: Status
+    agg: RunState,
+    started: datetime | None,
+    ended: datetime | None,
+    now: datetime,
+    status: Status,
+    last_update: datetime | None,
 ) -> float | None:
-    stop = ended or (now if status in ("running", "stalled") else None)
+    # A run that is over without an end time (failed, diverged) ran until its
+    # last update, not until now: a crash snapshotted months later said 230 days.
+    stop = ended or (now if status in ("running", "stalled") else last_update)
     if started is not None:
         stop = stop or now
         return max(0.0, (stop - started).total_seconds())
@@ -421,6 +465,7 @@ def _eval_event(step: int, ev: Eval) -> str:
 def _events(agg: RunState) -> tuple[str, ...]:
     events = [_eval_event(step, ev) for step, ev in sorted(agg.eval_marks.items())]
     events += [f"checkpoint @ {c.iter:,}" for c in agg.checkpoints if c.iter is not None]
+    events += [f"hung {fmt.duration(seconds)} at iteration {step:,}" for step, seconds in agg.hangs]
     if agg.segments > 1:
         events.append(f"{agg.segments - 1} restart(s): earlier iterations superseded")
     if agg.outcome is not None:

@@ -19,8 +19,15 @@ from trainwatch.core.series import Series
 
 _NAN = math.nan
 #: A logged step this many times the median of the recent ones holds an eval
-#: pass (where the log says nothing of its evals).
+#: pass (where the log says nothing of its evals), or else a hang.
 OUTLIER_FACTOR = 5.0
+#: What ``RunState.is_eval`` holds for a logged iteration: an ordinary
+#: training step, a step whose time holds an eval pass, or a training step far
+#: slower than the recent ones (METRICS.md: a hang, or a checkpoint save the
+#: log announced), left out of the pace and the whole-run training time.
+TRAIN, EVAL, EXCESS = 0, 1, 2
+#: Hangs kept for the events list and the JSON (a restart filters them).
+MAX_HANGS = 512
 
 
 class RunState:
@@ -38,6 +45,16 @@ class RunState:
     mfu_sum: float
     replay_s: float
     replay_untimed_steps: int
+    # The whole-run training time (METRICS.md ``train_time_s``) is
+    # ``whole_s`` + ``whole_steps`` × the median step time: ordinary logged
+    # steps count for the steps since the previous logged one (their time ×
+    # the gap, or the wall-clock interval where only timestamps tell),
+    # eval, excess and untimed ones at the median step time.
+    whole_s: float
+    whole_steps: int
+    whole_sampled: int  # steps of ``whole_s`` extrapolated from a sampled step's time
+    n_excess_timed: int
+    excess_ms: float
 
     def __init__(
         self,
@@ -59,7 +76,7 @@ class RunState:
         self.mfus: array[float] = array("f")  # %, NaN = not logged / sentinel
         self.tps: array[float] | None = None  # logged tokens/s; created on first use
         self.walls: array[float] | None = None  # epoch s of timestamped lines; likewise
-        self.is_eval = bytearray()
+        self.is_eval = bytearray()  # TRAIN, EVAL or EXCESS per entry
         self.is_warmup = bytearray()
         self.eval_at: list[int] = []
         self.wall_first: float | None = None
@@ -73,14 +90,18 @@ class RunState:
         self.eval_marks: dict[int, Eval] = {}
         self.mark_heap: list[int] = []  # -iter of every eval mark: a restart drops the newest first
         self.checkpoints: list[Checkpoint] = []
+        self.hangs: list[tuple[int, float]] = []  # (iteration, seconds the step took)
         self.outcome: Outcome | None = None
         self.last_loss: float | None = None
         self.observed: list[datetime] = []  # file update times seen by the watcher (the last 64)
         # The first sighting (or the file's birth, where known): the start of
         # a log without timestamps, kept apart from ``observed``, which is cut.
         self.first_seen: datetime | None = None
-        self.recent: deque[float] = deque(maxlen=16)  # for the outlier rule
+        # The last 16 ordinary step times (ms; or wall-clock paces, where a
+        # step has no time): the median the eval and hang rules compare with.
+        self.recent: deque[float] = deque(maxlen=16)
         self.eval_pending = False  # an eval ran since the last logged iteration
+        self.ckpt_pending = False  # a checkpoint was logged since the last logged iteration
         # Bumped by every input (add, add_all, observe): figures derived from
         # the state alone are memoised against it (``metrics._rate``), so a
         # once-a-second re-derive of an unchanged run does not rescan windows.
@@ -123,7 +144,18 @@ class RunState:
         self.n_train = self.n_train_timed = self.n_eval = self.n_eval_timed = self.n_mfu = 0
         self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
         self.replay_untimed_steps = 0
+        self.whole_s = self.excess_ms = 0.0
+        self.whole_steps = self.whole_sampled = self.n_excess_timed = 0
         self.segment_start = 0
+
+    def excess(self, sample: float) -> bool:
+        """Is a step of ``sample`` ms (not an eval, not the segment's first) a hang,
+        far slower than the recent ones? (``take_columns`` finds the same rows
+        its own way; ``tests/test_bulk_load.py`` holds the two to it.)"""
+        if len(self.recent) < 3:
+            return False
+        typical = median(self.recent)
+        return typical > 0 and sample > OUTLIER_FACTOR * typical
 
     def new_series(self) -> None:
         self.loss_series = Series()

@@ -40,6 +40,8 @@ def run_record(row: RunRow) -> dict[str, Any]:
         "logged_iters": s.logged_iters,
         "eval_iters": s.eval_iters,
         "train_time_logged_s": _number(s.train_time_logged_s),
+        "train_time_s": _number(s.train_time_s),
+        "train_time_estimated": s.train_time_estimated,
         "mean_iter_s": _number(s.mean_iter_s),
         "tokens_per_hour": _number(s.tokens_per_hour),
         "tokens_per_sec": _number(s.tokens_per_sec),
@@ -59,6 +61,7 @@ def run_record(row: RunRow) -> dict[str, Any]:
         "started_at": _iso(s.started_at),
         "finish_at": _iso(s.finish_at),
         "last_update_at": _iso(s.last_update_at),
+        "hangs": [{"iter": step, "seconds": _number(seconds)} for step, seconds in s.hangs],
     }
 
 

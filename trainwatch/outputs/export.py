@@ -141,7 +141,7 @@ def _table_cells(row: RunRow, now: Any) -> list[str]:
         fmt.number(s.mean_iter_s, 2),
         fmt.si(s.tokens_per_hour),
         fmt.pct(s.mfu_mean_pct, 2) + flag,
-        fmt.duration(s.train_time_logged_s),
+        fmt.train_time(s.train_time_s, s.train_time_estimated),
         fmt.duration(s.eta_s) if s.status != "finished" else "done",
         fmt.clock(s.finish_at, now),
     ]
@@ -183,7 +183,9 @@ def _human_row(row: RunRow, now: Any, text: Callable[[str], str]) -> dict[str, s
         "GPUs": fmt.count(s.world_size),
         "Effective Batch Size": fmt.count(s.effective_batch),
         "Tokens per Iteration": fmt.count(s.tokens_per_iter),
+        # The seed's column (logged iterations only), then the whole run's.
         "Training Time": f"{fmt.duration(s.train_time_logged_s)} ({s.logged_iters - s.eval_iters} iters)",
+        "Train time (whole run)": fmt.train_time(s.train_time_s, s.train_time_estimated),
         "Status": s.status,
         "Iter": s.iter_of_target,
         "Loss": fmt.number(s.loss, 4),

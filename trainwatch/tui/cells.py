@@ -177,7 +177,7 @@ def measure(row: RunRow, now: datetime) -> dict[str, int]:
         "siter": cell_len(fmt.number(s.mean_iter_s, 2)),
         "tokh": cell_len(fmt.si(s.tokens_per_hour)),
         "mfu": cell_len(fmt.pct(s.mfu_mean_pct, 1) + FLAG),
-        "train": cell_len(fmt.duration(s.train_time_logged_s)),
+        "train": cell_len(fmt.train_time(s.train_time_s, s.train_time_estimated)),
         **measure_timed(row, now),
     }
 
@@ -235,7 +235,7 @@ def row_cells(
         ),
         "tokh": lambda: Text(fmt.si(s.tokens_per_hour), style=tone),
         "mfu": lambda: mfu_cell(s, tone),
-        "train": lambda: Text(fmt.duration(s.train_time_logged_s), style=tone),
+        "train": lambda: Text(fmt.train_time(s.train_time_s, s.train_time_estimated), style=tone),
         "eta": lambda: Text(eta_text(s), style=tone),
         "finish": lambda: Text(fmt.clock(s.finish_at, now), style=tone),
     }
@@ -376,7 +376,7 @@ _SORT_VALUE: dict[str, Callable[[RunRow], object]] = {
     "siter": lambda r: r.stats.mean_iter_s,
     "tokh": lambda r: r.stats.tokens_per_hour,
     "mfu": lambda r: r.stats.mfu_mean_pct,
-    "train": lambda r: r.stats.train_time_logged_s,
+    "train": lambda r: r.stats.train_time_s,
     "eta": lambda r: 0.0 if r.stats.status == "finished" else r.stats.eta_s,
     "finish": lambda r: r.stats.finish_at.timestamp() if r.stats.finish_at else None,
 }
