@@ -460,9 +460,14 @@ def _hung_columns(steps: list[int], hung: dict[int, float]) -> IterationColumns:
         # (8: 520 > 5 × 103, the median of 100, 101, 102, 103, 106, 9000, 9000), a huge one
         ({4: 9_000.0, 5: 9_000.0, 8: 520.0, 21: 1e6}, [4, 5, 8, 21]),
         ({0: 9_000.0, 10: 9_000.0, 41: 9_000.0}, [41]),  # the warm-up step, an eval step; 41 after the restart
-        # a slowdown that lasts (50 and 60 are evals): once 8 of the 16 steps of the
-        # window are slow (51-58), the slow steps are the pace
-        ({k: 100_000.0 for k in range(50, 70)}, list(range(51, 59))),
+        # a slowdown that lasts (50 and 60 are evals): once 4 of the 16 steps of the
+        # window are slow (51-54), the upper quartile is slow too: the slow steps are the pace
+        ({k: 100_000.0 for k in range(50, 70)}, list(range(51, 55))),
+        # every third step takes 400 ms (after the restart at 35: 6 of the 16 before
+        # step 55): median 104.5 ms (5× = 522.5), but Q1 = 103, Q3 = 400, so the far
+        # fence 400 + 3 × 297 = 1,291 ms keeps the 1,200 ms step 55 from being a hang;
+        # step 58 at 5,000 ms is one (median 105.5, Q1 103, Q3 400: limit 1,291)
+        ({**{k: 400.0 for k in range(3, 70, 3)}, 55: 1_200.0, 58: 5_000.0}, [58]),
     ],
     ids=repr,
 )

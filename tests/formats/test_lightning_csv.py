@@ -138,3 +138,38 @@ def test_sniff() -> None:
     assert lightning_csv.sniff("step,loss\n", "metrics.csv")
     assert not lightning_csv.sniff("name,age\nbob,3\n", "people.csv")
     assert not lightning_csv.sniff("step 1, loss 2.0, more words here\n", "x.log")
+
+
+def test_epoch_time_gives_the_pace_and_the_training_time(corpus: Path) -> None:
+    """The corpus run logs ``epoch_time`` (s) on its end-of-epoch rows; without
+    it a Lightning run had no s/iter and no ETA at all."""
+    st = _stats(_corpus_records(corpus, FULL, with_hparams=True))
+    # grep '^[0-9]*,[0-9.]\+,' (the 10 epoch rows): epoch_time 2517.10, 2414.66,
+    # 2415.35, 2417.92, 2418.14, 2417.54, 2418.70, 2419.24, 2419.71, 2419.63 s;
+    # Σ = 24,177.9 s for 140,740 steps (0-140739), 14,074 an epoch.
+    assert st.train_time_s == pytest.approx(24_177.9, rel=1e-3)
+    # s/iter: the mean of the epochs' mean steps, (2517.10 + Σ others 21,760.8) / 14,074 / 10
+    assert st.mean_iter_s == pytest.approx(24_177.9 / 140_740, rel=0.005)
+    assert st.eval_iters == 0  # the epoch's time is taken as training only
+
+
+def test_epoch_time_rows_time_the_epochs_last_step() -> None:
+    lines = [
+        "epoch,epoch_time,step,train_loss_step,val_loss",
+        "0,,49,3.0,",
+        "0,,99,2.9,",
+        "0,,99,,2.8",  # the val row at the epoch's last step (0-based step 99: 100 steps)
+        "0,50.0,99,,",  # 50 s for 100 steps: 0.5 s a step
+        "1,,149,2.7,",
+        "1,,199,2.6,",
+        "1,40.0,199,,",  # the same step as the last train row: 40 s for steps 100-199
+    ]
+    parser = lightning_csv.LightningCsvParser()
+    records = [r for line in lines for r in parser.feed(line)] + parser.flush()
+    its = [(r.iter, r.loss, r.time_ms) for r in records if isinstance(r, Iteration)]
+    assert its == [(49, 3.0, None), (99, 2.9, 500.0), (149, 2.7, None), (199, 2.6, 400.0)]
+    assert RunInfo(eval_timing="excluded") in records
+    # Held back one row: the last one comes with flush, when no epoch row follows.
+    parser = lightning_csv.LightningCsvParser()
+    assert [r for line in lines[:2] for r in parser.feed(line)] == []
+    assert parser.flush() == [Iteration(49, 3.0)]

@@ -56,7 +56,7 @@ _COUNT_LIMITS = {
     "n_head": 2**20,
     "n_embd": 2**24,
 }
-_POSITIVE = ("mfu_peak_tflops", "runtime_s")
+_POSITIVE = ("mfu_peak_tflops", "runtime_s", "eval_cost_steps")
 #: Timestamps outside these years are corrupt (and near year 1 or 9999 the
 #: datetime arithmetic of the ETA overflows).
 _FIRST_TIME, _LAST_TIME = datetime(1971, 1, 1), datetime(2200, 1, 1)

@@ -19,12 +19,11 @@ from collections.abc import Sequence
 from functools import partial, reduce
 from itertools import compress, filterfalse, repeat
 from operator import add, eq, ge, gt, mod, mul, sub, truediv
-from statistics import median
 from typing import Any, cast
 
 from trainwatch.core import fmt
 from trainwatch.core.records import Iteration, IterationColumns
-from trainwatch.core.state import EVAL, EXCESS, MAX_HANGS, OUTLIER_FACTOR, TRAIN, RunState
+from trainwatch.core.state import EVAL, EXCESS, MAX_HANGS, OUTLIER_FACTOR, TRAIN, RunState, hang_limit
 
 _NAN = math.nan
 #: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
@@ -417,10 +416,8 @@ def _excess_rows(agg: RunState, times: list[float], evals: list[int], first: boo
             row -= 1
         if len(window) < size:
             window += list(recent)[max(0, len(recent) - (size - len(window))) :]
-        if len(window) >= 3:
-            typical = median(window)
-            if typical > 0 and times[index] > OUTLIER_FACTOR * typical:
-                found.append(index)
+        if times[index] > hang_limit(window):
+            found.append(index)
     return found
 
 

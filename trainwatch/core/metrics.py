@@ -17,13 +17,12 @@ from typing import Literal
 
 from trainwatch.core import fmt, gpus
 from trainwatch.core.records import Eval
-from trainwatch.core.state import OUTLIER_FACTOR, RunState
+from trainwatch.core.state import EXCESS, OUTLIER_FACTOR, RunState
 from trainwatch.core.stats import RunStats, Status, past_default_target
 from trainwatch.core.throughput import RATE_WINDOW, derived_mfu, mfu_against_dense, tokens_per_iter
 
 DEFAULT_TARGET = 2000
 MIN_STALL_S = 60.0
-#: A step slower than this many medians is not the run's pace (see _typical_mean).
 
 
 def derive(agg: RunState, now: datetime) -> RunStats:
@@ -94,7 +93,7 @@ def derive(agg: RunState, now: datetime) -> RunStats:
     if status == "finished" and ended is not None:
         last_update = ended  # a copied log's mtime says nothing about the run
     wall_elapsed = _wall_elapsed(agg, started, ended, now, status, last_update)
-    eta = None if past_default or past_user else _eta(agg, done, target, rate_s, anchor, now, status)
+    eta = None if past_default or past_user else _eta(agg, done, target, rate_s, anchor, now, status, provenance)
     finish_at: datetime | None
     if status == "finished":
         eta, finish_at = 0.0, ended or last_update
@@ -217,54 +216,42 @@ def _rate(agg: RunState) -> tuple[float | None, str | None]:
 
 
 def _measure_rate(agg: RunState) -> tuple[float | None, str | None]:
-    walls: list[tuple[int, float]] = []
+    """The recent pace (METRICS.md: recent rate): the mean over the recent
+    window of ordinary steps. Evals, and steps far slower than the rolling
+    median (hangs, announced saves: ``RunState.excess``, decided once as each
+    step came in) are left out, so one step that held a 3-hour stall moves
+    nothing; what is left is averaged, not filtered again: a run whose steps
+    take 0.6 s or 4 s by turns (generation lengths) has a mean of 2.5 s, which
+    a second outlier cut around its median of 1 s put at 2.1 s."""
+    walls: list[tuple[int, float, int]] = []
     for i in range(len(agg.iters) - 1, -1, -1) if agg.walls is not None else ():
         if not math.isnan(agg.walls[i]):  # type: ignore[index]
-            walls.append((agg.iters[i], agg.walls[i]))  # type: ignore[index]
+            walls.append((agg.iters[i], agg.walls[i], agg.is_eval[i]))  # type: ignore[index]
         if len(walls) > RATE_WINDOW or (agg.is_warmup[i] and walls):
             break
     walls.reverse()
     eval_points = set(agg.eval_marks)
-    intervals = [  # (steps, seconds) between timestamped lines, evals left out
-        (i1 - i0, w1 - w0)
-        for (i0, w0), (i1, w1) in itertools.pairwise(walls)
-        if i1 > i0 and w1 >= w0 and not any(i0 <= e <= i1 for e in eval_points)
-    ]
-    if intervals:
-        return _typical_mean(intervals), "wall clock"
+    steps = seconds = 0.0
+    for (i0, w0, _), (i1, w1, kind) in itertools.pairwise(walls):
+        # (steps, seconds) between timestamped lines; evals and hangs left out
+        if i1 > i0 and w1 >= w0 and kind != EXCESS and not any(i0 <= e <= i1 for e in eval_points):
+            steps += i1 - i0
+            seconds += w1 - w0
+    if steps:
+        return seconds / steps, "wall clock"
     # Slices zipped, not indexed: this runs on every derive of a live run.
     lo = max(0, len(agg.iters) - 2 * RATE_WINDOW)
     recent = [
-        t / 1000
-        for t, evaluated, warmup in zip(agg.times[lo:], agg.is_eval[lo:], agg.is_warmup[lo:], strict=True)
-        if not (evaluated or warmup or t != t)  # t != t: NaN, an untimed entry
+        t
+        for t, kind, warmup in zip(agg.times[lo:], agg.is_eval[lo:], agg.is_warmup[lo:], strict=True)
+        if not (kind or warmup or t != t)  # t != t: NaN, an untimed entry
     ][-RATE_WINDOW:]
     if recent:
-        return _typical_step(recent), "logged iteration times"
+        return sum(recent) / len(recent) / 1000, "logged iteration times"
     if len(agg.observed) >= 2 and len(agg.iters) >= 2 and agg.iters[-1] > agg.iters[0]:
         span = (agg.observed[-1] - agg.observed[0]).total_seconds()
         return span / (agg.iters[-1] - agg.iters[0]), "file update times"
     return None, None
-
-
-def _typical_mean(samples: list[tuple[int, float]]) -> float:
-    """Seconds per step over (steps, seconds) samples, leaving out outliers.
-
-    A step that took over 5× the median is not the run's pace: it hid an
-    unlabelled eval, a checkpoint, or a hang the run has since resumed from
-    (its time holds the whole stall). Averaging it in would put the ETA
-    hours off until it left the window.
-    """
-    typical = median(seconds / steps for steps, seconds in samples)
-    kept = [(n, s) for n, s in samples if s / n <= OUTLIER_FACTOR * typical] or samples
-    return sum(s for _, s in kept) / sum(n for n, _ in kept)
-
-
-def _typical_step(seconds: list[float]) -> float:
-    """``_typical_mean`` of one-step samples (the same arithmetic), without a tuple per sample."""
-    typical = median(seconds)
-    kept = [s for s in seconds if s <= OUTLIER_FACTOR * typical] or seconds
-    return sum(kept) / len(kept)
 
 
 def _last_progress_at(agg: RunState, rate_s: float | None) -> datetime | None:
@@ -293,20 +280,35 @@ def _later(moment: datetime, seconds: float | None) -> datetime | None:
         return None
 
 
-def _eval_overhead_s(agg: RunState, rate_s: float) -> float:
-    """Observed cost of one eval (+checkpoint) pass beyond an ordinary step."""
-    if not agg.n_eval_timed:
-        return 0.0
-    return max(0.0, agg.eval_ms / 1000 / agg.n_eval_timed - rate_s)
+def _eval_overhead_s(agg: RunState, rate_s: float) -> tuple[float, bool]:
+    """Cost of one eval (+checkpoint) pass beyond an ordinary step; whether it is an estimate.
+
+    As observed in this run; before any is timed, what the log's own eval
+    settings make of it (``RunInfo.eval_cost_steps``: its eval batches
+    against a step's), else nothing: a pass priced at 0 s left the seed's
+    runs 2.4-4 % short at a quarter of the way.
+    """
+    if agg.n_eval_timed:
+        return max(0.0, agg.eval_ms / 1000 / agg.n_eval_timed - rate_s), False
+    cost = agg.info.eval_cost_steps
+    return (cost * rate_s, True) if cost else (0.0, False)
 
 
 def _evals_due(agg: RunState, done: int, target: int) -> int:
+    """Eval passes between now and the step that reaches ``target``."""
     interval = agg.info.eval_interval
     if not interval:
         seen = sorted(agg.eval_marks)
         interval = seen[-1] - seen[-2] if len(seen) >= 2 else 0
     if interval <= 0:
         return 0
+    if agg.info.eval_timing == "next":
+        # Evaluated after a step is logged (Megatron, torchtitan): the pass at
+        # the target comes after the last step, and the one at ``done`` is
+        # still due until its result is logged.
+        due = (target - 1) // interval - (done - 1) // interval
+        return max(0, due - (done % interval == 0 and done in agg.eval_marks))
+    # Evaluated at the top of a step (nanoGPT): the pass at the target is due.
     return max(0, target // interval - done // interval)
 
 
@@ -318,12 +320,18 @@ def _eta(
     anchor: datetime | None,
     now: datetime,
     status: Status,
+    provenance: list[tuple[str, str]],
 ) -> float | None:
     """Seconds until ``iter == target`` (METRICS.md: ETA)."""
     if status in ("stalled", "diverged", "failed") or done is None or rate_s is None:
         return None
     remaining = max(0, target - done)
-    work = remaining * rate_s + _evals_due(agg, done, target) * _eval_overhead_s(agg, rate_s)
+    due = _evals_due(agg, done, target)
+    overhead, estimated = _eval_overhead_s(agg, rate_s)
+    if due and overhead:
+        how = "estimated from the log's eval settings; none timed yet" if estimated else "as timed so far"
+        provenance.append(("ETA", f"{due:,} eval(s) still due at {overhead:,.0f} s each ({how})"))
+    work = remaining * rate_s + due * overhead
     if anchor is None:
         return work
     # Count down between log writes, but never past the next expected write:

@@ -60,6 +60,10 @@ class RunInfo:
     #: ``True`` where the log prints no step number and the parser derived
     #: the iterations (HF dicts without a progress bar: count × logging_steps).
     iter_derived: bool | None = None
+    #: What one eval pass costs, in ordinary steps, as the log's own settings
+    #: put it (its eval batches, forward only, against a step's forward and
+    #: backward passes): the ETA's estimate for evals none of which is timed yet.
+    eval_cost_steps: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

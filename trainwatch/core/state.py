@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
+from collections.abc import Collection
 from datetime import datetime
 from statistics import median
 from typing import Any
@@ -152,10 +153,7 @@ class RunState:
         """Is a step of ``sample`` ms (not an eval, not the segment's first) a hang,
         far slower than the recent ones? (``take_columns`` finds the same rows
         its own way; ``tests/test_bulk_load.py`` holds the two to it.)"""
-        if len(self.recent) < 3:
-            return False
-        typical = median(self.recent)
-        return typical > 0 and sample > OUTLIER_FACTOR * typical
+        return sample > hang_limit(self.recent)
 
     def new_series(self) -> None:
         self.loss_series = Series()
@@ -164,3 +162,26 @@ class RunState:
         self.mfu_series = Series()
         self.tps_series = Series()
         self.wall_series = Series()
+
+
+def hang_limit(window: Collection[float]) -> float:
+    """A step time (ms) above which a step is a hang, given the recent ones:
+    OUTLIER_FACTOR × their median (METRICS.md), and beyond their spread too
+    (Tukey's far fence, Q3 + 3 × IQR). The spread matters where steps differ
+    by nature: a predict run whose steps take 0.6 s or 4 s by turns has a
+    median of 1 s, and its 7.4 s steps are no hang; and a slowdown that
+    lasts becomes the pace after 4 slow steps of 16. The fence needs 8 steps
+    (with fewer, one hang is the upper quartile). Infinite (no step is a
+    hang) under 3 steps, or when the median is 0."""
+    n = len(window)
+    if n < 3:
+        return math.inf
+    ordered = sorted(window)
+    half = n // 2
+    typical = ordered[half] if n % 2 else (ordered[half - 1] + ordered[half]) / 2
+    if not typical > 0:
+        return math.inf
+    if n < 8:
+        return OUTLIER_FACTOR * typical
+    low, high = ordered[n // 4], ordered[3 * n // 4]
+    return max(OUTLIER_FACTOR * typical, high + 3 * (high - low))

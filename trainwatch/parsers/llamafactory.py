@@ -93,7 +93,9 @@ class LlamaFactoryParser:
         total = obj.get("total_steps")
         if total != self._target and (total := as_int(total)) is not None and total > 0:
             self._target = total
-            records.append(RunInfo(target=total, tokens_per_sec_scope="total"))
+            # Evals are outside the step times (see below): steps far slower
+            # than the others are not unlabelled evals, they are hangs.
+            records.append(RunInfo(target=total, tokens_per_sec_scope="total", eval_timing="excluded"))
 
         elapsed = parse_duration(obj.get("elapsed_time"))
         loss = as_num(obj.get("loss"), keep_nan=True)
