@@ -257,7 +257,7 @@ class RunAggregator(RunState):
         del self.is_warmup[keep:]
         if keep == 0:  # nothing left: no float residue of the subtractions either
             self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
-            self.whole_s = self.excess_ms = 0.0
+            self.pause_s = self.wall_s = self.excess_ms = 0.0
         # Cost proportional to what is dropped, not to the run: a log where
         # every line goes back (two ranks printing each line) is a restart per line.
         del self.eval_at[bisect_left(self.eval_at, step) :]  # ascending: the timeline's order
@@ -293,7 +293,7 @@ class RunAggregator(RunState):
         (``metrics._last_progress_at``): each logged time stands for the steps
         since the previous logged one; an eval or hang step's time covers
         itself only, and steps without a logged time are costed at the current
-        rate. And the whole-run training time (``RunState.whole_s``): the
+        rate. And the whole-run training time (``RunState.pause_s`` ...): the
         same, but eval, hang and untimed steps at the median step time, and
         an untimed step after a timestamped one by its wall-clock interval.
         """
@@ -305,6 +305,7 @@ class RunAggregator(RunState):
             self.whole_steps += sign * gap
             if timed:
                 self.replay_s += sign * time_ms / 1000
+                self.pause_s += sign * time_ms / 1000
                 self.replay_untimed_steps += sign * (gap - 1)
                 if not self.is_warmup[index]:
                     self.eval_ms += sign * time_ms
@@ -321,15 +322,14 @@ class RunAggregator(RunState):
                 self.excess_ms += sign * time_ms
                 self.n_excess_timed += sign
                 self.replay_s += sign * time_ms / 1000
+                self.pause_s += sign * time_ms / 1000
                 self.replay_untimed_steps += sign * (gap - 1)
             else:
                 self.replay_untimed_steps += sign * gap
         elif timed:
             self.train_ms += sign * time_ms
             self.n_train_timed += sign
-            increment = time_ms / 1000 * gap
-            self.replay_s += sign * increment
-            self.whole_s += sign * increment
+            self.replay_s += sign * time_ms / 1000 * gap
             self.whole_sampled += sign * (gap - 1)
         else:
             self.replay_untimed_steps += sign * gap
@@ -337,7 +337,7 @@ class RunAggregator(RunState):
             if interval is None:
                 self.whole_steps += sign * gap
             else:
-                self.whole_s += sign * interval
+                self.wall_s += sign * interval
         if not math.isnan(mfu):
             self.mfu_sum += sign * mfu
             self.n_mfu += sign

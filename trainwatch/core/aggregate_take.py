@@ -56,7 +56,7 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
     recent, marks, seg_start = agg.recent, agg.eval_marks, agg.segment_start
     n_train, n_train_timed, n_eval, n_eval_timed = agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed
     train_ms, eval_ms, replay_s, untimed = agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps
-    whole_s, whole_steps, whole_sampled = agg.whole_s, agg.whole_steps, agg.whole_sampled
+    pause_s, wall_s, whole_steps, whole_sampled = agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled
     n_excess_timed, excess_ms = agg.n_excess_timed, agg.excess_ms
     mfu_sum, n_mfu, last_mfu, last_loss = agg.mfu_sum, agg.n_mfu, agg.last_mfu, agg.last_loss
     # No step of the window is faster than ``floor``: a step under
@@ -136,6 +136,7 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
             whole_steps += gap
             if timed:
                 replay_s += time_ms / 1000
+                pause_s += time_ms / 1000
                 untimed += gap - 1
                 if not first:
                     eval_ms += time_ms
@@ -152,6 +153,7 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
                     excess_ms += time_ms
                     n_excess_timed += 1
                     replay_s += time_ms / 1000
+                    pause_s += time_ms / 1000
                     untimed += gap - 1
                 else:
                     untimed += gap
@@ -160,16 +162,14 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
             elif timed:
                 train_ms += time_ms
                 n_train_timed += 1
-                increment = time_ms / 1000 * gap
-                replay_s += increment
-                whole_s += increment
+                replay_s += time_ms / 1000 * gap
                 whole_sampled += gap - 1
                 time_x.append(step)
                 time_y.append(time_ms / 1000)
             else:
                 untimed += gap
                 if interval_s == interval_s:
-                    whole_s += interval_s
+                    wall_s += interval_s
                 else:
                     whole_steps += gap
             if sample == sample and not first:
@@ -191,7 +191,7 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
         agg.segments = 1
     agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed = n_train, n_train_timed, n_eval, n_eval_timed
     agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps = train_ms, eval_ms, replay_s, untimed
-    agg.whole_s, agg.whole_steps, agg.whole_sampled = whole_s, whole_steps, whole_sampled
+    agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled = pause_s, wall_s, whole_steps, whole_sampled
     agg.n_excess_timed, agg.excess_ms = n_excess_timed, excess_ms
     agg.mfu_sum, agg.n_mfu, agg.last_mfu, agg.last_loss = mfu_sum, n_mfu, last_mfu, last_loss
     agg.loss_series.extend(loss_x, loss_y)
@@ -244,7 +244,7 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
         evals = _evals_by_outliers(agg, steps, times, first)
     n_train, n_train_timed, n_eval, n_eval_timed = agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed
     train_ms, eval_ms, replay_s, untimed = agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps
-    whole_s, whole_steps, whole_sampled = agg.whole_s, agg.whole_steps, agg.whole_sampled
+    pause_s, wall_s, whole_steps, whole_sampled = agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled
     n_excess_timed, excess_ms = agg.n_excess_timed, agg.excess_ms
     mfu_sum, n_mfu = agg.mfu_sum, agg.n_mfu
     time_x: list[int] = []
@@ -260,9 +260,8 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
             n_train_timed += taken
             train_ms = reduce(add, times[begin:end], train_ms)
             # Each time stands for the steps since the previous logged one; x * 1 is x.
-            increments = secs[begin:end] if every_step else list(map(mul, secs[begin:end], gaps[begin:end]))
+            increments = secs[begin:end] if every_step else map(mul, secs[begin:end], gaps[begin:end])
             replay_s = reduce(add, increments, replay_s)
-            whole_s = reduce(add, increments, whole_s)
             if not every_step:
                 whole_sampled += sum(gaps[begin:end]) - taken
             valid = mfus[begin:end] if all_mfus else list(filterfalse(math.isnan, mfus[begin:end]))
@@ -282,6 +281,7 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
             excess_ms += times[end]
             n_excess_timed += 1
             replay_s += secs[end]
+            pause_s += secs[end]
             untimed += gaps[end] - 1
             recent.append(times[end])
             if not (checkpointed and end == 0):
@@ -293,6 +293,7 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
             eval_at.append(steps[end])
             n_eval += 1
             replay_s += secs[end]
+            pause_s += secs[end]
             untimed += gaps[end] - 1
             if not (first and end == 0):
                 eval_ms += times[end]
@@ -300,7 +301,7 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
         begin = end + 1
     agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed = n_train, n_train_timed, n_eval, n_eval_timed
     agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps = train_ms, eval_ms, replay_s, untimed
-    agg.whole_s, agg.whole_steps, agg.whole_sampled = whole_s, whole_steps, whole_sampled
+    agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled = pause_s, wall_s, whole_steps, whole_sampled
     agg.n_excess_timed, agg.excess_ms = n_excess_timed, excess_ms
     agg.mfu_sum, agg.n_mfu = mfu_sum, n_mfu
     _extend(iters, steps)
@@ -397,9 +398,9 @@ def _excess_rows(agg: RunState, times: list[float], evals: list[int], first: boo
     """
     recent = agg.recent
     limit = OUTLIER_FACTOR * min(min(recent, default=math.inf), min(times))
-    candidates = _indices(list(map(gt, times, repeat(limit))), True)
-    if not candidates:
+    if max(times) <= limit:  # the usual case: no row is even a candidate
         return []
+    candidates = _indices(list(map(gt, times, repeat(limit))), True)
     skip = set(evals)
     if first:
         skip.add(0)  # the warm-up step: a training step, but never in the window

@@ -188,11 +188,13 @@ def _train_time(agg: RunState) -> float | None:
     steps: bounded, whatever the run's length). Unknown where no step has a
     time nor a timestamped interval.
     """
+    # max(): the residue of a restart's subtractions, as for the logged sum.
+    known = max(0.0, agg.replay_s - agg.pause_s + agg.wall_s)
     if not agg.whole_steps:
-        return max(0.0, agg.whole_s) if agg.whole_s else None
+        return known if agg.n_train_timed or agg.wall_s else None
     if not agg.recent:
         return None
-    return max(0.0, agg.whole_s) + agg.whole_steps * median(agg.recent) / 1000
+    return known + agg.whole_steps * median(agg.recent) / 1000
 
 
 def _iterations_done(agg: RunState) -> int | None:

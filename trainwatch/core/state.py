@@ -47,13 +47,16 @@ class RunState:
     replay_s: float
     replay_untimed_steps: int
     # The whole-run training time (METRICS.md ``train_time_s``) is
-    # ``whole_s`` + ``whole_steps`` × the median step time: ordinary logged
-    # steps count for the steps since the previous logged one (their time ×
-    # the gap, or the wall-clock interval where only timestamps tell),
-    # eval, excess and untimed ones at the median step time.
-    whole_s: float
+    # ``replay_s - pause_s + wall_s`` + ``whole_steps`` × the median step
+    # time: ordinary logged steps count for the steps since the previous
+    # logged one (their time × the gap, as in the replay; or the wall-clock
+    # interval where only timestamps tell), eval, excess and untimed ones at
+    # the median step time. (The replay less the evals' and hangs' own times:
+    # no third sum over every row of a bulk load.)
+    pause_s: float  # own times of the timed eval and excess steps
+    wall_s: float  # wall-clock intervals of untimed ordinary steps
     whole_steps: int
-    whole_sampled: int  # steps of ``whole_s`` extrapolated from a sampled step's time
+    whole_sampled: int  # steps extrapolated from a sampled step's time
     n_excess_timed: int
     excess_ms: float
 
@@ -145,7 +148,7 @@ class RunState:
         self.n_train = self.n_train_timed = self.n_eval = self.n_eval_timed = self.n_mfu = 0
         self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
         self.replay_untimed_steps = 0
-        self.whole_s = self.excess_ms = 0.0
+        self.pause_s = self.wall_s = self.excess_ms = 0.0
         self.whole_steps = self.whole_sampled = self.n_excess_timed = 0
         self.segment_start = 0
 
