@@ -8,7 +8,8 @@ remaining time must be within 2 % of the real one (end_time − now).
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -166,3 +167,45 @@ def test_a_three_hour_hang_leaves_the_eta_and_the_pace_alone(corpus: Path) -> No
     assert hung.train_time_s == pytest.approx(plain.train_time_s, rel=1e-3)
     # ... while the seed's logged sum keeps what was logged, as its table did.
     assert hung.train_time_logged_s == pytest.approx(plain.train_time_logged_s + 10800)  # type: ignore[operator]
+
+
+def test_a_now_before_the_files_mtime_adds_nothing(tmp_path: Path) -> None:
+    """Where the ETA counts down from the file's mtime (a log without
+    timestamps), ``--now`` before that mtime (a plain copy of an old log)
+    added the gap: LLaMA-Factory copies got ETAs of 700 days. Now the
+    countdown is clamped at 0."""
+    from trainwatch.cli import main
+
+    log = tmp_path / "trainer_log.jsonl"
+    lines = [
+        f'{{"current_steps": {k}, "total_steps": 100, "loss": 2.0, "elapsed_time": "0:00:{k:02d}", '
+        f'"remaining_time": "0:00:00"}}'
+        for k in range(10, 60, 10)
+    ]
+    log.write_text("\n".join(lines) + "\n")  # steps 10-50 at 1 s a step (10 steps per 10 s)
+    out = tmp_path / "snap.json"
+    assert main(["snapshot", str(log), "-f", "json", "-o", str(out), "--now", "2024-01-01T00:00:00"]) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert run["iter"] == 50 and run["mean_iter_s"] == pytest.approx(1.0)
+    assert run["eta_s"] == pytest.approx(50.0)  # 50 steps left at 1 s; not 50 s + (mtime − now)
+
+
+def test_validation_after_the_last_iteration_is_not_due() -> None:
+    """Megatron validates after a step is logged (eval_timing "next"): the pass
+    at the last iteration comes after it, so the time to reach the target
+    does not hold it (it was charged: +1-2 % at half way)."""
+    from trainwatch.core.records import Eval, Iteration, RunInfo
+
+    agg = RunAggregator()
+    agg.add(RunInfo(target=500, eval_interval=100, eval_timing="next", start_time=datetime(2026, 1, 1)))
+    for step in range(1, 251):
+        if step == 101:
+            agg.add(Eval(iter=100, val_loss=2.0))
+        agg.add(Iteration(iter=step, loss=2.0, time_ms=61_000.0 if step in (101, 201) else 1000.0))
+        if step == 200:
+            agg.add(Eval(iter=200, val_loss=2.0))
+    stats = agg.stats(datetime(2026, 1, 1) + timedelta(seconds=250 + 120))
+    # By hand: 250 steps left at 1 s; evals due at 300 and 400 (not 500), each
+    # 60 s over a step (steps 101 and 201 took 61 s): 250 + 2 × 60 = 370 s.
+    assert stats.eta_s == pytest.approx(370.0)
+    assert ("ETA", "2 eval(s) still due at 60 s each (as timed so far)") in stats.provenance
