@@ -209,3 +209,34 @@ def test_validation_after_the_last_iteration_is_not_due() -> None:
     # 60 s over a step (steps 101 and 201 took 61 s): 250 + 2 × 60 = 370 s.
     assert stats.eta_s == pytest.approx(370.0)
     assert ("ETA", "2 eval(s) still due at 60 s each (as timed so far)") in stats.provenance
+
+
+def test_evals_timed_apart_from_the_steps_are_priced_as_timed(tmp_path: Path) -> None:
+    """ms-swift (and LLaMA-Factory) time nothing but the elapsed time since the
+    start: an eval logged after its step's train log took the difference, and
+    it belongs to no step. The ETA prices the evals still due at that (it
+    priced them at 0 s: ms-swift's run was 29 % short at half way)."""
+    from trainwatch.ingest.source import LogSource
+
+    def line(step: int, elapsed: int, eval_: bool = False) -> str:
+        kind = '"eval_loss": 1.5' if eval_ else '"loss": 2.0'
+        return f'{{{kind}, "global_step/max_steps": "{step}/40", "elapsed_time": "{elapsed}s"}}\n'
+
+    log = tmp_path / "logging.jsonl"
+    log.write_text(
+        line(5, 10)
+        + line(10, 20)
+        + line(10, 50, eval_=True)  # a 30 s eval after step 10
+        + line(15, 60)
+        + line(20, 70)
+        + line(20, 100, eval_=True)
+        + line(25, 110)  # fmt: skip
+    )
+    source = LogSource(log)
+    source.refresh()
+    stats = source.agg.stats(datetime.fromtimestamp(log.stat().st_mtime))
+    assert (source.format, stats.iter, stats.rate_s) == ("swift_jsonl", 25, pytest.approx(2.0))
+    # By hand: 15 steps left at 2 s (10 s per 5 steps) = 30 s, and the evals at
+    # 30 and 40 (every 10, as the two logged ones) at 30 s each: 90 s.
+    assert stats.eta_s == pytest.approx(90.0)
+    assert ("ETA", "2 eval(s) still due at 30 s each (as timed so far)") in stats.provenance

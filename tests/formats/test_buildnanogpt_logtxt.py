@@ -108,8 +108,8 @@ def test_hella_nan_and_junk() -> None:
 
 def test_evaluate_loss_stays_a_metric_when_val_lines_exist() -> None:
     records = _feed(["0 val 3.5", "0 train 3.6", "0 evaluate ppl 30 loss 3.4"])
-    last = records[-1]
-    assert isinstance(last, Eval) and last.val_loss is None and last.metrics["loss"] == 3.4
+    last = records[-1]  # both at the printed step 0: one evaluation, whose val loss is the val line's
+    assert isinstance(last, Eval) and last.val_loss == 3.5 and last.metrics["loss"] == 3.4
 
 
 def test_sniff() -> None:

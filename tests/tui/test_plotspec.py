@@ -45,7 +45,10 @@ def test_checkpoints_are_marked_where_no_eval_is(corpus: Path) -> None:
     assert stats.checkpoint_at == (5000, 10000, 15000)
     chart = plotspec.time_chart(stats)
     assert chart.dashed == (5000.0, 10000.0, 15000.0)
-    # (and four steps of 21-33 s among 4.2 s ones: hangs, e.g. "step 1862/19560 | ... | 33494.81 ms")
+    # and four steps of 21-50 s among 4.2 s ones: hangs ("step 1862/19560 | ... | 33494.81 ms",
+    # 2289: 27799.79 ms, 8882: 21051.59 ms, 10741: 50084.95 ms)
+    assert [step for step, _ in stats.hangs] == [1862, 2289, 8882, 10741]
+    assert chart.hangs == (1862.0, 2289.0, 8882.0, 10741.0)
     assert chart.title == "s/iter (checkpoints ┆, hangs ╏ not counted)"
     # The seed JSON saves at its evals (1000, 2000): the eval mark says it all.
     seed = LogSource(corpus / "llm_tii_json" / "run_20251110_174040.json")

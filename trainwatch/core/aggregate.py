@@ -87,6 +87,8 @@ class RunAggregator(RunState):
             if earlier is None:
                 heapq.heappush(self.mark_heap, -record.iter)
             self.eval_marks[record.iter] = record
+            self._time_pass(earlier, -1)
+            self._time_pass(record, +1)
             # A later Eval of a step repeats its val loss beside a new metric: one point.
             if record.val_loss is not None and (earlier is None or earlier.val_loss != record.val_loss):
                 self.val_series.append(record.iter, record.val_loss)
@@ -212,9 +214,11 @@ class RunAggregator(RunState):
         index = len(self.iters) - 1
         step = self.iters[index]
         time_ms, mfu = self.times[index], self.mfus[index]
-        evaluated, warmup = self.is_eval[index], self.is_warmup[index]
+        kind, warmup = self.is_eval[index], self.is_warmup[index]
         wall = self.walls[index] if self.walls is not None else _NAN
         tps = self.tps[index] if self.tps is not None else _NAN
+        # Whether its pace sample went into the window: its time, or its wall interval.
+        sampled = not warmup and (not math.isnan(time_ms) or self._wall_interval(index) is not None)
         self._account(index, -1, time_ms, mfu)
         for column in (self.iters, self.times, self.mfus, self.tps, self.walls):
             if column is not None:
@@ -223,13 +227,17 @@ class RunAggregator(RunState):
         del self.is_warmup[index:]
         if index == 0:  # nothing left: no float residue of the subtractions either
             self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
-        if evaluated:
+            self.pause_s = self.wall_s = self.excess_ms = 0.0
+        if kind == EVAL:
             if self.eval_at and self.eval_at[-1] == step:
                 self.eval_at.pop()
             if self.info.eval_timing == "next":
                 self.eval_pending = True  # the newer entry is the step the eval's time fell in
-        elif not warmup and not math.isnan(time_ms) and self.recent:
-            self.recent.pop()  # its time was the newest in the outlier window
+        else:
+            if sampled and self.recent:
+                self.recent.pop()  # its time was the newest in the window
+            if kind == EXCESS and self.hangs and self.hangs[-1][0] == step:
+                self.hangs.pop()
         if self.seen_first is not None and self.seen_first[0] >= step:
             self.seen_first = None
         if self.seen_last is not None and self.seen_last[0] >= step:
@@ -263,7 +271,7 @@ class RunAggregator(RunState):
         del self.eval_at[bisect_left(self.eval_at, step) :]  # ascending: the timeline's order
         marks, heap = self.eval_marks, self.mark_heap
         while heap and -heap[0] >= step:
-            marks.pop(-heapq.heappop(heap), None)
+            self._time_pass(marks.pop(-heapq.heappop(heap), None), -1)
         self.checkpoints = [c for c in self.checkpoints if c.iter is None or c.iter < step]
         self.hangs = [h for h in self.hangs if h[0] < step]
         if self.seen_first is not None and self.seen_first[0] >= step:
@@ -341,6 +349,13 @@ class RunAggregator(RunState):
         if not math.isnan(mfu):
             self.mfu_sum += sign * mfu
             self.n_mfu += sign
+
+    def _time_pass(self, mark: Eval | None, sign: int) -> None:
+        """Count an eval mark's own duration in (+1) or out (-1) of the passes timed apart from steps."""
+        if mark is None or mark.seconds is None or not 0 <= mark.seconds < 1e9:
+            return
+        self.n_pass += sign
+        self.pass_s = self.pass_s + sign * mark.seconds if self.n_pass else 0.0
 
     def _wall_interval(self, index: int) -> float | None:
         """Seconds from the previous logged step to this untimed one, where both are timestamped."""

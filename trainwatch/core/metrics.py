@@ -17,7 +17,7 @@ from typing import Literal
 
 from trainwatch.core import fmt, gpus
 from trainwatch.core.records import Eval
-from trainwatch.core.state import EXCESS, OUTLIER_FACTOR, RunState
+from trainwatch.core.state import EXCESS, RunState
 from trainwatch.core.stats import RunStats, Status, past_default_target
 from trainwatch.core.throughput import RATE_WINDOW, derived_mfu, mfu_against_dense, tokens_per_iter
 
@@ -292,6 +292,8 @@ def _eval_overhead_s(agg: RunState, rate_s: float) -> tuple[float, bool]:
     """
     if agg.n_eval_timed:
         return max(0.0, agg.eval_ms / 1000 / agg.n_eval_timed - rate_s), False
+    if agg.n_pass:  # timed apart from the steps (ms-swift's and LLaMA-Factory's elapsed clocks)
+        return agg.pass_s / agg.n_pass, False
     cost = agg.info.eval_cost_steps
     return (cost * rate_s, True) if cost else (0.0, False)
 

@@ -95,6 +95,10 @@ class Eval:
     train_loss: float | None = None
     wall_time: datetime | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    #: The pass's own wall time, where the log tells it apart from the steps'
+    #: (an elapsed clock's jump from the train log to the eval's): what the
+    #: ETA prices the evals still due at, in logs whose step times leave it out.
+    seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,9 @@ class RunState:
         self.segments = 0
         self.eval_marks: dict[int, Eval] = {}
         self.mark_heap: list[int] = []  # -iter of every eval mark: a restart drops the newest first
+        # Eval passes the log timed apart from any step (``Eval.seconds``): their count and sum.
+        self.n_pass = 0
+        self.pass_s = 0.0
         self.checkpoints: list[Checkpoint] = []
         self.hangs: list[tuple[int, float]] = []  # (iteration, seconds the step took)
         self.outcome: Outcome | None = None

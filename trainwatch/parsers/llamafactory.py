@@ -103,7 +103,7 @@ class LlamaFactoryParser:
             eval_loss = as_num(obj.get("eval_loss"), keep_nan=True)
             if eval_loss is not None or obj.get("predict_loss") is not None:
                 if eval_loss is not None:
-                    records.append(Eval(iter=step, val_loss=eval_loss))
+                    records.append(Eval(iter=step, val_loss=eval_loss, seconds=self._clock.since(step, elapsed)))
                 # The eval ran after this step's train log: its duration
                 # belongs to no iteration, so the next interval starts after it.
                 self._clock.advance(step, elapsed)
