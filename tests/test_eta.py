@@ -230,7 +230,7 @@ def test_evals_timed_apart_from_the_steps_are_priced_as_timed(tmp_path: Path) ->
         + line(15, 60)
         + line(20, 70)
         + line(20, 100, eval_=True)
-        + line(25, 110)  # fmt: skip
+        + line(25, 110)
     )
     source = LogSource(log)
     source.refresh()
