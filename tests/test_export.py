@@ -127,3 +127,16 @@ def test_json_and_csv_keep_the_printed_precision_and_tables_round(tmp_path: Path
     out_md = tmp_path / "snap.md"
     assert main(["snapshot", str(log), "-f", "md", "-o", str(out_md)]) == 0
     assert "2.9218" in out_md.read_text() and "2.921752" not in out_md.read_text()
+
+
+def test_csv_lists_hangs_as_text() -> None:
+    from trainwatch.core.records import RunInfo as Info
+
+    agg = RunAggregator()
+    agg.add(Info(name="hung", target=100, eval_interval=50, eval_at_start=False))
+    for i in range(1, 30):
+        agg.add(Iteration(iter=i, loss=2.0, time_ms=600_000.0 if i == 20 else 1000.0))
+    snapshot = Snapshot(NOW, (RunRow("hung", "/runs/a.log", "nanogpt_stdout", agg.stats(now=NOW)),))
+    row = next(csv.DictReader(io.StringIO(export.render(snapshot, "csv"))))
+    assert row["hangs"] == "iter=20 seconds=600.0"
+    assert json.loads(export.render(snapshot, "json"))["runs"][0]["hangs"] == [{"iter": 20, "seconds": 600.0}]

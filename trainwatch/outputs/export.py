@@ -226,8 +226,10 @@ def _defuse_csv(record: dict[str, Any]) -> dict[str, Any]:
     """Spreadsheets run cells starting with = + - @ as formulas: quote them."""
     out = {}
     for key, value in record.items():
-        if isinstance(value, list):
-            value = " | ".join(value)
+        if isinstance(value, list):  # warnings; hangs as "iter=900 seconds=10828.2"
+            value = " | ".join(
+                " ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item) for item in value
+            )
         if isinstance(value, str):
             value = safe_text(value)
             if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
