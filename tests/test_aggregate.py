@@ -200,3 +200,24 @@ def test_the_same_step_again_keeps_a_pending_eval_of_the_next_step() -> None:
     )
     assert list(agg.is_eval) == [0, 1]
     assert agg.eval_at == [20]
+
+
+def test_wall_clock_without_timestamps_runs_from_the_first_sighting() -> None:
+    """A log without timestamps: wall clock = first sighting to last update.
+    It froze once 64 updates had been seen (``observed`` keeps the last 64):
+    the detail view showed "wall clock 31s" beside "train time 1m 13s"."""
+    agg = RunAggregator()
+    start = datetime(2025, 11, 14, 10, 0)
+    for k in range(200):  # 200 updates, 5 s apart
+        agg.add(Iteration(iter=k, loss=2.0, time_ms=5000.0))
+        agg.observe(start + timedelta(seconds=5 * k))
+        if k in (63, 64, 199):
+            elapsed = agg.stats(now=start + timedelta(seconds=5 * k)).wall_elapsed_s
+            assert elapsed == 5 * k  # 5 s × k updates after the first
+    assert len(agg.observed) <= 128  # still bounded
+    # An update stamped earlier than the last (a clock step) never moves it back.
+    agg.observe(start + timedelta(seconds=100))
+    assert agg.stats(now=start + timedelta(seconds=995)).wall_elapsed_s == 995
+    # The file's birth time, where the filesystem keeps one, is an earlier start.
+    agg.observe(start + timedelta(seconds=1000), born=start - timedelta(seconds=60))
+    assert agg.stats(now=start + timedelta(seconds=1000)).wall_elapsed_s == 1060

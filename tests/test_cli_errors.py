@@ -263,3 +263,39 @@ def test_unreadable_home_config(as_nobody: Callable[[list[str]], tuple[int, str]
     (shared / "train.log").write_text(LINE.format(i=1))
     assert os.path.expanduser("~").startswith("/root")
     assert as_nobody(["snapshot", str(shared)]) == (EXIT_OK, "")
+
+
+def _seed_document(iterations: int) -> bytes:
+    entries = [{"iter": k, "loss": 3.0, "time_ms": 1000.0} for k in range(0, iterations, 10)]
+    doc = {"run_name": "run_w", "start_time": "2025-11-13T10:00:00", "config": {"max_iters": 100}}
+    return json.dumps({**doc, "training_iterations": entries}, indent=2).encode()
+
+
+def test_a_document_caught_mid_rewrite_is_awaited(tmp_path: Path) -> None:
+    """The seed's logger rewrites its JSON in place: a snapshot at that instant
+    reads it again for up to ~2 s (issue 16, item 9)."""
+    import threading
+    import time
+
+    log = tmp_path / "run_w.json"
+    whole = _seed_document(50)
+    log.write_bytes(whole[: len(whole) // 2])
+    finisher = threading.Timer(0.3, log.write_bytes, (whole,))
+    finisher.start()
+    out = tmp_path / "snap.json"
+    started = time.monotonic()
+    try:
+        assert main(["snapshot", str(log), "-f", "json", "-o", str(out)]) == EXIT_OK
+    finally:
+        finisher.join()
+    assert time.monotonic() - started < 2.0
+    assert json.loads(out.read_text())["runs"][0]["iter"] == 40
+
+
+def test_a_document_still_half_written_says_so(tmp_path: Path) -> None:
+    log = tmp_path / "run_w.json"
+    whole = _seed_document(50)
+    log.write_bytes(whole[: len(whole) // 2])
+    result = run_cli("snapshot", str(log))
+    assert_one_line(result, EXIT_NO_RUNS, "being written, try again")
+    assert "no training runs found" not in result.stderr

@@ -119,3 +119,52 @@ def test_app_exit_stops_the_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert run_demo(tmp_path, speed=60.0, headless=False, duration=None) == 0
     assert seen == [[tmp_path]]
     assert not any(t.name == "demo-writer" and t.is_alive() for t in threading.enumerate())
+
+
+def _demo_stats(plan: object, upto: int, now: datetime, monkeypatch: pytest.MonkeyPatch) -> object:
+    """The stats of the demo's run of ``plan`` as its document stood right after
+    it logged iteration ``upto``, seen at that moment (``now``)."""
+    from trainwatch import demo
+    from trainwatch.core.aggregate import RunAggregator
+    from trainwatch.parsers import llm_tii_json
+
+    events = schedule(plan, speed=60.0)  # type: ignore[arg-type]
+    end = next(i for i, e in enumerate(events) if e.kind == "iter" and e.step == upto)
+    run = demo.Run(plan, Path("run.json"), events, start=0.0)  # type: ignore[arg-type]
+    run.done = events[: end + 1]
+
+    class Fixed(datetime):
+        @classmethod
+        def now(cls, tz: object = None) -> Fixed:  # type: ignore[override]
+            return cls.fromtimestamp(now.timestamp())
+
+    monkeypatch.setattr(demo, "datetime", Fixed)
+    doc = demo._document(run, events[end].t)
+    agg = RunAggregator()
+    agg.add_all(llm_tii_json.parse_document(json.dumps(doc).encode()) or [])
+    return agg.stats(now=now)
+
+
+@pytest.mark.parametrize("upto", [2610, 3000, 3500])
+def test_the_demo_stall_moves_nothing_but_its_own_event(monkeypatch: pytest.MonkeyPatch, upto: int) -> None:
+    """qwen3-600m-demo hangs inside iteration 2600 for 180 real s × speed 60 =
+    10,800 s. That step's time_ms (10,803,308 ms) was averaged in: s/iter went
+    3.49 → 44.55, tokens/h 135M → 10.6M and the ETA showed 1d 03h with six
+    minutes left. Now the same run without the stall gives the same figures."""
+    from dataclasses import replace
+
+    plan = next(p for p in PLANS if p.slug == "qwen3-600m-demo")
+    now = datetime(2026, 1, 5, 12, 0)
+    stalled = _demo_stats(plan, upto, now, monkeypatch)
+    calm = _demo_stats(replace(plan, stall_at=None), upto, now, monkeypatch)
+    for figure in ("mean_iter_s", "tokens_per_hour", "rate_s", "eta_s", "train_time_s"):
+        assert getattr(stalled, figure) == pytest.approx(getattr(calm, figure), rel=0.005), figure
+    # By hand: a step is 131,072 tokens × 4.3046 GFLOP/token ÷ (2 GPUs × 310 TFLOPS × 0.28)
+    # = 3.2501 s (±1.5 % noise); the warm-up step 0 took 64.47 s (45 s + 6 steps).
+    # Logged every 10: upto/10 + 1 entries, less the evals at 1000, 2000, 3000
+    # and the hang; s/iter is their mean, warm-up included (as the seed's table).
+    paced = upto // 10 + 1 - upto // 1000 - 1
+    assert stalled.mean_iter_s == pytest.approx((64.47 + (paced - 1) * 3.2501) / paced, rel=0.01)  # type: ignore[attr-defined]
+    ((step, seconds),) = stalled.hangs  # type: ignore[attr-defined]
+    assert step == 2600 and 10_800 < seconds < 10_810
+    assert calm.hangs == ()  # type: ignore[attr-defined]

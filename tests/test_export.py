@@ -101,3 +101,42 @@ def test_runs_with_one_name_are_told_apart() -> None:
     ]
     names = [row.name for row in disambiguate(rows)]
     assert names == ["train · a/seed1", "train · b/seed1", "other"]
+
+
+def test_json_and_csv_keep_the_printed_precision_and_tables_round(tmp_path: Path) -> None:
+    """METRICS.md, precision: a loss printed 2.921752 exports as 2.921752
+    (it exported as 2.9218 when the contract rounded to 4 digits); the
+    tables round for people."""
+    from trainwatch.cli import main
+
+    log = tmp_path / "train.log"
+    log.write_text(
+        "max_iters = 100\n"
+        "iter 0: loss 3.104518, time 900.00ms, mfu -100.00%\n"
+        "iter 10: loss 2.921752, time 123.456789ms, mfu 31.415926%\n"
+    )
+    out = tmp_path / "snap.json"
+    assert main(["snapshot", str(log), "-f", "json", "-o", str(out)]) == 0
+    run = json.loads(out.read_text())["runs"][0]
+    assert (run["loss"], run["mfu_now_pct"]) == (2.921752, 31.415926)
+    assert run["train_time_logged_s"] == pytest.approx(1.023456789)  # 900 + 123.456789 ms, unrounded
+    out_csv = tmp_path / "snap.csv"
+    assert main(["snapshot", str(log), "-f", "csv", "-o", str(out_csv)]) == 0
+    row = next(csv.DictReader(io.StringIO(out_csv.read_text())))
+    assert (row["loss"], row["mfu_now_pct"]) == ("2.921752", "31.415926")
+    out_md = tmp_path / "snap.md"
+    assert main(["snapshot", str(log), "-f", "md", "-o", str(out_md)]) == 0
+    assert "2.9218" in out_md.read_text() and "2.921752" not in out_md.read_text()
+
+
+def test_csv_lists_hangs_as_text() -> None:
+    from trainwatch.core.records import RunInfo as Info
+
+    agg = RunAggregator()
+    agg.add(Info(name="hung", target=100, eval_interval=50, eval_at_start=False))
+    for i in range(1, 30):
+        agg.add(Iteration(iter=i, loss=2.0, time_ms=600_000.0 if i == 20 else 1000.0))
+    snapshot = Snapshot(NOW, (RunRow("hung", "/runs/a.log", "nanogpt_stdout", agg.stats(now=NOW)),))
+    row = next(csv.DictReader(io.StringIO(export.render(snapshot, "csv"))))
+    assert row["hangs"] == "iter=20 seconds=600.0"
+    assert json.loads(export.render(snapshot, "json"))["runs"][0]["hangs"] == [{"iter": 20, "seconds": 600.0}]

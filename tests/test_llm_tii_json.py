@@ -77,3 +77,62 @@ def test_sniff(corpus: Path) -> None:
     spec = detect(head, "run.json")
     assert spec is not None and spec.format == "llm_tii_json"
     assert not llm_tii_json.sniff('{"log_history": []}', "trainer_state.json")
+
+
+def _diverged_document(tmp_path: Path) -> Path:
+    """A small seed-style log whose loss went NaN, written as the seed's logger
+    writes it: Python's ``json.dump``, which puts bare ``NaN`` and ``Infinity``
+    tokens in the text (not JSON: orjson refuses them)."""
+    import json
+
+    entries = [{"iter": k, "loss": 3.0 - k / 100, "time_ms": 1000.0, "mfu": 30.0} for k in range(0, 50, 10)]
+    entries.append({"iter": 50, "loss": float("nan"), "time_ms": float("inf"), "mfu": 30.0})
+    doc = {"run_name": "run_x", "start_time": "2025-11-13T10:00:00", "config": {"max_iters": 100}}
+    doc["training_iterations"] = entries
+    path = tmp_path / "run_x.json"
+    path.write_text(json.dumps(doc, indent=2))
+    return path
+
+
+def test_bare_nan_and_infinity_tokens_are_read(tmp_path: Path) -> None:
+    path = _diverged_document(tmp_path)
+    assert b": NaN" in path.read_bytes() and b": Infinity" in path.read_bytes()
+    records = llm_tii_json.parse_document(path.read_bytes())
+    assert records is not None
+    last = [r for r in records if isinstance(r, Iteration)][-1]
+    assert last.iter == 50 and last.loss != last.loss  # NaN kept: it is the news
+    assert last.time_ms is None  # an infinite time is no time
+
+
+def test_a_nan_loss_makes_the_run_diverged(tmp_path: Path) -> None:
+    import json
+
+    from trainwatch.cli import main
+
+    path = _diverged_document(tmp_path)
+    out = tmp_path / "snap.json"
+    assert main(["snapshot", str(path), "-f", "json", "-o", str(out), "--now", "2025-11-13T10:01:00"]) == 0
+    (run,) = json.loads(out.read_text())["runs"]
+    assert (run["status"], run["iter"], run["loss"]) == ("diverged", 50, None)
+
+
+def test_a_live_run_that_goes_nan_turns_diverged(tmp_path: Path) -> None:
+    """Live: the rewrite that brings the NaN is read (resumed or whole), not
+    taken for a half-written document."""
+    import json
+    from datetime import datetime
+
+    from trainwatch.ingest.source import LogSource
+
+    path = _diverged_document(tmp_path)
+    doc = json.loads(path.read_text())
+    nan_entry = doc["training_iterations"].pop()
+    path.write_text(json.dumps(doc, indent=2))
+    source = LogSource(path)
+    source.refresh()
+    now = datetime(2025, 11, 13, 10, 1)
+    assert source.agg.stats(now).status == "running"
+    doc["training_iterations"].append(nan_entry)
+    path.write_text(json.dumps(doc, indent=2))
+    source.refresh()
+    assert source.agg.stats(now).status == "diverged"

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from trainwatch.outputs.prometheus import MetricsServer
 
 EXIT_OK, EXIT_NO_RUNS, EXIT_USAGE = 0, 1, 2
+#: How long ``snapshot`` waits for a document caught mid-rewrite (the seed's
+#: logger rewrites its JSON in place, not atomically), and how often it looks.
+REWRITE_WAIT_S, REWRITE_POLL_S = 2.0, 0.02
 SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "demo")
 
 
@@ -156,7 +159,8 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     if not snapshot.rows:
         # One line: the reason if there is exactly one, else the summary.
         where = ", ".join(str(p) for p in args.paths)
-        reason = problems[0] if len(problems) == 1 else f"no training runs found under {where}"
+        busy = [p for p in problems if p.endswith("being written, try again")]
+        reason = problems[0] if len(problems) == 1 else busy[0] if busy else f"no training runs found under {where}"
         if not problems and len(snapshot.unrecognised) == 1:  # say what the one file is
             reason = "no training runs found: {}: {}".format(*snapshot.unrecognised[0])
         return _fail(reason, EXIT_NO_RUNS)
@@ -281,6 +285,7 @@ def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str], Groups]
             problems.append(str(exc))
             continue
         sources.append(source)
+    problems += _await_rewrites(sources)
     if remote_roots:
         far, far_problems = remote.load(remote_roots, options)
         sources += far
@@ -338,6 +343,27 @@ def _box_facts(sources: list[LogSource]) -> Mapping[str, BoxFacts]:
         return probe.look(local, local)
     finally:
         probe.close()
+
+
+def _await_rewrites(sources: list[LogSource]) -> list[str]:
+    """Read again, for up to REWRITE_WAIT_S, the documents caught mid-rewrite;
+    a problem for each still half-written (a snapshot must not say "no runs"
+    of a run whose log was being rewritten at that instant)."""
+    import time
+
+    from trainwatch.ingest.source import SourceError
+
+    pending = [source for source in sources if source.being_written]
+    deadline = time.monotonic() + REWRITE_WAIT_S
+    while pending and time.monotonic() < deadline:
+        time.sleep(REWRITE_POLL_S)
+        for source in pending:
+            try:
+                source.refresh()
+            except SourceError:
+                continue  # (gone, or unreadable now: reported as still being written)
+        pending = [source for source in pending if source.being_written]
+    return [f"{source.path}: being written, try again" for source in pending]
 
 
 def _names(config: Path | None) -> Names:

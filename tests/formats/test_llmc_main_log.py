@@ -34,7 +34,8 @@ def test_corpus_file(corpus: Path) -> None:
     lines = (corpus / NAME).read_text().split("\n")
     records = _feed([line.removesuffix("\r") for line in lines])
     stats = _stats(records)
-    # 19552 "trl" lines, s:0 .. s:19551 (grep -c ' trl:'); s:k is step k+1 done.
+    # 19552 "trl" lines, s:0 .. s:19551 (grep -c ' trl:'); the last "s:19552 tel"
+    # (the final evaluation, after the last step trained) is the largest step printed.
     assert (stats.iter, stats.logged_iters, stats.segments) == (19552, 19552, 1)
     assert stats.loss == pytest.approx(3.2813)  # "s:19551 trl:3.2813 lr:0.000000 norm:0.23"
     assert stats.val_loss == pytest.approx(3.2731)  # "s:19552 tel:3.2731"
@@ -71,9 +72,9 @@ def test_records_and_numbering() -> None:
     )
     assert len(records) == 4
     assert records[0] == Eval(iter=0, val_loss=11.0095)  # tel before the first step: iteration 0
-    assert records[1] == Iteration(iter=1, loss=11.0116, lr=1e-06, grad_norm=14.96)  # trl s:0 = step 1
+    assert records[1] == Iteration(iter=0, loss=11.0116, lr=1e-06, grad_norm=14.96)  # trl s:0: step 0, as printed
     nan_step = records[2]
-    assert isinstance(nan_step, Iteration) and nan_step.iter == 2 and math.isnan(nan_step.loss or 0.0)
+    assert isinstance(nan_step, Iteration) and nan_step.iter == 1 and math.isnan(nan_step.loss or 0.0)
     assert records[3] == Eval(iter=2, val_loss=6.1565, metrics={"hellaswag": 0.2437})
     assert _stats(records).status == "diverged"
 
@@ -97,4 +98,4 @@ def test_off_cadence_eval_finishes_the_run() -> None:
 def test_restart_is_a_new_segment() -> None:
     lines = [f"s:{s} trl:3.0 lr:0.1 norm:0.2" for s in (0, 1, 2, 1, 2, 3)]
     stats = _stats(_feed(lines))
-    assert (stats.segments, stats.iter) == (2, 4)
+    assert (stats.segments, stats.iter) == (2, 3)  # s:3 is the largest step printed

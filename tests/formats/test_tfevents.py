@@ -343,21 +343,22 @@ def test_megatron_tags_and_args() -> None:
 
 def test_lightning_steps_are_zero_based() -> None:
     """Lightning logs the 0-based index of the step being taken (the first of
-    ``log_every_n_steps=50`` is 49): iter = step + 1, as lightning_csv."""
+    ``log_every_n_steps=50`` is 49): iter is that step as written, as in
+    lightning_csv (METRICS.md: never shifted)."""
     data = b"".join(
         [_event(0, T0, "hp_metric", -1)]
         + [_event(s, T0 + s, t, 2.0) for s in (49, 99) for t in ("train_loss_step", "epoch")]
         + [_event(99, T0 + 120, "val_loss", 1.5), _event(99, T0 + 120, "epoch", 0)]
     )
     records = _parse(data)
-    assert [it.iter for it in _of(records, Iteration)] == [50, 100]
-    assert [e.iter for e in _of(records, Eval)] == [100]
+    assert [it.iter for it in _of(records, Iteration)] == [49, 99]
+    assert [e.iter for e in _of(records, Eval)] == [99]
 
 
 def test_nemo_tags() -> None:
     tags = {"reduced_train_loss": 0.5, "lr": 1e-4, "train_step_timing in s": 0.25, "global_step": 1, "epoch": 0}
     its = _of(_parse(_steps(tags, range(1, 4))), Iteration)
-    assert [(it.iter, it.loss) for it in its] == [(2, 0.5), (3, 1.0), (4, 1.5)]  # Lightning's 0-based steps
+    assert [(it.iter, it.loss) for it in its] == [(1, 0.5), (2, 1.0), (3, 1.5)]  # Lightning's steps, as written
     assert its[0].time_ms == 250  # the first: NeMo's own step timing (0.25 s)
     assert its[1].time_ms == 2000
 
@@ -372,7 +373,7 @@ def test_a_loss_like_tag_is_the_loss_only_without_a_known_one() -> None:
     assert [it.loss for it in _of(moe, Iteration)] == [2.0, 4.0]
     # Lightning logging on_epoch only: its epoch mean is all there is.
     epochs = _parse(_steps({"train_loss_epoch": 1.5, "epoch": 1}, range(99, 300, 100)))
-    assert [(it.iter, it.loss) for it in _of(epochs, Iteration)] == [(100, 148.5), (200, 298.5), (300, 448.5)]
+    assert [(it.iter, it.loss) for it in _of(epochs, Iteration)] == [(99, 148.5), (199, 298.5), (299, 448.5)]
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from trainwatch.core.aggregate_take import (
 from trainwatch.core.box import BoxFacts
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
 from trainwatch.core.series import Series
-from trainwatch.core.state import RunState
+from trainwatch.core.state import EVAL, EXCESS, RunState
 from trainwatch.core.stats import RunStats
 
 _NAN = math.nan
@@ -57,7 +57,7 @@ _COUNT_LIMITS = {
     "n_head": 2**20,
     "n_embd": 2**24,
 }
-_POSITIVE = ("mfu_peak_tflops", "runtime_s")
+_POSITIVE = ("mfu_peak_tflops", "runtime_s", "eval_cost_steps")
 #: Timestamps outside these years are corrupt (and near year 1 or 9999 the
 #: datetime arithmetic of the ETA overflows).
 _FIRST_TIME, _LAST_TIME = datetime(1971, 1, 1), datetime(2200, 1, 1)
@@ -88,6 +88,8 @@ class RunAggregator(RunState):
             if earlier is None:
                 heapq.heappush(self.mark_heap, -record.iter)
             self.eval_marks[record.iter] = record
+            self._time_pass(earlier, -1)
+            self._time_pass(record, +1)
             # A later Eval of a step repeats its val loss beside a new metric: one point.
             if record.val_loss is not None and (earlier is None or earlier.val_loss != record.val_loss):
                 self.val_series.append(record.iter, record.val_loss)
@@ -95,6 +97,8 @@ class RunAggregator(RunState):
             if record.iter is not None and not 0 <= record.iter <= MAX_ITER:
                 record = replace(record, iter=None)
             self.checkpoints.append(record)
+            if record.iter is None or not self.iters or record.iter >= self.iters[-1]:
+                self.ckpt_pending = True  # the next logged step's time may hold the save
             if len(self.checkpoints) > 2 * MAX_CHECKPOINTS:
                 del self.checkpoints[:-MAX_CHECKPOINTS]
         elif isinstance(record, Outcome):
@@ -129,9 +133,12 @@ class RunAggregator(RunState):
             setattr(clone, name, value)
         return clone
 
-    def observe(self, at: datetime) -> None:
-        """The log changed at ``at`` (file mtime): wall-clock evidence."""
+    def observe(self, at: datetime, born: datetime | None = None) -> None:
+        """The log changed at ``at`` (file mtime): wall-clock evidence.
+        ``born``: the file's birth time, where the filesystem keeps one."""
         self.changes += 1
+        first = min(t for t in (at, born, self.first_seen) if t is not None)
+        self.first_seen = first
         if not self.observed or at > self.observed[-1]:
             self.observed.append(at)
             del self.observed[:-64]
@@ -209,9 +216,11 @@ class RunAggregator(RunState):
         index = len(self.iters) - 1
         step = self.iters[index]
         time_ms, mfu = self.times[index], self.mfus[index]
-        evaluated, warmup = self.is_eval[index], self.is_warmup[index]
+        kind, warmup = self.is_eval[index], self.is_warmup[index]
         wall = self.walls[index] if self.walls is not None else _NAN
         tps = self.tps[index] if self.tps is not None else _NAN
+        # Whether its pace sample went into the window: its time, or its wall interval.
+        sampled = not warmup and (not math.isnan(time_ms) or self._wall_interval(index) is not None)
         self._account(index, -1, time_ms, mfu)
         for column in (self.iters, self.times, self.mfus, self.tps, self.walls):
             if column is not None:
@@ -220,13 +229,17 @@ class RunAggregator(RunState):
         del self.is_warmup[index:]
         if index == 0:  # nothing left: no float residue of the subtractions either
             self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
-        if evaluated:
+            self.pause_s = self.wall_s = self.excess_ms = 0.0
+        if kind == EVAL:
             if self.eval_at and self.eval_at[-1] == step:
                 self.eval_at.pop()
             if self.info.eval_timing == "next":
                 self.eval_pending = True  # the newer entry is the step the eval's time fell in
-        elif not warmup and not math.isnan(time_ms) and self.recent:
-            self.recent.pop()  # its time was the newest in the outlier window
+        else:
+            if sampled and self.recent:
+                self.recent.pop()  # its time was the newest in the window
+            if kind == EXCESS and self.hangs and self.hangs[-1][0] == step:
+                self.hangs.pop()
         if self.seen_first is not None and self.seen_first[0] >= step:
             self.seen_first = None
         if self.seen_last is not None and self.seen_last[0] >= step:
@@ -254,13 +267,15 @@ class RunAggregator(RunState):
         del self.is_warmup[keep:]
         if keep == 0:  # nothing left: no float residue of the subtractions either
             self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
+            self.pause_s = self.wall_s = self.excess_ms = 0.0
         # Cost proportional to what is dropped, not to the run: a log where
         # every line goes back (two ranks printing each line) is a restart per line.
         del self.eval_at[bisect_left(self.eval_at, step) :]  # ascending: the timeline's order
         marks, heap = self.eval_marks, self.mark_heap
         while heap and -heap[0] >= step:
-            marks.pop(-heapq.heappop(heap), None)
+            self._time_pass(marks.pop(-heapq.heappop(heap), None), -1)
         self.checkpoints = [c for c in self.checkpoints if c.iter is None or c.iter < step]
+        self.hangs = [h for h in self.hangs if h[0] < step]
         if self.seen_first is not None and self.seen_first[0] >= step:
             self.seen_first = None
         if self.seen_last is not None and self.seen_last[0] >= step:
@@ -274,7 +289,7 @@ class RunAggregator(RunState):
         for series in (self.tps_series, self.wall_series):
             series.truncate_from(step)
         self.recent.clear()
-        self.eval_pending = False
+        self.eval_pending = self.ckpt_pending = False
         self.segment_start = keep
         self.segments += 1
         self.outcome = None  # a resumed run is running again
@@ -286,15 +301,21 @@ class RunAggregator(RunState):
 
         Besides METRICS.md's sums this keeps the replay of the timeline
         (``metrics._last_progress_at``): each logged time stands for the steps
-        since the previous logged one; an eval step's time covers itself only,
-        and steps without a logged time are costed at the current rate.
+        since the previous logged one; an eval or hang step's time covers
+        itself only, and steps without a logged time are costed at the current
+        rate. And the whole-run training time (``RunState.pause_s`` ...): the
+        same, but eval, hang and untimed steps at the median step time, and
+        an untimed step after a timestamped one by its wall-clock interval.
         """
         gap = 1 if self.is_warmup[index] else self.iters[index] - self.iters[index - 1]
         timed = not math.isnan(time_ms)
-        if self.is_eval[index]:
+        kind = self.is_eval[index]
+        if kind == EVAL:
             self.n_eval += sign
+            self.whole_steps += sign * gap
             if timed:
                 self.replay_s += sign * time_ms / 1000
+                self.pause_s += sign * time_ms / 1000
                 self.replay_untimed_steps += sign * (gap - 1)
                 if not self.is_warmup[index]:
                     self.eval_ms += sign * time_ms
@@ -303,15 +324,48 @@ class RunAggregator(RunState):
                 self.replay_untimed_steps += sign * gap
             return
         self.n_train += sign
-        if timed:
+        if kind == EXCESS:
+            self.whole_steps += sign * gap
+            if timed:
+                self.train_ms += sign * time_ms
+                self.n_train_timed += sign
+                self.excess_ms += sign * time_ms
+                self.n_excess_timed += sign
+                self.replay_s += sign * time_ms / 1000
+                self.pause_s += sign * time_ms / 1000
+                self.replay_untimed_steps += sign * (gap - 1)
+            else:
+                self.replay_untimed_steps += sign * gap
+        elif timed:
             self.train_ms += sign * time_ms
             self.n_train_timed += sign
             self.replay_s += sign * time_ms / 1000 * gap
+            self.whole_sampled += sign * (gap - 1)
         else:
             self.replay_untimed_steps += sign * gap
+            interval = self._wall_interval(index)
+            if interval is None:
+                self.whole_steps += sign * gap
+            else:
+                self.wall_s += sign * interval
         if not math.isnan(mfu):
             self.mfu_sum += sign * mfu
             self.n_mfu += sign
+
+    def _time_pass(self, mark: Eval | None, sign: int) -> None:
+        """Count an eval mark's own duration in (+1) or out (-1) of the passes timed apart from steps."""
+        if mark is None or mark.seconds is None or not 0 <= mark.seconds < 1e9:
+            return
+        self.n_pass += sign
+        self.pass_s = self.pass_s + sign * mark.seconds if self.n_pass else 0.0
+
+    def _wall_interval(self, index: int) -> float | None:
+        """Seconds from the previous logged step to this untimed one, where both are timestamped."""
+        walls = self.walls
+        if walls is None or self.is_warmup[index] or math.isnan(walls[index]) or math.isnan(walls[index - 1]):
+            return None
+        interval = walls[index] - walls[index - 1]
+        return interval if interval >= 0 else None
 
 
 def _sane(name: str, value: object) -> bool:

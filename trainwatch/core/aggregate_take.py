@@ -18,12 +18,12 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 from functools import partial, reduce
 from itertools import compress, filterfalse, repeat
-from operator import add, eq, ge, mod, mul, sub, truediv
+from operator import add, eq, ge, gt, mod, mul, sub, truediv
 from typing import Any, cast
 
 from trainwatch.core import fmt
 from trainwatch.core.records import Iteration, IterationColumns
-from trainwatch.core.state import OUTLIER_FACTOR, RunState
+from trainwatch.core.state import EVAL, EXCESS, MAX_HANGS, OUTLIER_FACTOR, TRAIN, RunState, hang_limit
 
 _NAN = math.nan
 #: Iteration numbers live in 32-bit columns; anything larger is corrupt input.
@@ -44,8 +44,8 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
 
     Per iteration this is what METRICS.md needs and nothing more: the
     columns, the running sums (``RunAggregator._account`` inlined: the same operations
-    in the same order, so the figures are bit-identical), the eval rule
-    and the bounded series. Sums and series points stay in locals until
+    in the same order, so the figures are bit-identical), the eval and hang
+    rules and the bounded series. Sums and series points stay in locals until
     the end: attribute and method calls are most of the cost.
     """
     info = agg.info
@@ -56,7 +56,12 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
     recent, marks, seg_start = agg.recent, agg.eval_marks, agg.segment_start
     n_train, n_train_timed, n_eval, n_eval_timed = agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed
     train_ms, eval_ms, replay_s, untimed = agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps
+    pause_s, wall_s, whole_steps, whole_sampled = agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled
+    n_excess_timed, excess_ms = agg.n_excess_timed, agg.excess_ms
     mfu_sum, n_mfu, last_mfu, last_loss = agg.mfu_sum, agg.n_mfu, agg.last_mfu, agg.last_loss
+    # No step of the window is faster than ``floor``: a step under
+    # OUTLIER_FACTOR × floor cannot be a hang, and needs no median.
+    floor = min(recent, default=math.inf)
     points: tuple[list[float], ...] = ([], [], [], [], [], [], [], [], [], [])
     loss_x, loss_y, time_x, time_y, mfu_x, mfu_y, wall_x, wall_y, tps_x, tps_y = points
     stop = len(batch)
@@ -77,6 +82,7 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
             evaluated = step in marks or (step % interval == 0 and (step > 0 or at_start))  # type: ignore[operator]
         else:
             evaluated = agg.classify_eval(step, time_ms, first)
+        checkpointed, agg.ckpt_pending = agg.ckpt_pending, False
         m = it.mfu_pct
         mfu = m if m is not None and 0 < m <= MAX_MFU_PCT else _NAN
         iters.append(step)
@@ -93,7 +99,13 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
         wall = it.wall_time.timestamp() if it.wall_time is not None else None
         if wall is not None and not FIRST_EPOCH <= wall <= LAST_EPOCH:
             wall = None
+        gap = 1 if first else step - iters[n - 1]
+        # An untimed step with a timestamp after a timestamped one: the
+        # interval is its wall-clock evidence (torchtitan logs no step time).
+        interval_s = _NAN
         if walls is not None:
+            if wall is not None and not (timed or first) and wall >= walls[n - 1]:
+                interval_s = wall - walls[n - 1]  # (NaN when the previous line had no timestamp)
             walls.append(_NAN if wall is None else wall)
         elif wall is not None:
             agg.append_optional("walls", wall)
@@ -111,14 +123,20 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
         if it.tokens_seen is not None and 0 <= it.tokens_seen <= MAX_TOKENS:
             agg.seen_last = (step, it.tokens_seen)
             agg.seen_first = agg.seen_first or agg.seen_last
-        is_eval.append(evaluated)
+        # The step's pace sample (ms): its own time, else its wall interval's.
+        sample = time_ms if timed else interval_s * 1000 / gap
+        kind = EVAL if evaluated else TRAIN
+        if not (evaluated or first) and sample > OUTLIER_FACTOR * floor and agg.excess(sample):
+            kind = EXCESS
+        is_eval.append(kind)
         is_warmup.append(first)
-        gap = 1 if first else step - iters[n - 1]
-        if evaluated:
+        if kind == EVAL:
             agg.eval_at.append(step)
             n_eval += 1
+            whole_steps += gap
             if timed:
                 replay_s += time_ms / 1000
+                pause_s += time_ms / 1000
                 untimed += gap - 1
                 if not first:
                     eval_ms += time_ms
@@ -127,16 +145,37 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
                 untimed += gap
         else:
             n_train += 1
-            if timed:
+            if kind == EXCESS:
+                whole_steps += gap
+                if timed:
+                    train_ms += time_ms
+                    n_train_timed += 1
+                    excess_ms += time_ms
+                    n_excess_timed += 1
+                    replay_s += time_ms / 1000
+                    pause_s += time_ms / 1000
+                    untimed += gap - 1
+                else:
+                    untimed += gap
+                if not checkpointed:  # (a save the log announced is no hang)
+                    _hang(agg.hangs, step, time_ms / 1000 if timed else interval_s)
+            elif timed:
                 train_ms += time_ms
                 n_train_timed += 1
                 replay_s += time_ms / 1000 * gap
+                whole_sampled += gap - 1
                 time_x.append(step)
                 time_y.append(time_ms / 1000)
-                if not first:
-                    recent.append(time_ms)
             else:
                 untimed += gap
+                if interval_s == interval_s:
+                    wall_s += interval_s
+                else:
+                    whole_steps += gap
+            if sample == sample and not first:
+                recent.append(sample)
+                if sample < floor:
+                    floor = sample
             if mfu == mfu:
                 mfu_sum += mfu
                 n_mfu += 1
@@ -152,6 +191,8 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
         agg.segments = 1
     agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed = n_train, n_train_timed, n_eval, n_eval_timed
     agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps = train_ms, eval_ms, replay_s, untimed
+    agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled = pause_s, wall_s, whole_steps, whole_sampled
+    agg.n_excess_timed, agg.excess_ms = n_excess_timed, excess_ms
     agg.mfu_sum, agg.n_mfu, agg.last_mfu, agg.last_loss = mfu_sum, n_mfu, last_mfu, last_loss
     agg.loss_series.extend(loss_x, loss_y)
     agg.time_series.extend(time_x, time_y)
@@ -192,19 +233,27 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
     gaps: list[int] = [1] * count if every_step else [gap0, *map(sub, steps[1:], steps)]
     secs = list(map(truediv, times, repeat(1000)))
     recent = agg.recent
+    checkpointed, agg.ckpt_pending = agg.ckpt_pending, False  # (the first row's, as row by row)
     by_interval = bool(info.eval_interval)
+    excess: list[int] = []
     if by_interval:
         evals = _evals_by_interval(agg, steps, info.eval_interval, bool(info.eval_at_start))  # type: ignore[arg-type]
+        excess = _excess_rows(agg, times, evals, first)
     else:
-        evals = _evals_by_outliers(agg, steps, times, first)  # (it keeps ``recent`` as it goes)
+        # (it keeps ``recent`` as it goes; its outliers are evals, so no row is a hang)
+        evals = _evals_by_outliers(agg, steps, times, first)
     n_train, n_train_timed, n_eval, n_eval_timed = agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed
     train_ms, eval_ms, replay_s, untimed = agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps
+    pause_s, wall_s, whole_steps, whole_sampled = agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled
+    n_excess_timed, excess_ms = agg.n_excess_timed, agg.excess_ms
     mfu_sum, n_mfu = agg.mfu_sum, agg.n_mfu
     time_x: list[int] = []
     time_y: list[float] = []
     eval_at = agg.eval_at
+    breaks = sorted(evals + excess) if excess else evals
+    hung = set(excess)
     begin = 0  # the first row not taken yet
-    for end in [*evals, count]:
+    for end in [*breaks, count]:
         if end > begin:  # rows begin..end-1 are training steps, all timed
             taken = end - begin
             n_train += taken
@@ -213,6 +262,8 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
             # Each time stands for the steps since the previous logged one; x * 1 is x.
             increments = secs[begin:end] if every_step else map(mul, secs[begin:end], gaps[begin:end])
             replay_s = reduce(add, increments, replay_s)
+            if not every_step:
+                whole_sampled += sum(gaps[begin:end]) - taken
             valid = mfus[begin:end] if all_mfus else list(filterfalse(math.isnan, mfus[begin:end]))
             mfu_sum = reduce(add, valid, mfu_sum)
             n_mfu += len(valid)
@@ -220,17 +271,38 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
             time_y += secs[begin:end]
             if by_interval:  # (the outlier rule kept them as it went) the last 16 are all that stay
                 recent.extend(times[max(1 if first and begin == 0 else begin, end - (recent.maxlen or 0)) : end])
-        if end < count:  # an eval step: its time covers itself only
+        if end == count:
+            break
+        whole_steps += gaps[end]
+        if end in hung:  # a hang: its time covers itself only, and it leaves the pace
+            n_train += 1
+            n_train_timed += 1
+            train_ms += times[end]
+            excess_ms += times[end]
+            n_excess_timed += 1
+            replay_s += secs[end]
+            pause_s += secs[end]
+            untimed += gaps[end] - 1
+            recent.append(times[end])
+            if not (checkpointed and end == 0):
+                _hang(agg.hangs, steps[end], secs[end])
+            if mfus[end] == mfus[end]:
+                mfu_sum += mfus[end]
+                n_mfu += 1
+        else:  # an eval step: its time covers itself only
             eval_at.append(steps[end])
             n_eval += 1
             replay_s += secs[end]
+            pause_s += secs[end]
             untimed += gaps[end] - 1
             if not (first and end == 0):
                 eval_ms += times[end]
                 n_eval_timed += 1
-            begin = end + 1
+        begin = end + 1
     agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed = n_train, n_train_timed, n_eval, n_eval_timed
     agg.train_ms, agg.eval_ms, agg.replay_s, agg.replay_untimed_steps = train_ms, eval_ms, replay_s, untimed
+    agg.pause_s, agg.wall_s, agg.whole_steps, agg.whole_sampled = pause_s, wall_s, whole_steps, whole_sampled
+    agg.n_excess_timed, agg.excess_ms = n_excess_timed, excess_ms
     agg.mfu_sum, agg.n_mfu = mfu_sum, n_mfu
     _extend(iters, steps)
     _extend(agg.times, times)
@@ -240,7 +312,9 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
             column += array(column.typecode, [_NAN]) * count
     flags = bytearray(count)
     for index in evals:
-        flags[index] = 1
+        flags[index] = EVAL
+    for index in excess:
+        flags[index] = EXCESS
     agg.is_eval += flags
     agg.is_warmup += bytes([first]) + bytes(count - 1)
     if not agg.segments:
@@ -257,6 +331,13 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
         if valid:
             agg.last_mfu = valid[-1]
             agg.mfu_series.extend_steps(list(compress(steps, keep)), valid)
+
+
+def _hang(hangs: list[tuple[int, float]], step: int, seconds: float) -> None:
+    """Note a hang; past 2 × MAX_HANGS the oldest half goes (as row by row, so in bulk)."""
+    hangs.append((step, seconds))
+    if len(hangs) >= 2 * MAX_HANGS:
+        del hangs[:-MAX_HANGS]
 
 
 def restarts(steps: list[int]) -> list[int]:
@@ -304,6 +385,40 @@ def _evals_by_interval(agg: RunState, steps: list[int], interval: int, at_start:
     heap = agg.mark_heap  # -iter of every logged eval: its top is the newest
     if heap and -heap[0] >= low and (marked := agg.eval_marks.keys() & steps):
         found = sorted({*found, *map(partial(bisect_left, steps), marked)})
+    return found
+
+
+def _excess_rows(agg: RunState, times: list[float], evals: list[int], first: bool) -> list[int]:
+    """Which rows (not evals, not the warm-up) are hangs (``RunState.excess``),
+    when every training row enters the window (the eval interval is known).
+
+    A row can be one only above OUTLIER_FACTOR × the fastest time of the
+    window and the rows: those few are found in C passes, and only they get
+    their window (the last 16 training times before them) and its median.
+    """
+    recent = agg.recent
+    limit = OUTLIER_FACTOR * min(min(recent, default=math.inf), min(times))
+    if max(times) <= limit:  # the usual case: no row is even a candidate
+        return []
+    candidates = _indices(list(map(gt, times, repeat(limit))), True)
+    skip = set(evals)
+    if first:
+        skip.add(0)  # the warm-up step: a training step, but never in the window
+    size = recent.maxlen or 0
+    found: list[int] = []
+    for index in candidates:
+        if index in skip:
+            continue
+        window: list[float] = []
+        row = index - 1
+        while row >= 0 and len(window) < size:
+            if row not in skip:
+                window.append(times[row])
+            row -= 1
+        if len(window) < size:
+            window += list(recent)[max(0, len(recent) - (size - len(window))) :]
+        if times[index] > hang_limit(window):
+            found.append(index)
     return found
 
 

@@ -26,6 +26,12 @@ def duration(seconds: float | None) -> str:
     return f"{days}d {hours:02d}h"
 
 
+def train_time(seconds: float | None, estimated: bool) -> str:
+    """A whole-run training time: ``15h 34m est.`` where part of it is extrapolated."""
+    text = duration(seconds)
+    return f"{text} est." if estimated and text != DASH else text
+
+
 def si(value: float | None, digits: int = 1) -> str:
     """``950``, ``12.3k``, ``50.2M``, ``1.3B``."""
     if value is None or not math.isfinite(value):

@@ -15,15 +15,14 @@ from datetime import datetime, timedelta
 from statistics import median
 from typing import Literal
 
-from trainwatch.core import box, gpus
+from trainwatch.core import box, fmt, gpus
 from trainwatch.core.records import Eval
-from trainwatch.core.state import OUTLIER_FACTOR, RunState
+from trainwatch.core.state import EXCESS, RunState
 from trainwatch.core.stats import RunStats, Status, past_default_target
 from trainwatch.core.throughput import RATE_WINDOW, derived_mfu, mfu_against_dense, tokens_per_iter
 
 DEFAULT_TARGET = 2000
 MIN_STALL_S = 60.0
-#: A step slower than this many medians is not the run's pace (see _typical_mean).
 
 
 def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> RunStats:
@@ -48,11 +47,17 @@ def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> R
     past_default = past_default_target(target_source, done, target)
     if past_default:
         provenance.append(("progress", f"unknown: past the default target of {target:,}; set one with --target or t"))
+    # A target the user set only moves progress and ETA: past it, progress
+    # goes over 100 % and the time to it is no longer a figure (None).
+    past_user = target_source == "override" and done is not None and done > target
 
     # max(): after a restart the superseded times are subtracted as their
     # float32 copies, which can leave a residue just below zero.
-    train_time_s = max(0.0, agg.train_ms / 1000) if agg.n_train_timed else None
-    mean_iter_s = train_time_s / agg.n_train_timed if train_time_s is not None else None
+    logged_s = max(0.0, agg.train_ms / 1000) if agg.n_train_timed else None
+    # The mean step leaves hangs out (METRICS.md: out of the rate): one step
+    # holding a 3-hour stall moved the demo's s/iter from 3.49 to 44.55.
+    paced = agg.n_train_timed - agg.n_excess_timed
+    mean_iter_s = max(0.0, (agg.train_ms - agg.excess_ms) / 1000) / paced if paced > 0 else None
     rate_s, rate_source = _rate(agg)
     if mean_iter_s is None and rate_s is not None:
         mean_iter_s = rate_s  # formats without per-step times: wall-clock rate
@@ -61,6 +66,7 @@ def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> R
         rate_source = "logged total runtime"
         provenance.append(("s/iter", f"logged total runtime {info.runtime_s:,.0f} s ÷ {done:,} iterations"))
 
+    train_time_s = _train_time(agg)
     tokens, source = tokens_per_iter(agg, warnings, provenance)
     tokens_per_hour = tokens * 3600 / mean_iter_s if tokens and mean_iter_s else None
     if tokens_per_hour is not None and not math.isfinite(tokens_per_hour):
@@ -84,14 +90,14 @@ def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> R
     ended = info.end_time or (agg.outcome.wall_time if agg.outcome else None)
     anchor = _last_progress_at(agg, rate_s)
     last_update = max((t for t in (anchor, *agg.observed[-1:]) if t is not None), default=None)
-    status = _status(agg, done, target, target_source, now, last_update, rate_s, ended, box.exited(facts))
+    status = _status(agg, done, now, last_update, rate_s, ended, box.exited(facts))
     if status == "finished" and ended is not None:
         last_update = ended  # a copied log's mtime says nothing about the run
     if status == "exited":
         ended = ended or last_update  # the run stopped with its last line, whatever the clock says now
     warnings += box.gpu_warnings(facts, status == "running", agg.last_mfu)
-    wall_elapsed = _wall_elapsed(agg, started, ended, now, status)
-    eta = None if past_default else _eta(agg, done, target, rate_s, anchor, now, status)
+    wall_elapsed = _wall_elapsed(agg, started, ended, now, status, last_update)
+    eta = None if past_default or past_user else _eta(agg, done, target, rate_s, anchor, now, status, provenance)
     finish_at: datetime | None
     if status == "finished":
         eta, finish_at = 0.0, ended or last_update
@@ -106,7 +112,7 @@ def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> R
         iter=done,
         target=target,
         target_source=target_source,
-        progress_pct=None if done is None or target <= 0 or past_default else min(100.0, 100.0 * done / target),
+        progress_pct=_progress(done, target, target_source, past_default),
         loss=agg.last_loss,
         val_loss=_last_val(agg),
         logged_iters=len(agg.iters),
@@ -120,7 +126,10 @@ def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> R
         effective_batch=tokens / block if tokens and block else None,
         tokens_per_iter=tokens,
         tokens_per_iter_source=source,
-        train_time_logged_s=train_time_s,
+        train_time_logged_s=logged_s,
+        train_time_s=train_time_s,
+        train_time_estimated=train_time_s is not None and bool(agg.whole_steps or agg.whole_sampled),
+        hangs=tuple(agg.hangs),
         mean_iter_s=mean_iter_s,
         tokens_per_hour=tokens_per_hour,
         tokens_per_sec=tokens_per_sec,
@@ -168,6 +177,33 @@ def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> R
 _TARGET_WHY = {"override": "--target", "log": "from the log", "default": "default; the log does not say"}
 
 
+def _progress(done: int | None, target: int, target_source: str, past_default: bool) -> float | None:
+    """Percent of the target; over 100 only past a target the user set (the
+    log's own target ends the run, the default says nothing once passed)."""
+    if done is None or target <= 0 or past_default:
+        return None
+    pct = 100.0 * done / target
+    return pct if target_source == "override" else min(100.0, pct)
+
+
+def _train_time(agg: RunState) -> float | None:
+    """METRICS.md ``train_time_s``: the whole run's training time so far.
+
+    Ordinary logged steps stand for the steps since the previous logged one
+    (their time × the gap, or the wall-clock interval); eval, hang and
+    untimed steps count at the median step time of the recent window (16
+    steps: bounded, whatever the run's length). Unknown where no step has a
+    time nor a timestamped interval.
+    """
+    # max(): the residue of a restart's subtractions, as for the logged sum.
+    known = max(0.0, agg.replay_s - agg.pause_s + agg.wall_s)
+    if not agg.whole_steps:
+        return known if agg.n_train_timed or agg.wall_s else None
+    if not agg.recent:
+        return None
+    return known + agg.whole_steps * median(agg.recent) / 1000
+
+
 def _iterations_done(agg: RunState) -> int | None:
     """Largest iteration of the current timeline, evals included."""
     last = agg.iters[-1] if agg.iters else None
@@ -189,54 +225,42 @@ def _rate(agg: RunState) -> tuple[float | None, str | None]:
 
 
 def _measure_rate(agg: RunState) -> tuple[float | None, str | None]:
-    walls: list[tuple[int, float]] = []
+    """The recent pace (METRICS.md: recent rate): the mean over the recent
+    window of ordinary steps. Evals, and steps far slower than the rolling
+    median (hangs, announced saves: ``RunState.excess``, decided once as each
+    step came in) are left out, so one step that held a 3-hour stall moves
+    nothing; what is left is averaged, not filtered again: a run whose steps
+    take 0.6 s or 4 s by turns (generation lengths) has a mean of 2.5 s, which
+    a second outlier cut around its median of 1 s put at 2.1 s."""
+    walls: list[tuple[int, float, int]] = []
     for i in range(len(agg.iters) - 1, -1, -1) if agg.walls is not None else ():
         if not math.isnan(agg.walls[i]):  # type: ignore[index]
-            walls.append((agg.iters[i], agg.walls[i]))  # type: ignore[index]
+            walls.append((agg.iters[i], agg.walls[i], agg.is_eval[i]))  # type: ignore[index]
         if len(walls) > RATE_WINDOW or (agg.is_warmup[i] and walls):
             break
     walls.reverse()
     eval_points = set(agg.eval_marks)
-    intervals = [  # (steps, seconds) between timestamped lines, evals left out
-        (i1 - i0, w1 - w0)
-        for (i0, w0), (i1, w1) in itertools.pairwise(walls)
-        if i1 > i0 and w1 >= w0 and not any(i0 <= e <= i1 for e in eval_points)
-    ]
-    if intervals:
-        return _typical_mean(intervals), "wall clock"
+    steps = seconds = 0.0
+    for (i0, w0, _), (i1, w1, kind) in itertools.pairwise(walls):
+        # (steps, seconds) between timestamped lines; evals and hangs left out
+        if i1 > i0 and w1 >= w0 and kind != EXCESS and not any(i0 <= e <= i1 for e in eval_points):
+            steps += i1 - i0
+            seconds += w1 - w0
+    if steps:
+        return seconds / steps, "wall clock"
     # Slices zipped, not indexed: this runs on every derive of a live run.
     lo = max(0, len(agg.iters) - 2 * RATE_WINDOW)
     recent = [
-        t / 1000
-        for t, evaluated, warmup in zip(agg.times[lo:], agg.is_eval[lo:], agg.is_warmup[lo:], strict=True)
-        if not (evaluated or warmup or t != t)  # t != t: NaN, an untimed entry
+        t
+        for t, kind, warmup in zip(agg.times[lo:], agg.is_eval[lo:], agg.is_warmup[lo:], strict=True)
+        if not (kind or warmup or t != t)  # t != t: NaN, an untimed entry
     ][-RATE_WINDOW:]
     if recent:
-        return _typical_step(recent), "logged iteration times"
+        return sum(recent) / len(recent) / 1000, "logged iteration times"
     if len(agg.observed) >= 2 and len(agg.iters) >= 2 and agg.iters[-1] > agg.iters[0]:
         span = (agg.observed[-1] - agg.observed[0]).total_seconds()
         return span / (agg.iters[-1] - agg.iters[0]), "file update times"
     return None, None
-
-
-def _typical_mean(samples: list[tuple[int, float]]) -> float:
-    """Seconds per step over (steps, seconds) samples, leaving out outliers.
-
-    A step that took over 5× the median is not the run's pace: it hid an
-    unlabelled eval, a checkpoint, or a hang the run has since resumed from
-    (its time holds the whole stall). Averaging it in would put the ETA
-    hours off until it left the window.
-    """
-    typical = median(seconds / steps for steps, seconds in samples)
-    kept = [(n, s) for n, s in samples if s / n <= OUTLIER_FACTOR * typical] or samples
-    return sum(s for _, s in kept) / sum(n for n, _ in kept)
-
-
-def _typical_step(seconds: list[float]) -> float:
-    """``_typical_mean`` of one-step samples (the same arithmetic), without a tuple per sample."""
-    typical = median(seconds)
-    kept = [s for s in seconds if s <= OUTLIER_FACTOR * typical] or seconds
-    return sum(kept) / len(kept)
 
 
 def _last_progress_at(agg: RunState, rate_s: float | None) -> datetime | None:
@@ -265,20 +289,37 @@ def _later(moment: datetime, seconds: float | None) -> datetime | None:
         return None
 
 
-def _eval_overhead_s(agg: RunState, rate_s: float) -> float:
-    """Observed cost of one eval (+checkpoint) pass beyond an ordinary step."""
-    if not agg.n_eval_timed:
-        return 0.0
-    return max(0.0, agg.eval_ms / 1000 / agg.n_eval_timed - rate_s)
+def _eval_overhead_s(agg: RunState, rate_s: float) -> tuple[float, bool]:
+    """Cost of one eval (+checkpoint) pass beyond an ordinary step; whether it is an estimate.
+
+    As observed in this run; before any is timed, what the log's own eval
+    settings make of it (``RunInfo.eval_cost_steps``: its eval batches
+    against a step's), else nothing: a pass priced at 0 s left the seed's
+    runs 2.4-4 % short at a quarter of the way.
+    """
+    if agg.n_eval_timed:
+        return max(0.0, agg.eval_ms / 1000 / agg.n_eval_timed - rate_s), False
+    if agg.n_pass:  # timed apart from the steps (ms-swift's and LLaMA-Factory's elapsed clocks)
+        return agg.pass_s / agg.n_pass, False
+    cost = agg.info.eval_cost_steps
+    return (cost * rate_s, True) if cost else (0.0, False)
 
 
 def _evals_due(agg: RunState, done: int, target: int) -> int:
+    """Eval passes between now and the step that reaches ``target``."""
     interval = agg.info.eval_interval
     if not interval:
         seen = sorted(agg.eval_marks)
         interval = seen[-1] - seen[-2] if len(seen) >= 2 else 0
     if interval <= 0:
         return 0
+    if agg.info.eval_timing == "next":
+        # Evaluated after a step is logged (Megatron, torchtitan): the pass at
+        # the target comes after the last step, and the one at ``done`` is
+        # still due until its result is logged.
+        due = (target - 1) // interval - (done - 1) // interval
+        return max(0, due - (done % interval == 0 and done in agg.eval_marks))
+    # Evaluated at the top of a step (nanoGPT): the pass at the target is due.
     return max(0, target // interval - done // interval)
 
 
@@ -290,18 +331,38 @@ def _eta(
     anchor: datetime | None,
     now: datetime,
     status: Status,
+    provenance: list[tuple[str, str]],
 ) -> float | None:
     """Seconds until ``iter == target`` (METRICS.md: ETA)."""
     if status in ("stalled", "diverged", "failed", "exited") or done is None or rate_s is None:
         return None
     remaining = max(0, target - done)
-    work = remaining * rate_s + _evals_due(agg, done, target) * _eval_overhead_s(agg, rate_s)
+    due = _evals_due(agg, done, target)
+    overhead, estimated = _eval_overhead_s(agg, rate_s)
+    if due and overhead:
+        how = "estimated from the log's eval settings; none timed yet" if estimated else "as timed so far"
+        provenance.append(("ETA", f"{due:,} eval(s) still due at {overhead:,.0f} s each ({how})"))
+    work = remaining * rate_s + due * overhead
     if anchor is None:
         return work
     # Count down between log writes, but never past the next expected write:
     # a slower step must not make the ETA reach zero early.
     since = min((now - anchor).total_seconds(), _countdown_s(agg, rate_s))
+    if since < 0 and not _anchored_in_log(agg):
+        # A ``now`` before the file's mtime (a copy of an old log, seen with
+        # ``--now``) says nothing of the run: it added the gap, and made ETAs
+        # of 700 days. (Before a time the log's own clock gives, the step in
+        # hand is still running: that gap is part of what remains.)
+        since = 0.0
     return max(0.0, work - since)
+
+
+def _anchored_in_log(agg: RunState) -> bool:
+    """Whether ``_last_progress_at`` took its moment from the log's own clock, not the file's mtime."""
+    if agg.iters and agg.walls is not None and not math.isnan(agg.walls[-1]):
+        return True
+    start = agg.info.start_time
+    return start is not None and agg.segments == 1 and bool(agg.n_train_timed)
 
 
 def _countdown_s(agg: RunState, rate_s: float) -> float:
@@ -339,8 +400,6 @@ def quiet_for(agg: RunState, stats: RunStats, now: datetime) -> float:
 def _status(
     agg: RunState,
     done: int | None,
-    target: int,
-    target_source: str,
     now: datetime,
     last_update: datetime | None,
     rate_s: float | None,
@@ -351,14 +410,17 @@ def _status(
 
     Divergence outranks the failure it usually causes; a run that reached
     its stated target and crashed afterwards (a teardown error) finished.
-    Reaching the default target proves nothing: only a stated one counts.
+    Only the target the log states counts: reaching the default proves
+    nothing, and a target the user set moves progress and ETA, never the
+    status (a run past it that still logs is running, not "finished").
     A run whose writer is gone (``writer_gone``) and whose log says neither
     is ``exited``: killed (OOM, a signal, a node fault) or stopped without a
     word, at once rather than "stalled" a minute later.
     """
     if agg.last_loss is not None and not math.isfinite(agg.last_loss):
         return "diverged"
-    reached = done is not None and done >= target and target_source != "default"
+    stated = agg.info.target  # the log's own, whatever the user overrides
+    reached = done is not None and stated is not None and done >= stated
     if agg.outcome is not None and agg.outcome.kind == "failed" and not reached:
         return "failed"
     if (agg.outcome is not None and agg.outcome.kind == "finished") or agg.info.end_time or reached:
@@ -380,16 +442,25 @@ def _stall_after_s(agg: RunState, rate_s: float | None) -> float:
 
 
 def _wall_elapsed(
-    agg: RunState, started: datetime | None, ended: datetime | None, now: datetime, status: Status
+    agg: RunState,
+    started: datetime | None,
+    ended: datetime | None,
+    now: datetime,
+    status: Status,
+    last_update: datetime | None,
 ) -> float | None:
-    stop = ended or (now if status in ("running", "stalled") else None)
+    # A run that is over without an end time (failed, diverged) ran until its
+    # last update, not until now: a crash snapshotted months later said 230 days.
+    stop = ended or (now if status in ("running", "stalled") else last_update)
     if started is not None:
         stop = stop or now
         return max(0.0, (stop - started).total_seconds())
     if agg.wall_first is not None and agg.last_wall is not None and agg.last_wall > agg.wall_first:
         return agg.last_wall - agg.wall_first
-    if len(agg.observed) >= 2:
-        return (agg.observed[-1] - agg.observed[0]).total_seconds()
+    if agg.first_seen is not None and agg.observed and agg.observed[-1] > agg.first_seen:
+        # From the first sighting, not from ``observed[0]``: that list keeps
+        # only the last 64 updates, and the clock froze once it was cut.
+        return (agg.observed[-1] - agg.first_seen).total_seconds()
     return None
 
 
@@ -419,6 +490,7 @@ def _eval_event(step: int, ev: Eval) -> str:
 def _events(agg: RunState) -> tuple[str, ...]:
     events = [_eval_event(step, ev) for step, ev in sorted(agg.eval_marks.items())]
     events += [f"checkpoint @ {c.iter:,}" for c in agg.checkpoints if c.iter is not None]
+    events += [f"hung {fmt.duration(seconds)} at iteration {step:,}" for step, seconds in agg.hangs]
     if agg.segments > 1:
         events.append(f"{agg.segments - 1} restart(s): earlier iterations superseded")
     if agg.outcome is not None:

@@ -60,6 +60,10 @@ class RunInfo:
     #: ``True`` where the log prints no step number and the parser derived
     #: the iterations (HF dicts without a progress bar: count × logging_steps).
     iter_derived: bool | None = None
+    #: What one eval pass costs, in ordinary steps, as the log's own settings
+    #: put it (its eval batches, forward only, against a step's forward and
+    #: backward passes): the ETA's estimate for evals none of which is timed yet.
+    eval_cost_steps: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +95,10 @@ class Eval:
     train_loss: float | None = None
     wall_time: datetime | None = None
     metrics: Mapping[str, float] = field(default_factory=dict)
+    #: The pass's own wall time, where the log tells it apart from the steps'
+    #: (an elapsed clock's jump from the train log to the eval's): what the
+    #: ETA prices the evals still due at, in logs whose step times leave it out.
+    seconds: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,8 @@ class RunStats:
     tokens_per_iter: int | None
     tokens_per_iter_source: Literal["evidence", "config", "override"] | None
     train_time_logged_s: float | None
+    train_time_s: float | None  # the whole run's (METRICS.md), hangs, evals and checkpoints left out
+    train_time_estimated: bool  # part of it extrapolated (a sampled log, evals at the median step)
     mean_iter_s: float | None
     tokens_per_hour: float | None
     tokens_per_sec: float | None
@@ -78,6 +80,7 @@ class RunStats:
     provenance: tuple[tuple[str, str], ...] = ()
     events: tuple[str, ...] = ()
     checkpoint_at: tuple[int, ...] = ()  # iterations a checkpoint was logged at, in timeline order
+    hangs: tuple[tuple[int, float], ...] = ()  # (iteration, seconds the step took) of each hang
     # Bounded series over iterations, for sparklines and plots.
     loss_series: Points = EMPTY
     val_series: Points = EMPTY

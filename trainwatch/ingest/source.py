@@ -99,6 +99,11 @@ class LogSource:
     def format(self) -> str | None:
         return self.spec.format if self.spec else None
 
+    @property
+    def being_written(self) -> bool:
+        """A document caught mid-rewrite that has never parsed: worth reading again shortly."""
+        return not self.ready and self._document.incomplete
+
     def refresh(self) -> bool:
         """Read what changed; ``True`` if the run's state changed.
 

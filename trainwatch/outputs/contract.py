@@ -30,36 +30,39 @@ def run_record(row: RunRow) -> dict[str, Any]:
         "iter": s.iter,
         "target": s.target,
         "target_source": s.target_source,
-        "progress_pct": _round(s.progress_pct, 1),
-        "loss": _round(s.loss, 4),
-        "val_loss": _round(s.val_loss, 4),
+        "progress_pct": _number(s.progress_pct),
+        "loss": _number(s.loss),
+        "val_loss": _number(s.val_loss),
         "batch_size": s.batch_size,
         "grad_accum": s.grad_accum,
         "world_size": s.world_size,
-        "effective_batch": _round(s.effective_batch, 2),
+        "effective_batch": _number(s.effective_batch),
         "tokens_per_iter": s.tokens_per_iter,
         "logged_iters": s.logged_iters,
         "eval_iters": s.eval_iters,
-        "train_time_logged_s": _round(s.train_time_logged_s, 1),
-        "mean_iter_s": _round(s.mean_iter_s, 3),
-        "tokens_per_hour": _round(s.tokens_per_hour, 0),
-        "tokens_per_sec": _round(s.tokens_per_sec, 1),
-        "tokens_per_sec_logged": _round(s.tokens_per_sec_logged, 1),
+        "train_time_logged_s": _number(s.train_time_logged_s),
+        "train_time_s": _number(s.train_time_s),
+        "train_time_estimated": s.train_time_estimated,
+        "mean_iter_s": _number(s.mean_iter_s),
+        "tokens_per_hour": _number(s.tokens_per_hour),
+        "tokens_per_sec": _number(s.tokens_per_sec),
+        "tokens_per_sec_logged": _number(s.tokens_per_sec_logged),
         "tokens_per_sec_logged_scope": s.tokens_per_sec_logged_scope,
-        "mfu_mean_pct": _round(s.mfu_mean_pct, 2),
-        "mfu_now_pct": _round(s.mfu_now_pct, 2),
+        "mfu_mean_pct": _number(s.mfu_mean_pct),
+        "mfu_now_pct": _number(s.mfu_now_pct),
         "mfu_derived": s.mfu_derived,
-        "mfu_dense_pct": _round(s.mfu_dense_pct, 1),
+        "mfu_dense_pct": _number(s.mfu_dense_pct),
         "tokens_per_iter_source": s.tokens_per_iter_source,
         "segments": s.segments,
         "warnings": list(s.warnings),
         "params": s.params,
         "gpu": s.gpu,
-        "wall_elapsed_s": _round(s.wall_elapsed_s, 1),
-        "eta_s": _round(s.eta_s, 1),
+        "wall_elapsed_s": _number(s.wall_elapsed_s),
+        "eta_s": _number(s.eta_s),
         "started_at": _iso(s.started_at),
         "finish_at": _iso(s.finish_at),
         "last_update_at": _iso(s.last_update_at),
+        "hangs": [{"iter": step, "seconds": _number(seconds)} for step, seconds in s.hangs],
         "process": process_record(s.process),
         "gpus": [gpu_record(g) for g in s.gpus],
     }
@@ -111,10 +114,20 @@ def snapshot_record(snapshot: Snapshot) -> dict[str, Any]:
     }
 
 
-def _round(value: float | None, digits: int) -> float | None:
+def _number(value: float | None) -> float | None:
+    """A figure as it is: logged values keep the precision the log printed
+    (a loss printed 2.921752 stays 2.921752), derived ones their full
+    precision; the tables round for people, JSON and CSV never do."""
     if value is None or not math.isfinite(value):
         return None  # NaN/inf are not JSON; the status says "diverged"
-    return round(value, digits)
+    return value
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    """A reading of the machine's (CPU %, MiB, watts), not a logged figure:
+    rounded to what its sensor means, ``None`` where unknown."""
+    number = _number(value)
+    return round(number, digits) if number is not None else None
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -141,7 +141,7 @@ def _table_cells(row: RunRow, now: Any) -> list[str]:
         fmt.number(s.mean_iter_s, 2),
         fmt.si(s.tokens_per_hour),
         fmt.pct(s.mfu_mean_pct, 2) + flag,
-        fmt.duration(s.train_time_logged_s),
+        fmt.train_time(s.train_time_s, s.train_time_estimated),
         fmt.duration(s.eta_s) if s.status != "finished" else "done",
         fmt.clock(s.finish_at, now),
     ]
@@ -183,7 +183,9 @@ def _human_row(row: RunRow, now: Any, text: Callable[[str], str]) -> dict[str, s
         "GPUs": fmt.count(s.world_size),
         "Effective Batch Size": fmt.count(s.effective_batch),
         "Tokens per Iteration": fmt.count(s.tokens_per_iter),
+        # The seed's column (logged iterations only), then the whole run's.
         "Training Time": f"{fmt.duration(s.train_time_logged_s)} ({s.logged_iters - s.eval_iters} iters)",
+        "Train time (whole run)": fmt.train_time(s.train_time_s, s.train_time_estimated),
         "Status": s.status,
         "Iter": s.iter_of_target,
         "Loss": fmt.number(s.loss, 4),
@@ -224,8 +226,10 @@ def _defuse_csv(record: dict[str, Any]) -> dict[str, Any]:
     """Spreadsheets run cells starting with = + - @ as formulas: quote them."""
     out = {}
     for key, value in _flat(record).items():
-        if isinstance(value, list):
-            value = " | ".join(map(str, value))
+        if isinstance(value, list):  # warnings, GPUs' figures; hangs as "iter=900 seconds=10828.2"
+            value = " | ".join(
+                " ".join(f"{k}={v}" for k, v in item.items()) if isinstance(item, dict) else str(item) for item in value
+            )
         if isinstance(value, str):
             value = safe_text(value)
             if value[:1] in ("=", "+", "-", "@", "\t", "\r"):

@@ -65,6 +65,11 @@ GAUGES: tuple[tuple[str, str, Callable[[RunStats], float | None]], ...] = (
         "Training time logged: the sum of per-iteration times, evals left out.",
         lambda s: s.train_time_logged_s,
     ),
+    (
+        "train_time_seconds",
+        "Whole-run training time so far: evals, checkpoints and hangs left out (sampled logs: estimated).",
+        lambda s: s.train_time_s,
+    ),
     ("wall_elapsed_seconds", "Wall-clock time since the run started.", lambda s: s.wall_elapsed_s),
     ("last_update_timestamp_seconds", "When the run's log last changed (Unix time).", _timestamp),
     (

@@ -2,15 +2,19 @@
 
 Space-separated ``<step> <kind> <value...>`` lines, no timing, no header:
 
-* ``<step> train <loss>``: the loss of step ``<step>`` (0-based, so
-  ``Iteration.iter`` = step + 1, the steps done, as with ``max_steps``);
+* ``<step> train <loss>``: the loss of step ``<step>``. ``Iteration.iter`` is
+  that step as printed (METRICS.md: the framework's own counter, never
+  shifted): ``train_gpt2.py`` runs ``for step in range(max_steps)`` and
+  writes ``f"{step} train {loss_accum.item():.6f}"``, so a finished run's
+  last line is ``max_steps - 1``;
 * ``<step> val <loss>`` and ``<step> hella <acc>``: evaluations run at the top
-  of the loop, before step ``<step>`` trains, so after ``<step>`` steps. Both
-  are one evaluation: a later ``Eval`` of a step replaces the earlier one, so
-  each carries what the other said (the HellaSwag result keeps the val loss);
+  of the loop, before step ``<step>`` trains (as nanoGPT's ``step N: ... val
+  loss`` before its ``iter N`` line). Both are one evaluation: a later
+  ``Eval`` of a step replaces the earlier one, so each carries what the other
+  said (the HellaSwag result keeps the val loss);
 * fork extras: ``<step> export <path>`` (a saved model: a checkpoint) and
   ``<step> evaluate ppl P loss L tok T sec S`` (a held-out evaluation, written
-  after step ``<step>`` trained);
+  after step ``<step>`` trained), both at the printed step;
 * ``# resumed at <ISO time> from step N`` comments; steps then repeat (the
   aggregator starts a new segment) and blank lines.
 """
@@ -41,7 +45,6 @@ class BuildNanoGptParser:
     """Stateful parser of one ``log.txt``."""
 
     def __init__(self) -> None:
-        self._last_train: int | None = None  # the last ``<step> train`` step
         self._seen_val = False
         self._eval: Eval | None = None  # the last evaluation emitted
 
@@ -57,9 +60,8 @@ class BuildNanoGptParser:
                 loss = float(parts[2])  # "nan" too: a diverged run
             except ValueError:
                 return []
-            self._last_train = step
             # Positional: the hot path of a 30k-line log, and ~15 % cheaper.
-            return [Iteration(step + 1, loss)]
+            return [Iteration(step, loss)]
         if kind == "val":
             val = to_float(parts[2])
             if val is None:
@@ -69,10 +71,8 @@ class BuildNanoGptParser:
         if kind == "hella":
             acc = to_float(parts[2])
             return [] if acc is None else self._evaluated(Eval(iter=step, metrics={"hellaswag": acc}))
-        # Fork extras come after their step's train line: ``step + 1`` done.
-        done = step + 1 if self._last_train == step else step
         if kind == "export":
-            return [Checkpoint(iter=done, path=" ".join(parts[2:]))]
+            return [Checkpoint(iter=step, path=" ".join(parts[2:]))]
         if kind == "evaluate":
             values = _pairs(parts[2:])
             if not values:
@@ -83,7 +83,7 @@ class BuildNanoGptParser:
             if self._seen_val and held_out is not None:
                 values["loss"] = held_out
                 held_out = None
-            return self._evaluated(Eval(iter=done, val_loss=held_out, metrics=values))
+            return self._evaluated(Eval(iter=step, val_loss=held_out, metrics=values))
         return []
 
     def _evaluated(self, new: Eval) -> list[Record]:

@@ -29,6 +29,13 @@ class ElapsedClock:
             return None
         return (elapsed - prev_elapsed) * 1000.0 / (step - prev_step)
 
+    def since(self, step: int, elapsed: float | None) -> float | None:
+        """Seconds since the previous log of the same ``step`` (an eval logged
+        after that step's train log: the eval's own duration), or ``None``."""
+        if self._prev is None or elapsed is None or self._prev[0] != step or elapsed < self._prev[1]:
+            return None
+        return elapsed - self._prev[1]
+
     def advance(self, step: int, elapsed: float | None) -> None:
         """The next interval starts here (after a train log, or after an eval
         whose duration belongs to no step)."""

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from trainwatch.parsers.jsonvalues import loads
+
 _BLANK = frozenset(b" \t\r\n")
 _CLOSE_BRACE, _CLOSE_BRACKET, _COMMA = ord("}"), ord("]"), ord(",")
 #: Candidates tried for the array's end: the key after it may also occur as a
@@ -25,14 +27,16 @@ def load_object(data: bytes) -> dict[str, Any] | None:
     """``data`` as a JSON object, or ``None`` (not whole yet, or not an object).
 
     A document cut off mid-write rarely ends in ``}``: that is checked first,
-    so a half-written 100 MB file costs nothing to turn down.
+    so a half-written 100 MB file costs nothing to turn down. A diverged run
+    written by Python's ``json.dump`` holds bare ``NaN``/``Infinity`` tokens,
+    which orjson refuses: ``jsonvalues.loads`` then reads it with the stdlib.
     """
     if _back(data, len(data), _CLOSE_BRACE) < 0:
         return None
     try:
         doc = orjson.loads(data)
     except orjson.JSONDecodeError:
-        return None
+        doc = loads(data) if b"NaN" in data or b"Infinity" in data else None
     return doc if isinstance(doc, dict) else None
 
 

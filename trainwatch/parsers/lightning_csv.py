@@ -8,10 +8,20 @@ in CRLF on Windows-made files. No wall-clock column unless the user logged one.
 When a new metric name appears, CSVLogger rewrites the file with a wider
 header: a header line met mid-stream replaces the current one.
 
+Lightning logs no step time. A run that logs its epoch's duration
+(``epoch_time`` in seconds on the end-of-epoch row, as in this corpus) gets
+that epoch's mean step time on the iteration of its last step: the only pace
+such a log gives, and without it the run has no s/iter and no ETA. That
+iteration is held back one row (``flush`` at the end) so that the
+end-of-epoch row, which follows the last train or val row of the same step,
+can still time it. The epoch's time is training only as far as the user's
+timer says: evals are taken as outside it (``eval_timing="excluded"``).
+
 ``step`` is the 0-based index of the optimizer step just taken (the first row
-of a ``log_every_n_steps=50`` run says 49; a 14074-batch epoch ends at 14073),
-so ``Iteration.iter`` = ``step + 1``: steps done, which is what ``max_steps``
-and the other formats' targets count.
+of a ``log_every_n_steps=50`` run says 49; a 14074-batch epoch ends at 14073).
+``Iteration.iter`` is that step as printed (METRICS.md: the framework's own
+counter, never shifted), so a target derived here is the step the last row
+prints, ``steps per epoch × epochs - 1``.
 
 CSVLogger writes ``hparams.yaml`` beside ``metrics.csv``; the parser does no
 I/O, so the caller reads it (``sidecar_names``), turns it into a ``RunInfo``
@@ -24,6 +34,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 
 from trainwatch.core.records import Eval, Iteration, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec
@@ -36,6 +47,8 @@ LOSS_COLUMNS = ("train_loss_step", "train_loss", "loss", "train/loss", "train_lo
 VAL_COLUMNS = ("val_loss", "val/loss", "val_loss_epoch", "validation_loss", "valid_loss", "eval_loss")
 LR_COLUMNS = ("lr", "learning_rate", "lr-AdamW", "lr-Adam", "lr-SGD", "train/lr")
 GRAD_NORM_COLUMNS = ("grad_norm", "train/grad_norm", "grad_2.0_norm_total")
+#: Seconds an epoch took, where the user logs it.
+EPOCH_TIME_COLUMNS = ("epoch_time", "train/epoch_time", "epoch_duration", "time/epoch")
 _EPOCHS_KEYS = ("max_epochs", "num_epochs", "epochs", "n_epochs")
 _VAL_PREFIXES = ("val_", "val/", "valid", "validation")
 
@@ -174,12 +187,50 @@ class LightningCsvParser:
         # Derive the target from the first epoch's length (hparams epochs known).
         self._want_target = self._epochs is not None
         self._ncols = 0
+        self._time = -1  # the epoch-time column, if any
+        self._epoch_end: int | None = -1  # the last step of the previous epoch (None: unknown)
+        self._row_time: tuple[int, float] | None = None  # (step, mean step ms) of the row just read
+        self._row_step: int | None = None  # the step of the data row just read
+        self._held: Iteration | None = None
+        self._told_timing = False
 
     def feed(self, line: str) -> list[Record]:
         """Records of one CSV line."""
+        records = self._feed(line)
+        if self._time < 0 and self._held is None:
+            return records
+        timed, self._row_time = self._row_time, None
+        row, self._row_step = self._row_step, None
+        out: list[Record] = []
+        held = self._held
+        if held is not None and row != held.iter:  # (a val row of the same step keeps it held)
+            out.append(held)
+            held = None
+        for record in records:
+            if isinstance(record, Iteration):
+                if held is not None:
+                    out.append(held)
+                held = record
+            else:
+                out.append(record)
+        if timed is not None and held is not None and held.iter == timed[0]:
+            if not self._told_timing:
+                out.append(RunInfo(eval_timing="excluded"))
+                self._told_timing = True
+            out.append(replace(held, time_ms=timed[1]))
+            held = None
+        self._held = held
+        return out
+
+    def flush(self) -> list[Record]:
+        """End of input: the iteration held back for its epoch's time."""
+        held, self._held = self._held, None
+        return [held] if held is not None else []
+
+    def _feed(self, line: str) -> list[Record]:
         if self._hparams is not None:
             info, self._hparams = self._hparams, None
-            return [info, *self.feed(line)]
+            return [info, *self._feed(line)]
         if not line:
             return []
         first = line[0]
@@ -198,7 +249,7 @@ class LightningCsvParser:
         step = _int(fields[self._step])
         if step is None or step < 0:
             return []
-        it = step + 1
+        it = step
         last = self._last_iter
         # The epoch is needed only to find the end of the first epoch.
         epoch = None
@@ -207,6 +258,9 @@ class LightningCsvParser:
             if self._first_epoch is None:
                 self._first_epoch = epoch
 
+        self._row_step = it
+        if self._time >= 0 and fields[self._time]:
+            self._epoch_time(it, _float(fields[self._time]), last)
         records: list[Record] = []
         val_at = -1
         val = None
@@ -248,11 +302,23 @@ class LightningCsvParser:
             and self._first_epoch == 0
             and any(fields[i] for i in self._epoch_cols)
         ):
-            # The end-of-epoch row of a run that started at step 0: steps per
-            # epoch × epochs is the target (when hparams say how many epochs).
+            # The end-of-epoch row of a run that started at step 0 prints the
+            # last step of that epoch, 0-based: (it + 1) steps per epoch, and
+            # the last row of the run prints (it + 1) × epochs - 1, the target
+            # in the log's own numbering (when hparams say how many epochs).
             self._want_target = False
-            records.append(RunInfo(target=it * epochs))
+            records.append(RunInfo(target=(it + 1) * epochs - 1))
         return records
+
+    def _epoch_time(self, it: int, seconds: float | None, last: int | None) -> None:
+        """An end-of-epoch row's duration: the mean step time of the epoch ending at ``it``."""
+        if last is not None and it < last:
+            self._epoch_end = None  # a resumed run: where its epoch began is not known
+        start = self._epoch_end
+        self._epoch_end = it
+        if start is None or seconds is None or not 0 < seconds < 1e9 or it <= start:
+            return
+        self._row_time = (it, seconds * 1000 / (it - start))  # step ``start`` ended the previous epoch
 
     def _header(self, text: str) -> None:
         names = [name.strip() for name in _split(text)]
@@ -269,6 +335,7 @@ class LightningCsvParser:
         self._lr += [i for name, i in index.items() if name.startswith("lr-") and i not in self._lr]
         self._norm = [index[name] for name in GRAD_NORM_COLUMNS if name in index]
         self._epoch_cols = [i for name, i in index.items() if name.endswith("_epoch") or name == "epoch_time"]
+        self._time = next((index[name] for name in EPOCH_TIME_COLUMNS if name in index), -1)
 
 
 def _epochs(config: Mapping[str, object]) -> int | None:

@@ -93,7 +93,9 @@ class LlamaFactoryParser:
         total = obj.get("total_steps")
         if total != self._target and (total := as_int(total)) is not None and total > 0:
             self._target = total
-            records.append(RunInfo(target=total, tokens_per_sec_scope="total"))
+            # Evals are outside the step times (see below): steps far slower
+            # than the others are not unlabelled evals, they are hangs.
+            records.append(RunInfo(target=total, tokens_per_sec_scope="total", eval_timing="excluded"))
 
         elapsed = parse_duration(obj.get("elapsed_time"))
         loss = as_num(obj.get("loss"), keep_nan=True)
@@ -101,7 +103,7 @@ class LlamaFactoryParser:
             eval_loss = as_num(obj.get("eval_loss"), keep_nan=True)
             if eval_loss is not None or obj.get("predict_loss") is not None:
                 if eval_loss is not None:
-                    records.append(Eval(iter=step, val_loss=eval_loss))
+                    records.append(Eval(iter=step, val_loss=eval_loss, seconds=self._clock.since(step, elapsed)))
                 # The eval ran after this step's train log: its duration
                 # belongs to no iteration, so the next interval starts after it.
                 self._clock.advance(step, elapsed)

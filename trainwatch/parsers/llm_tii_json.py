@@ -303,12 +303,13 @@ def _run_info(doc: Mapping[str, Any], mfu: Mapping[str, Any]) -> RunInfo:
     # Configs from before ``eval_at_start`` existed ran stock nanoGPT's loop,
     # which evaluates at iteration 0 (their eval_steps show it).
     eval_at_start = config.get("eval_at_start", True if config else None)
+    world = as_int(metadata.get("world_size")) or as_int(hardware.get("num_gpus"))
     return RunInfo(
         run_id=as_str(doc.get("run_name")),
         name=_display_name(config),
         architecture=as_str(mfu.get("architecture")),
         config=config or None,
-        world_size=as_int(metadata.get("world_size")) or as_int(hardware.get("num_gpus")),
+        world_size=world,
         params=params,
         gpu=as_str(hardware.get("gpu_name")) or as_str(mfu.get("gpu_name")),
         dtype=as_str(hardware.get("precision")) or as_str(config.get("dtype")),
@@ -328,7 +329,22 @@ def _run_info(doc: Mapping[str, Any], mfu: Mapping[str, Any]) -> RunInfo:
         n_embd=as_int(config.get("n_embd")),
         mfu_peak_tflops=as_num(mfu.get("hardware_peak_tflops")),
         tokens_per_sec_scope="gpu",
+        eval_cost_steps=_eval_cost_steps(config, world),
     )
+
+
+def _eval_cost_steps(config: Mapping[str, Any], world: int | None) -> float | None:
+    """nanoGPT's ``estimate_loss``: ``eval_iters`` micro-batches forward, for
+    each of two splits, on every GPU; a step runs ``gradient_accumulation_steps``
+    / world size of them forward and backward (about 3 forwards each)."""
+    eval_iters = as_int(config.get("eval_iters"))
+    per_gpu = as_int(config.get("gradient_accumulation_steps_per_gpu"))
+    accum = as_int(config.get("gradient_accumulation_steps"))
+    if per_gpu is None and accum:
+        per_gpu = max(1, accum // (world or 1))
+    if not (eval_iters and per_gpu):
+        return None
+    return 2 * eval_iters / (3 * per_gpu)
 
 
 def _display_name(config: Mapping[str, Any]) -> str | None:

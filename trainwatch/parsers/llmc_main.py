@@ -2,9 +2,16 @@
 
 ``s:<step> trl:<loss> lr:<lr> norm:<norm>``
 per step, ``s:<step> tel:<val loss>`` and ``s:<step> eval:<HellaSwag acc>``.
-llm.c writes ``trl`` with the 0-based step index but ``tel``/``eval`` with the
-number of steps done, so a ``trl`` at ``s:k`` is iteration ``k + 1`` here: the
-same numbering as the console (``step k+1/N``). main.log has no timing.
+``Iteration.iter`` is the step as main.log prints it (METRICS.md: the
+framework's own counter, never shifted). In ``train_gpt2.cu``'s loop ``for
+(int step = 0; step <= train_num_batches; step++)`` the val loss and
+HellaSwag run at the top of step ``step`` (``logger_log_val(&logger, step,
+…)``), then step ``step`` trains and ``logger_log_train(&logger, step, …)``
+writes ``s:<step> trl``; the last pass (``step == train_num_batches``) only
+evaluates. So ``s:k trl`` is iteration k, and a finished run's last ``tel``
+sits one past its last ``trl``. (The console prints ``step + 1`` for the same
+step: ``step k+1/N``; each file keeps its own numbering.) main.log has no
+timing.
 
 A val loss followed by a HellaSwag result at the same step is one eval pass,
 as on the console (``llmc``).
@@ -44,7 +51,7 @@ class LlmcMainLogParser:
         """Records for one line (its trailing newline already removed)."""
         if self._pending is None and (m := _TRAIN.fullmatch(line)) is not None:  # fast path
             try:  # positional: (iter, loss, time_ms, mfu_pct, tokens_per_sec, lr, grad_norm)
-                return (Iteration(int(m[1]) + 1, float(m[2]), None, None, None, float(m[3]), float(m[4])),)
+                return (Iteration(int(m[1]), float(m[2]), None, None, None, float(m[3]), float(m[4])),)
             except ValueError:
                 pass
         out: list[Record] = []
@@ -86,7 +93,7 @@ class LlmcMainLogParser:
         else:
             lr = to_float(m.group(4)) if m.group(4) else None
             norm = to_float(m.group(5)) if m.group(5) else None
-            out.append(Iteration(iter=step + 1, loss=value, lr=lr, grad_norm=norm))
+            out.append(Iteration(iter=step, loss=value, lr=lr, grad_norm=norm))
 
     def _release(self, out: list[Record]) -> None:
         held, self._pending = self._pending, None

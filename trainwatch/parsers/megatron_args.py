@@ -69,7 +69,8 @@ def run_info(args: Mapping[str, str]) -> RunInfo:
         dtype = (args.get("params_dtype") or "").removeprefix("torch.") or None
     name = args.get("wandb_exp_name") or None
     # Megatron validates only with eval_iters > 0 (and a validation split).
-    eval_interval = as_int(args.get("eval_interval")) if as_int(args.get("eval_iters")) else None
+    eval_iters = as_int(args.get("eval_iters"))
+    eval_interval = as_int(args.get("eval_interval")) if eval_iters else None
     return RunInfo(
         name=name,
         world_size=world,
@@ -80,6 +81,9 @@ def run_info(args: Mapping[str, str]) -> RunInfo:
         # Validation runs after iteration i is logged: its time lands
         # in the next iteration's "elapsed time per iteration".
         eval_timing="next",
+        # evaluate() runs eval_iters global batches forward only; a step runs
+        # one forward and backward (about 3 forwards).
+        eval_cost_steps=eval_iters / 3 if eval_iters else None,
         # batch_size × grad_accum × block_size = tokens per step, the
         # identity the aggregator's config check uses: grad_accum is the
         # global number of micro-batches (DP ranks × accumulation).

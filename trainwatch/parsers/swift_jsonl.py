@@ -129,10 +129,11 @@ class SwiftParser:
         elif "loss" in obj:
             records.extend(self._train(step, obj))
         elif _has_eval(obj):
-            records.extend(self._eval(step, obj))
+            elapsed = _elapsed(obj, step)
+            records.extend(self._eval(step, obj, self._clock.since(step, elapsed)))
             # The eval ran after this step's train log: its duration belongs
-            # to no iteration, so the next interval starts after it.
-            self._clock.advance(step, _elapsed(obj, step))
+            # to no iteration (it is the Eval's), so the next interval starts after it.
+            self._clock.advance(step, elapsed)
         return records
 
     def _train(self, step: int, obj: dict[str, Any]) -> list[Record]:
@@ -155,14 +156,15 @@ class SwiftParser:
             )
         ]
 
-    def _eval(self, step: int, obj: dict[str, Any]) -> list[Record]:
+    def _eval(self, step: int, obj: dict[str, Any], seconds: float | None = None) -> list[Record]:
         metrics: dict[str, float] = {}
         for key, value in obj.items():
             if key.startswith("eval_") and key != "eval_loss" and key not in _EVAL_TIMING:
                 number = as_num(value)
                 if number is not None:
                     metrics[key[5:]] = number
-        return [Eval(iter=step, val_loss=as_num(obj.get("eval_loss"), keep_nan=True), metrics=metrics)]
+        val = as_num(obj.get("eval_loss"), keep_nan=True)
+        return [Eval(iter=step, val_loss=val, metrics=metrics, seconds=seconds)]
 
     def _finish(self, step: int, obj: dict[str, Any]) -> list[Record]:
         """The ``train()`` summary: the loop ended, at ``max_steps`` or earlier (early stopping)."""

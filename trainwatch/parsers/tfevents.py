@@ -24,11 +24,12 @@ value that comes for a step already handed over sends the step out again,
 whole: the aggregator takes the same step again as a replacement of the last
 entry, not as a restart.
 
-Steps are kept as written, except Lightning's (and NeMo's, which logs through
-it): its logger writes the 0-based index of the step being taken, so
-``iter`` = step + 1, as ``lightning_csv`` reads the same counter. A file is
-taken for Lightning's when one of the tags only it writes (``epoch``,
-``hp_metric``, NeMo's names) comes before the first step is handed over.
+Steps are kept as written (METRICS.md: the framework's own counter, never
+shifted), Lightning's too (and NeMo's, which logs through it): its logger
+writes the 0-based index of the step being taken, which is the step
+``lightning_csv`` reads from the same counter. A file is taken for
+Lightning's when one of the tags only it writes (``epoch``, ``hp_metric``,
+NeMo's names) comes before the first step is handed over.
 
 ``protobuf`` and ``google-crc32c`` are imported when the first event file is met.
 """
@@ -235,7 +236,7 @@ class TfeventsParser:
     def _first_out(self, out: list[Record]) -> int:
         """The step shift, fixed (with the run-wide facts) when the first record goes out."""
         if self._shift is None:
-            self._shift = 1 if self._lightning else 0
+            self._shift = 0  # (Lightning's 0-based steps were shifted by 1: not any more)
             out.append(RunInfo(eval_timing="next"))
         return self._shift
 

@@ -202,7 +202,7 @@ def measure(row: RunRow, now: datetime) -> dict[str, int]:
         "mfu": cell_len(fmt.pct(s.mfu_mean_pct, 1) + FLAG),
         "gpu_util": cell_len(gpu_util_text(s)) if s.gpus else 0,  # 0: no GPU column for this run
         "gpu_mem": cell_len(gpu_mem_text(s)) if s.gpus else 0,
-        "train": cell_len(fmt.duration(s.train_time_logged_s)),
+        "train": cell_len(fmt.train_time(s.train_time_s, s.train_time_estimated)),
         **measure_timed(row, now),
     }
 
@@ -262,7 +262,7 @@ def row_cells(
         "mfu": lambda: mfu_cell(s, tone),
         "gpu_util": lambda: Text(gpu_util_text(s), style=tone),
         "gpu_mem": lambda: Text(gpu_mem_text(s), style=tone),
-        "train": lambda: Text(fmt.duration(s.train_time_logged_s), style=tone),
+        "train": lambda: Text(fmt.train_time(s.train_time_s, s.train_time_estimated), style=tone),
         "eta": lambda: Text(eta_text(s), style=tone),
         "finish": lambda: Text(fmt.clock(s.finish_at, now), style=tone),
     }
@@ -405,7 +405,7 @@ _SORT_VALUE: dict[str, Callable[[RunRow], object]] = {
     "mfu": lambda r: r.stats.mfu_mean_pct,
     "gpu_util": lambda r: gpu_util(r.stats),
     "gpu_mem": lambda r: sum(g.mem_used_mib or 0.0 for g in r.stats.gpus) if r.stats.gpus else None,
-    "train": lambda r: r.stats.train_time_logged_s,
+    "train": lambda r: r.stats.train_time_s,
     "eta": lambda r: 0.0 if r.stats.status == "finished" else r.stats.eta_s,
     "finish": lambda r: r.stats.finish_at.timestamp() if r.stats.finish_at else None,
 }

@@ -36,7 +36,7 @@ def figures(row: RunRow, now: datetime) -> list[Text]:
         Text(fmt.count(s.tokens_per_iter)),
         Text(fmt.si(s.tokens_per_hour)),
         Text(fmt.pct(s.mfu_mean_pct, 1) + flag),
-        Text(fmt.duration(s.train_time_logged_s)),
+        Text(fmt.train_time(s.train_time_s, s.train_time_estimated)),
         Text(cells.eta_text(s)),
         Text(fmt.clock(s.finish_at, now)),
     ]

@@ -93,7 +93,10 @@ def progress_facts(row: RunRow, finish: str) -> list[tuple[str, Text | str]]:
         ("finish", finish),
         ("started", s.started_at.strftime("%Y-%m-%d %H:%M") if s.started_at else fmt.DASH),
         ("wall clock", fmt.duration(s.wall_elapsed_s)),
-        ("train time", f"{fmt.duration(s.train_time_logged_s)} logged"),
+        (
+            "train time",
+            f"{fmt.train_time(s.train_time_s, s.train_time_estimated)} · {fmt.duration(s.train_time_logged_s)} logged",
+        ),
         ("steps", evals + (f", {s.segments} segments" if s.segments > 1 else "")),
     ]
 

@@ -91,6 +91,8 @@ def draw(spec: ChartSpec, width: int, height: int) -> list[Text]:
         canvas.vline(x, "┆")
     for x in spec.vlines:
         canvas.vline(x, "│")  # over a dashed one in the same column
+    for x in spec.hangs:
+        canvas.vline(x, "╏")
     points: list[tuple[Sequence[float], Sequence[float], Style]] = []
     for trace in spec.traces:
         style = _style(trace.color)

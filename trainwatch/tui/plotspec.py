@@ -54,6 +54,7 @@ class ChartSpec:
     traces: tuple[Trace, ...] = ()
     vlines: tuple[float, ...] = ()  # x values marked │ down the plot (evals)
     dashed: tuple[float, ...] = ()  # ... and ┆ (checkpoints), where no │ is
+    hangs: tuple[float, ...] = ()  # ... and ╏ (hangs: steps left out of the pace), over both
     xlabel: str = ""
     empty: str = "no data yet"  # shown instead of a plot when there are no points
     ylim: tuple[float, float] | None = None  # None: the data's range
@@ -110,9 +111,14 @@ def time_chart(stats: RunStats) -> ChartSpec:
         marks = stats.eval_at if len(stats.eval_at) <= 40 else ()
         saves = tuple(c for c in stats.checkpoint_at if c not in evals)
         saves = saves if len(saves) <= 40 else ()
+    # Hangs are not in the series (one 3-hour step would flatten the rest):
+    # they are marked where they happened.
+    hangs = tuple(step for step, _ in stats.hangs)[-40:] if xs else ()
     notes = ["evals │ not counted"] if marks else []
     if saves:
         notes.append("checkpoints ┆")
+    if hangs:
+        notes.append("hangs ╏ not counted")
     title = f"s/iter ({', '.join(notes)})" if notes else "s/iter"
     empty = NO_STEP_TIMES
     if stats.mean_iter_s is not None:
@@ -122,6 +128,7 @@ def time_chart(stats: RunStats) -> ChartSpec:
         (Trace(xs, ys, TRAIN),),
         vlines=tuple(float(m) for m in marks),
         dashed=tuple(float(c) for c in saves),
+        hangs=tuple(float(h) for h in hangs),
         xlabel="iteration",
         ylim=robust_ylim(ys),
         empty=empty,
