@@ -118,7 +118,7 @@ def snapshot_of(folder: Path, now: datetime) -> Snapshot:
     return build(sources, NAMES, now)
 
 
-async def test_new_iteration_updates_the_row_in_place(make_app: AppMaker, moving_dir: Path, corpus: Path) -> None:
+async def test_new_iteration_updates_the_row_in_place(make_app: AppMaker, moving_dir: Path) -> None:
     first = snapshot_of(moving_dir, NOW)
     app, sources = make_app(first)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -129,7 +129,7 @@ async def test_new_iteration_updates_the_row_in_place(make_app: AppMaker, moving
         await pilot.pause()
         # The log grows by ten iterations; the watcher would publish this.
         later = NOW + timedelta(seconds=280)
-        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        write_live_copy(QWEN, moving_dir / f"{QWEN}.json", 1240, 5.0, later)
         sources[0].publish(snapshot_of(moving_dir, later))
         await settle(pilot)
         assert t.get_cell(qwen_key, "progress").plain.endswith("1,240/2,000")
@@ -509,7 +509,7 @@ async def test_a_new_snapshot_repaints_only_the_rows_that_changed(
 
 
 async def test_detail_follows_the_run_and_skips_clock_only_updates(
-    make_app: AppMaker, moving_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: AppMaker, moving_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trainwatch.tui import plotspec
 
@@ -545,7 +545,7 @@ async def test_detail_follows_the_run_and_skips_clock_only_updates(
         assert screen.query_one("#d-loss", Chart).spec is loss
         # Ten more iterations: the facts and the charts follow.
         later = NOW + timedelta(seconds=280)
-        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        write_live_copy(QWEN, moving_dir / f"{QWEN}.json", 1240, 5.0, later)
         sources[0].publish(snapshot_of(moving_dir, later))
         await settle(pilot)
         assert "1,240 / 2,000" in shown(app, "#facts-progress")
@@ -553,7 +553,7 @@ async def test_detail_follows_the_run_and_skips_clock_only_updates(
 
 
 async def test_panel_skips_clock_only_updates(
-    make_app: AppMaker, moving_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: AppMaker, moving_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trainwatch.tui import plotspec, run_panel
 
@@ -588,7 +588,7 @@ async def test_panel_skips_clock_only_updates(
         assert len(titles) == built  # no chart spec rebuilt
         # Ten more iterations: the charts follow.
         later = NOW + timedelta(seconds=280)
-        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        write_live_copy(QWEN, moving_dir / f"{QWEN}.json", 1240, 5.0, later)
         sources[0].publish(snapshot_of(moving_dir, later))
         await settle(pilot)
         assert len(titles) > built
