@@ -45,7 +45,7 @@ def test_checkpoints_are_marked_where_no_eval_is(corpus: Path) -> None:
     assert stats.checkpoint_at == (5000, 10000, 15000)
     chart = plotspec.time_chart(stats)
     assert chart.dashed == (5000.0, 10000.0, 15000.0)
-    assert chart.title.endswith("checkpoints ┆)")
+    assert chart.legend.endswith("┆ checkpoint")  # explained on the chart's border
     # The seed JSON saves at its evals (1000, 2000): the eval mark says it all.
     seed = LogSource(corpus / "llm_tii_json" / "run_20251110_174040.json")
     seed.refresh()
