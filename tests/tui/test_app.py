@@ -207,9 +207,9 @@ async def test_marks_and_compare(make_app: AppMaker, live_snapshot: Snapshot) ->
         legend = shown(app, "#compare-legend")
         assert "LLaMA 3 2.2B" in legend and "Qwen3 1.8B Optimal" in legend
         assert "tokens seen" in (screen.query_one("#compare-chart").border_title or "")
-        await pilot.press("i")
+        await pilot.press("2")
         assert screen.x_mode == "iter"
-        await pilot.press("w")
+        await pilot.press("3")
         await settle(pilot)
         assert "wall time unavailable" in shown(app, "#compare-notes")
         await pilot.press("escape")
@@ -602,9 +602,9 @@ async def test_compare_rebuilds_curves_only_for_news(
     calls: list[str] = []
     compare_chart = plotspec.compare_chart
 
-    def counted(rows: Any, mode: plotspec.XMode) -> Any:
+    def counted(rows: Any, mode: plotspec.XMode, options: Any = None) -> Any:
         calls.append(mode)
-        return compare_chart(rows, mode)
+        return compare_chart(rows, mode, options)
 
     monkeypatch.setattr(plotspec, "compare_chart", counted)
     app, sources = make_app(live_snapshot)
@@ -623,7 +623,7 @@ async def test_compare_rebuilds_curves_only_for_news(
         assert calls == ["tokens"]
         sources[0].publish(moved(loss=1.5))  # news
         await settle(pilot)
-        await pilot.press("i")
+        await pilot.press("2")
         assert calls == ["tokens", "tokens", "iter"]
 
 

@@ -1,0 +1,21 @@
+"""Why no run was found, in one line: the same words from ``snapshot`` and in the app."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def no_runs_reason(where: str, problems: Sequence[str], unrecognised: Sequence[tuple[str, str]]) -> str:
+    """One line for "no training runs": the problem when there is exactly one
+    (``/dev/null is not a file or directory``), else the summary with the
+    first reason (``no training runs found under x.bin: x.bin is not a
+    training log (binary file)``)."""
+    if len(problems) == 1 and not unrecognised:
+        return problems[0]
+    reasons = [*problems, *(f"{path} is not a training log ({why})" for path, why in unrecognised)]
+    line = f"no training runs found under {where}"
+    if reasons:
+        line += f": {reasons[0]}"
+    if len(reasons) > 1:
+        line += f" (and {len(reasons) - 1} more)"
+    return line
