@@ -113,8 +113,6 @@ def test_no_runs_reason_is_the_snapshot_line() -> None:
     assert no_runs_reason("/dev/null", ["/dev/null is not a file or directory"], []) == (
         "/dev/null is not a file or directory"
     )
-    assert no_runs_reason("x.bin", [], [("x.bin", "binary file")]) == (
-        "no training runs found under x.bin: x.bin is not a training log (binary file)"
-    )
+    assert no_runs_reason("d", [], [("d/x.bin", "binary file")]) == "no training runs found: d/x.bin: binary file"
     assert no_runs_reason("d", [], [("a", "binary file"), ("b", "empty")]).endswith("(and 1 more)")
     assert no_runs_reason("d", [], []) == "no training runs found under d"

@@ -170,7 +170,7 @@ async def test_bad_input_says_why_in_the_app(make_app: AppMaker, live_snapshot: 
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
         message = app.screen.query_one("#empty").render()
-        assert "/runs/model.bin is not a training log (binary file)" in str(message)
+        assert "/runs/model.bin: binary file" in str(message)
         assert not app.screen.query_one(RunPanel).display  # no "loading…" chart forever
     assert app.no_runs_reason is not None and "binary file" in app.no_runs_reason
 

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 
 def no_runs_reason(where: str, problems: Sequence[str], unrecognised: Sequence[tuple[str, str]]) -> str:
     """One line for "no training runs": the problem when there is exactly one
-    (``/dev/null is not a file or directory``), else the summary with the
-    first reason (``no training runs found under x.bin: x.bin is not a
-    training log (binary file)``)."""
+    (``/dev/null is not a file or directory``), what the one file is when
+    there is one (``no training runs found: x.bin: binary file``), else the
+    summary with the first reason and a count of the others."""
     if len(problems) == 1 and not unrecognised:
         return problems[0]
-    reasons = [*problems, *(f"{path} is not a training log ({why})" for path, why in unrecognised)]
+    if len(unrecognised) == 1 and not problems:
+        return "no training runs found: {}: {}".format(*unrecognised[0])
+    reasons = [*problems, *(f"{path}: {why}" for path, why in unrecognised)]
     line = f"no training runs found under {where}"
     if reasons:
         line += f": {reasons[0]}"

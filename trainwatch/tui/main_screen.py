@@ -143,8 +143,9 @@ class MainScreen(LiveScreen):
     def _no_runs_text(self) -> Text:
         """Why there is no run (the same line as ``snapshot`` gives), and that we keep watching."""
         reason = getattr(self.app, "no_runs_reason", None) or ""
-        summary = f"no training runs found under {self._header.where}"
-        reason = reason.removeprefix(summary).removeprefix(": ")  # the line below says that much
+        for summary in (f"no training runs found under {self._header.where}", "no training runs found"):
+            reason = reason.removeprefix(summary)  # the line below says that much
+        reason = reason.removeprefix(": ")
         text = Text()
         if reason:
             text.append(cells.safe_text(reason), style=cells.YELLOW)
