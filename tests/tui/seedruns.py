@@ -135,6 +135,7 @@ def _mfu(plan: SeedPlan, seconds: float) -> dict[str, Any]:
         "precision": "bf16",
         "num_gpus": float(plan.world),
         "model_params_billion": plan.params / 1e9,
+        "architecture": f"{plan.layers}L-{plan.heads}H-{plan.embd}D-RoPE-RMS-SwiGLU-PreNorm",
     }
 
 
