@@ -2,7 +2,7 @@
 
 Every failure a user can cause (a bad flag, a missing path, an unreadable
 file, a config typo) ends as one line on stderr and an exit status from
-shared/design/SNAPSHOT.md: 0 with at least one run, 1 when no run was found,
+docs/SNAPSHOT.md: 0 with at least one run, 1 when no run was found,
 2 for bad arguments. Never a traceback.
 """
 
