@@ -170,3 +170,15 @@ def test_stderr_to_a_file_and_an_ascii_locale(
     term.type("q")
     assert exit_status(term) == 0
     assert err.stat().st_size < 200, err.read_text()  # not the frames (46 KB/s before)
+
+
+def test_bad_input_is_explained_in_the_app_and_at_exit(terminal: Callable[[int, int], Terminal]) -> None:
+    """``trainwatch /dev/null`` opened on "waiting for logs" and "loading…" forever, with no reason."""
+    term = terminal(80, 24)
+    command = f"cd {shlex.quote(str(ROOT))}; {shlex.quote(sys.executable)} -m trainwatch /dev/null"
+    term.type(f"{command}; printf 'st%s=%s\\n' atus $?", "Enter")
+    screen = term.wait(lambda s: "/dev/null is not a file or directory" in s and "? help" in s)
+    assert "loading" not in screen
+    term.type("q")
+    assert exit_status(term) == 0
+    assert "trainwatch: /dev/null is not a file or directory" in term.screen()
