@@ -57,3 +57,12 @@ def test_options_cycle() -> None:
     assert seen == [0.6, 0.9, 0.99, 0.0]
     assert ChartOptions(0.9, True).describe() == "EMA 0.9 · log"
     assert ChartOptions().toggled_log().log_y
+
+
+def test_a_long_series_gets_a_short_median_line() -> None:
+    xs = [float(i) for i in range(20_000)]
+    ys = [28.0 + (i % 7) * 0.01 for i in range(20_000)]  # 28.00 … 28.06, evenly
+    line_x, line_y = trend.median_line(xs, ys)
+    assert len(line_x) == trend.LINE_POINTS and line_x[0] == 0.0 and line_x[-1] == 19_999.0
+    assert all(28.02 <= y <= 28.04 for y in line_y[1:-1])  # the middle of the spread, not its noise
+    assert trend.median_line(xs[:50], ys[:50]) == (tuple(xs[:50]), trend.rolling_median(ys[:50]))

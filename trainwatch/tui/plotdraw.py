@@ -299,12 +299,16 @@ class _Canvas:
                 self.markers[min(row, self.plot_h - 1) * self.plot_w + min(col, self.plot_w - 1)] = style
 
     def dots(self, xs: Sequence[float], ys: Sequence[float], style: Style) -> None:
-        """One dot per point, not joined (faint raw values under a trend line)."""
+        """One dot per point, not joined (faint raw values under a trend line).
+        Points that fall on the same dot are set once: a long log has many."""
         lim, last = self.limits, self.dots_h - 1
-        for x, y in zip(xs, ys, strict=False):
-            if lim.x_low <= x <= lim.x_high and lim.y_low <= y <= lim.y_high:  # False for NaN
-                row = min(last, int((lim.y_high - y) * self.y_scale + 0.5))
-                self._fill(int((x - lim.x_low) * self.x_scale + 0.5), row, row, style)
+        x_low, y_high, x_scale, y_scale = lim.x_low, lim.y_high, self.x_scale, self.y_scale
+        inside = [
+            (x, y) for x, y in zip(xs, ys, strict=False) if x_low <= x <= lim.x_high and lim.y_low <= y <= y_high
+        ]  # False for NaN
+        seen = {(int((x - x_low) * x_scale + 0.5), min(last, int((y_high - y) * y_scale + 0.5))) for x, y in inside}
+        for column, row in seen:
+            self._fill(column, row, row, style)
 
     def line(self, xs: Sequence[float], ys: Sequence[float], style: Style) -> None:
         """Join consecutive finite points; a non-finite value breaks the line."""

@@ -137,7 +137,7 @@ def loss_chart(stats: RunStats, title: str = "loss", options: ChartOptions | Non
 
 def _median_over_points(xs: tuple[float, ...], ys: tuple[float, ...], color: RGB, faint: RGB) -> tuple[Trace, ...]:
     """Each logged value as a faint dot, and their rolling median as the line."""
-    return (Trace(xs, ys, faint, kind="dots"), Trace(xs, trend.rolling_median(ys), color))
+    return (Trace(xs, ys, faint, kind="dots"), Trace(*trend.median_line(xs, ys), color))
 
 
 #: Instead of a plot, for a run whose log has no per-step times (HF trainer_state, build-nanogpt).

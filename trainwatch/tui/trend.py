@@ -60,9 +60,32 @@ def ema(ys: Sequence[float], weight: float) -> tuple[float, ...]:
 
 
 def median_window(count: int) -> int:
-    """An odd window of about 4 % of the points, from 5 to 51."""
-    window = min(51, max(5, count // 25))
+    """An odd window of about 2 % of the points, from 5 to 101."""
+    window = min(101, max(5, count // 50))
     return window if window % 2 else window + 1
+
+
+#: The most points a median line has: a chart has a few hundred dot columns.
+LINE_POINTS = 400
+
+
+def median_line(xs: Sequence[float], ys: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The rolling median of ``ys`` (finite values; centred windows of
+    ``median_window``) at no more than ``LINE_POINTS`` evenly spaced points,
+    as (xs, ys): a line through a 20,000-step log costs milliseconds, not a
+    tenth of a second on every redraw."""
+    n = min(len(xs), len(ys))
+    if n <= LINE_POINTS:
+        return tuple(xs[:n]), rolling_median(ys[:n])
+    half = median_window(n) // 2
+    picks = sorted({round(i * (n - 1) / (LINE_POINTS - 1)) for i in range(LINE_POINTS)})
+    out_x, out_y = [], []
+    for i in picks:
+        window = sorted(ys[max(0, i - half) : i + half + 1])
+        size = len(window)
+        out_x.append(xs[i])
+        out_y.append(window[size // 2] if size % 2 else (window[size // 2 - 1] + window[size // 2]) / 2)
+    return tuple(out_x), tuple(out_y)
 
 
 def rolling_median(ys: Sequence[float], window: int | None = None) -> tuple[float, ...]:
