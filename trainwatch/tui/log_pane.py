@@ -25,12 +25,17 @@ class LogPane(Widget):
         text-wrap: nowrap;
         text-overflow: ellipsis;
     }
+    LogPane.-note {
+        height: 3;
+    }
     """
 
     tail: var[LogTail | None] = var(None)
     at_error: var[bool] = var(False)
 
     def watch_tail(self) -> None:
+        # A one-line note (a JSON document, a remote log) needs no tall box.
+        self.set_class(self.tail is not None and bool(self.tail.note), "-note")
         self._titles()
         self.refresh()
 
@@ -45,7 +50,7 @@ class LogPane(Widget):
             self.border_subtitle = None
             return
         where = "from the error" if self.at_error and tail.error_at is not None else "last lines"
-        self.border_title = Text(f"log · {logtail.name(tail.path)} · {where}")
+        self.border_title = Text(f"log · {logtail.name(tail.path)}" + ("" if tail.note else f" · {where}"))
         self.border_subtitle = f"{tail.error_kind}: ! shows it" if tail.error_kind and not self.at_error else None
 
     def render(self) -> RenderResult:
