@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+# The corpus folder, needed at collection to parametrize over its logs
+# (../shared/corpus or $TRAINWATCH_CORPUS; tests/ is on sys.path).
+from conftest import CORPUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,8 +41,6 @@ from trainwatch.parsers.base import LineParser, ParserSpec
 from trainwatch.parsers.nanogpt_stdout import NanoGPTStdoutParser
 
 NOW = datetime(2030, 1, 1, 12, 0)
-#: As conftest.CORPUS; needed at collection, to parametrize over its logs.
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 
 

@@ -2,7 +2,7 @@
 
 Every failure a user can cause (a bad flag, a missing path, an unreadable
 file, a config typo) ends as one line on stderr and an exit status from
-shared/design/SNAPSHOT.md: 0 with at least one run, 1 when no run was found,
+docs/SNAPSHOT.md: 0 with at least one run, 1 when no run was found,
 2 for bad arguments. Never a traceback.
 """
 
@@ -29,12 +29,16 @@ if TYPE_CHECKING:
     from trainwatch.ingest.grouping import GroupRules, Groups
     from trainwatch.ingest.source import LogSource
     from trainwatch.outputs.prometheus import MetricsServer
+    from trainwatch.usage import Parsers
 
 EXIT_OK, EXIT_NO_RUNS, EXIT_USAGE = 0, 1, 2
 #: How long ``snapshot`` waits for a document caught mid-rewrite (the seed's
 #: logger rewrites its JSON in place, not atomically), and how often it looks.
 REWRITE_WAIT_S, REWRITE_POLL_S = 2.0, 0.02
-SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "demo")
+SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "demo", "completion")
+#: Columns of the ``snapshot`` table when it is not printed to a terminal
+#: (a pipe, a file): what a mail, a pager or a review diff shows whole.
+PIPED_WIDTH = 100
 
 
 class UsageError(Exception):
@@ -55,9 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
         reconfigure(errors="surrogateescape")
+    if argv is None:
+        from trainwatch.usage import complete
+
+        complete(parsers(), SUBCOMMANDS[1:])  # answers a shell's tab completion and exits, if it asked
     args_in = list(sys.argv[1:] if argv is None else argv)
-    if not args_in or (args_in[0] not in SUBCOMMANDS and args_in[0] not in ("-h", "--help", "--version")):
-        args_in.insert(0, "watch")  # `trainwatch [PATH...]` opens the app
+    if not args_in or (args_in[0] not in SUBCOMMANDS and args_in[0] != "--version"):
+        args_in.insert(0, "watch")  # `trainwatch [PATH...]` opens the app; its --help is trainwatch's
     try:
         args = build_parser().parse_args(args_in)
         return int(args.run(args))
@@ -73,29 +81,59 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    return parsers().top
+
+
+def parsers() -> Parsers:
+    """The command line: every subcommand's parser; ``watch``'s is ``trainwatch``'s own."""
+    from trainwatch import usage
+    from trainwatch.config import default_config_file
+
     parser = _Parser(prog="trainwatch", description="Live terminal monitor for LLM training runs.")
     parser.add_argument("--version", action="version", version=f"trainwatch {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
-    watch = sub.add_parser("watch", help="open the live monitor (the default)")
-    watch.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH")
+    watch = sub.add_parser(
+        "watch",
+        help="open the live monitor (the default)",
+        prog="trainwatch",
+        usage=usage.WATCH_USAGE,
+        description=usage.WATCH_DESCRIPTION,
+        epilog=usage.watch_epilog(str(default_config_file())),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    paths = [watch.add_argument("paths", nargs="*", type=Path, default=[Path(".")], metavar="PATH", help=PATHS_HELP)]
+    watch.add_argument("--version", action="version", version=f"trainwatch {__version__}")
     _run_options(watch)
     _watch_options(watch)
     watch.add_argument("--metrics-port", type=_port, metavar="PORT", help="also serve Prometheus metrics on PORT")
     watch.add_argument("--bell", action="store_true", help="ring the terminal bell on alerts")
-    watch.add_argument("--export-dir", type=Path, metavar="DIR", help="where the export key writes")
+    watch.add_argument(
+        "--export-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the export key and the palette's screenshot write (default: the current folder, "
+        "or ~/trainwatch-exports when that is watched)",
+    )
     watch.set_defaults(run=_cmd_watch)
 
-    snap = sub.add_parser("snapshot", help="print one row per run and exit")
-    snap.add_argument("paths", nargs="+", type=Path, metavar="PATH")
-    snap.add_argument("--format", "-f", choices=("table", "md", "csv", "json", "html"), default="table")
+    snap = sub.add_parser("snapshot", help="print one row per run and exit", description=SNAPSHOT_DESCRIPTION)
+    paths.append(snap.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=SOME_PATHS_HELP))
+    snap.add_argument(
+        "--format",
+        "-f",
+        choices=("table", "md", "csv", "json", "html"),
+        default="table",
+        help="table for people (fits the terminal, 100 columns when piped); json is the stable contract "
+        "(docs/SNAPSHOT.md); md, csv and html for reports (default: table)",
+    )
     snap.add_argument("--now", type=_moment, metavar="ISO", help="evaluate ETA/stall as of this time")
     snap.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (atomically)")
     _run_options(snap)
     snap.set_defaults(run=_cmd_snapshot)
 
     serve = sub.add_parser("serve-metrics", help="serve Prometheus metrics without a UI until stopped")
-    serve.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    paths.append(serve.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=SOME_PATHS_HELP))
     _run_options(serve)
     _watch_options(serve)
     serve.add_argument("--metrics-port", type=_port, metavar="PORT", help="port to serve /metrics on (default 9184)")
@@ -107,12 +145,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--headless", action="store_true", help="only write the runs; do not open the app")
     demo.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
     demo.set_defaults(run=_cmd_demo)
-    return parser
+
+    completion = sub.add_parser(
+        "completion",
+        help="print the tab-completion script for a shell",
+        description="Print the script that makes SHELL complete trainwatch's commands, options and paths. "
+        'bash: eval "$(trainwatch completion bash)" in ~/.bashrc; zsh: the same in ~/.zshrc; '
+        "fish: trainwatch completion fish > ~/.config/fish/completions/trainwatch.fish",
+    )
+    completion.add_argument("shell", choices=usage.SHELLS, metavar="SHELL", help="bash, zsh or fish")
+    completion.set_defaults(run=_cmd_completion)
+    return usage.Parsers(parser, watch, paths)
+
+
+SOME_PATHS_HELP = "log files or folders, searched recursively; [user@]host:/path reads another host over ssh"
+PATHS_HELP = SOME_PATHS_HELP + " (default: the current folder)"
+SNAPSHOT_DESCRIPTION = (
+    "Read the logs under PATH once and print one row per run: the same figures as the app, "
+    "evaluated now (or --now). Exit status 0 with a run, 1 with none (one line on stderr says why), "
+    "2 for bad arguments."
+)
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", type=_count, metavar="N", help="iterations to count progress to")
-    parser.add_argument("--tokens-per-iter", type=_positive_int, metavar="N", help="override tokens/iteration")
+    parser.add_argument(
+        "--target",
+        type=_count,
+        metavar="N",
+        help="iterations to count progress and ETA to (default: what each log says, else 2,000)",
+    )
+    parser.add_argument(
+        "--tokens-per-iter", type=_positive_int, metavar="N", help="tokens per iteration, over what the log shows"
+    )
     parser.add_argument("--params", type=_positive_int, metavar="N", help="parameter count, for derived MFU")
     parser.add_argument("--gpu", metavar="NAME", help="GPU model, for derived MFU (e.g. H100)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run names (and [jsonl] keys)")
@@ -150,6 +214,7 @@ def _watch_options(parser: argparse.ArgumentParser) -> None:
 def _cmd_snapshot(args: argparse.Namespace) -> int:
     from trainwatch.ingest.publish import build
     from trainwatch.outputs import export
+    from trainwatch.outputs.reasons import no_runs_reason
 
     names = _names(args.config)
     sources, problems, groups = _load(args)
@@ -157,13 +222,8 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     facts = _box_facts(sources) if args.now is None else None
     snapshot = build(sources, names, args.now or datetime.now(), groups=groups, facts=facts)
     if not snapshot.rows:
-        # One line: the reason if there is exactly one, else the summary.
         where = ", ".join(str(p) for p in args.paths)
-        busy = [p for p in problems if p.endswith("being written, try again")]
-        reason = problems[0] if len(problems) == 1 else busy[0] if busy else f"no training runs found under {where}"
-        if not problems and len(snapshot.unrecognised) == 1:  # say what the one file is
-            reason = "no training runs found: {}: {}".format(*snapshot.unrecognised[0])
-        return _fail(reason, EXIT_NO_RUNS)
+        return _fail(no_runs_reason(where, problems, snapshot.unrecognised), EXIT_NO_RUNS)
     for problem in problems:
         _warn(problem)
     if args.format == "table":
@@ -226,6 +286,13 @@ def _cmd_serve_metrics(args: argparse.Namespace) -> int:
     return wiring.serve(
         server, args.paths, options, names, poll=args.poll, network_poll=args.poll_network, grouping=grouping
     )
+
+
+def _cmd_completion(args: argparse.Namespace) -> int:
+    from trainwatch.usage import shell_code
+
+    sys.stdout.write(shell_code(args.shell))
+    return EXIT_OK
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -386,12 +453,12 @@ def _table_text(snapshot: Snapshot, to_terminal: bool) -> str:
 
     if to_terminal:
         probe = Console(highlight=False)
-        width = probe.width if probe.is_terminal else 200
+        width = probe.width if probe.is_terminal else PIPED_WIDTH
         terminal = _Console(highlight=False, width=width)
         terminal.print(rich_table(snapshot, width), soft_wrap=not terminal.is_terminal)
         return ""
-    console = Console(record=True, width=200, file=io.StringIO(), color_system=None, highlight=False)
-    console.print(rich_table(snapshot))
+    console = Console(record=True, width=PIPED_WIDTH, file=io.StringIO(), color_system=None, highlight=False)
+    console.print(rich_table(snapshot, PIPED_WIDTH))
     return console.export_text()
 
 

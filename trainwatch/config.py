@@ -24,7 +24,9 @@ joins files into one run and ``[[split]]`` makes each file a run of its own
     paths = ["sweeps/*/checkpoint-*/trainer_state.json"]
 
 The config is ``--config FILE``, else ``$TRAINWATCH_CONFIG``, else
-``./trainwatch.toml``, else ``~/.config/trainwatch/config.toml``.
+``./trainwatch.toml``, else ``config.toml`` in the user's config folder
+(``$XDG_CONFIG_HOME/trainwatch``, by default ``~/.config/trainwatch``, as
+platformdirs finds it on each system; ``~/.config/trainwatch`` is read too).
 """
 
 from __future__ import annotations
@@ -49,9 +51,18 @@ def config_path(explicit: Path | None) -> Path | None:
     candidates = [
         os.environ.get("TRAINWATCH_CONFIG"),
         "trainwatch.toml",
-        os.path.expanduser("~/.config/trainwatch/config.toml"),
+        str(default_config_file()),
+        os.path.expanduser("~/.config/trainwatch/config.toml"),  # where macOS users were told to put it
     ]
     return next((Path(c) for c in candidates if c and _is_file(c)), None)
+
+
+def default_config_file() -> Path:
+    """``config.toml`` in the user's config folder: ``$XDG_CONFIG_HOME/trainwatch``
+    (``~/.config/trainwatch``) on Linux, the system's own place elsewhere."""
+    from platformdirs import user_config_path
+
+    return user_config_path("trainwatch", appauthor=False) / "config.toml"
 
 
 def _is_file(path: str) -> bool:

@@ -14,8 +14,9 @@ import signal
 import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
+
+import conftest  # tests/ is on sys.path
 
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Record
@@ -25,7 +26,8 @@ from trainwatch.outputs.export import render, rich_table
 from trainwatch.parsers.base import ParserSpec
 
 FULL = False
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
+#: The corpus folder: ../shared/corpus or $TRAINWATCH_CORPUS.
+CORPUS = conftest.CORPUS
 
 #: Any input gets this long, plus PER_MB for each megabyte, before it counts
 #: as a hang. Generous (a loaded 2-core CI box), yet a quadratic blow-up on a

@@ -1,11 +1,13 @@
-"""Fixtures for the app tests: four seed runs as they would look while live.
+"""Fixtures for the app tests: four seed-like runs as they would look while live.
 
-The real seed logs are finished runs from different days. To show every
-status at one fixed moment, three of them are cut back to an earlier
-iteration (as the log stood then) and their timestamps moved so that the cut
-point falls just before ``NOW``; the fourth is used as it is. Every figure
-then comes from the real pipeline (``LogSource`` → ``snapshot.build``) with a
-fixed clock, so screens and SVG snapshots are deterministic.
+The runs are written by the tests (``seedruns``: the seed's JSON format and
+the four seed runs' shapes), so the app is tested the same way on a fresh
+clone without ``../shared/corpus``. To show every status at one fixed
+moment, three of them stop at an earlier iteration (as the log stood then)
+with their timestamps moved so that that point falls just before ``NOW``;
+the fourth is finished. Every figure then comes from the real pipeline
+(``LogSource`` → ``publish.build``) with a fixed clock, so screens and SVG
+snapshots are deterministic.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from trainwatch.core.rows import Snapshot
 from trainwatch.ingest.publish import build
 from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import llm_tii_json
+
+from . import seedruns
 
 if TYPE_CHECKING:
     from trainwatch.tui.app import TrainwatchApp
@@ -47,14 +51,6 @@ LIVE: dict[str, tuple[int, float] | None] = {
 }
 
 
-def _cut(doc: dict[str, Any], upto: int) -> dict[str, Any]:
-    out = {k: v for k, v in doc.items() if k not in ("end_time", "summary")}
-    out["training_iterations"] = [e for e in doc["training_iterations"] if e["iter"] <= upto]
-    out["eval_steps"] = [e for e in doc["eval_steps"] if e["iter"] <= upto]
-    out["checkpoints"] = [c for c in doc["checkpoints"] if c["iter"] <= upto]
-    return out
-
-
 def _shift(node: Any, by: timedelta) -> Any:
     if isinstance(node, dict):
         return {
@@ -68,9 +64,9 @@ def _shift(node: Any, by: timedelta) -> Any:
     return node
 
 
-def write_live_copy(src: Path, dst: Path, upto: int, lag_s: float, now: datetime = NOW) -> None:
-    """``src`` as it stood at iteration ``upto``, moved so that was ``lag_s`` before ``now``."""
-    doc = _cut(orjson.loads(src.read_bytes()), upto)
+def write_live_copy(run_id: str, dst: Path, upto: int, lag_s: float, now: datetime = NOW) -> None:
+    """Run ``run_id`` as it stood at iteration ``upto``, moved so that was ``lag_s`` before ``now``."""
+    doc = seedruns.document(run_id, upto)
     agg = RunAggregator()
     agg.add_all(llm_tii_json.parse_document(orjson.dumps(doc)) or [])
     anchor = agg.stats(now).last_update_at
@@ -82,17 +78,17 @@ def write_live_copy(src: Path, dst: Path, upto: int, lag_s: float, now: datetime
 
 
 @pytest.fixture(scope="session")
-def live_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def live_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("runs")
     for run_id, cut in LIVE.items():
-        src = corpus / "llm_tii_json" / f"{run_id}.json"
-        dst = folder / src.name
+        dst = folder / f"{run_id}.json"
         if cut is None:
-            dst.write_bytes(src.read_bytes())
-            end = datetime.fromisoformat(orjson.loads(src.read_bytes())["end_time"]).timestamp()
+            doc = seedruns.document(run_id)
+            dst.write_bytes(orjson.dumps(doc, option=orjson.OPT_INDENT_2))
+            end = datetime.fromisoformat(doc["end_time"]).timestamp()
             os.utime(dst, (end, end))
         else:
-            write_live_copy(src, dst, *cut)
+            write_live_copy(run_id, dst, *cut)
     return folder
 
 

@@ -118,7 +118,7 @@ def snapshot_of(folder: Path, now: datetime) -> Snapshot:
     return build(sources, NAMES, now)
 
 
-async def test_new_iteration_updates_the_row_in_place(make_app: AppMaker, moving_dir: Path, corpus: Path) -> None:
+async def test_new_iteration_updates_the_row_in_place(make_app: AppMaker, moving_dir: Path) -> None:
     first = snapshot_of(moving_dir, NOW)
     app, sources = make_app(first)
     async with app.run_test(size=(160, 48)) as pilot:
@@ -129,7 +129,7 @@ async def test_new_iteration_updates_the_row_in_place(make_app: AppMaker, moving
         await pilot.pause()
         # The log grows by ten iterations; the watcher would publish this.
         later = NOW + timedelta(seconds=280)
-        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        write_live_copy(QWEN, moving_dir / f"{QWEN}.json", 1240, 5.0, later)
         sources[0].publish(snapshot_of(moving_dir, later))
         await settle(pilot)
         assert t.get_cell(qwen_key, "progress").plain.endswith("1,240/2,000")
@@ -207,9 +207,9 @@ async def test_marks_and_compare(make_app: AppMaker, live_snapshot: Snapshot) ->
         legend = shown(app, "#compare-legend")
         assert "LLaMA 3 2.2B" in legend and "Qwen3 1.8B Optimal" in legend
         assert "tokens seen" in (screen.query_one("#compare-chart").border_title or "")
-        await pilot.press("i")
+        await pilot.press("2")
         assert screen.x_mode == "iter"
-        await pilot.press("w")
+        await pilot.press("3")
         await settle(pilot)
         assert "wall time unavailable" in shown(app, "#compare-notes")
         await pilot.press("escape")
@@ -509,7 +509,7 @@ async def test_a_new_snapshot_repaints_only_the_rows_that_changed(
 
 
 async def test_detail_follows_the_run_and_skips_clock_only_updates(
-    make_app: AppMaker, moving_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: AppMaker, moving_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trainwatch.tui import plotspec
 
@@ -545,7 +545,7 @@ async def test_detail_follows_the_run_and_skips_clock_only_updates(
         assert screen.query_one("#d-loss", Chart).spec is loss
         # Ten more iterations: the facts and the charts follow.
         later = NOW + timedelta(seconds=280)
-        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        write_live_copy(QWEN, moving_dir / f"{QWEN}.json", 1240, 5.0, later)
         sources[0].publish(snapshot_of(moving_dir, later))
         await settle(pilot)
         assert "1,240 / 2,000" in shown(app, "#facts-progress")
@@ -553,7 +553,7 @@ async def test_detail_follows_the_run_and_skips_clock_only_updates(
 
 
 async def test_panel_skips_clock_only_updates(
-    make_app: AppMaker, moving_dir: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+    make_app: AppMaker, moving_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from trainwatch.tui import plotspec, run_panel
 
@@ -588,7 +588,7 @@ async def test_panel_skips_clock_only_updates(
         assert len(titles) == built  # no chart spec rebuilt
         # Ten more iterations: the charts follow.
         later = NOW + timedelta(seconds=280)
-        write_live_copy(corpus / "llm_tii_json" / f"{QWEN}.json", moving_dir / f"{QWEN}.json", 1240, 5.0, later)
+        write_live_copy(QWEN, moving_dir / f"{QWEN}.json", 1240, 5.0, later)
         sources[0].publish(snapshot_of(moving_dir, later))
         await settle(pilot)
         assert len(titles) > built
@@ -602,9 +602,9 @@ async def test_compare_rebuilds_curves_only_for_news(
     calls: list[str] = []
     compare_chart = plotspec.compare_chart
 
-    def counted(rows: Any, mode: plotspec.XMode) -> Any:
+    def counted(rows: Any, mode: plotspec.XMode, options: Any = None) -> Any:
         calls.append(mode)
-        return compare_chart(rows, mode)
+        return compare_chart(rows, mode, options)
 
     monkeypatch.setattr(plotspec, "compare_chart", counted)
     app, sources = make_app(live_snapshot)
@@ -623,7 +623,7 @@ async def test_compare_rebuilds_curves_only_for_news(
         assert calls == ["tokens"]
         sources[0].publish(moved(loss=1.5))  # news
         await settle(pilot)
-        await pilot.press("i")
+        await pilot.press("2")
         assert calls == ["tokens", "tokens", "iter"]
 
 

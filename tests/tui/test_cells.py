@@ -8,7 +8,7 @@ import math
 import pytest
 
 from trainwatch.core.rows import Snapshot
-from trainwatch.tui import cells, plotspec
+from trainwatch.tui import cells, order, plotspec
 from trainwatch.tui.alerts import status_alerts
 
 from .conftest import NOW
@@ -76,16 +76,16 @@ def test_nan_loss_is_shown_not_hidden(live_snapshot: Snapshot) -> None:
 
 
 def test_sort_puts_unknowns_last_both_ways(live_snapshot: Snapshot) -> None:
-    by_eta = [r.name for r in cells.sort_rows(live_snapshot.rows, "eta")]
+    by_eta = [r.name for r in order.sort_rows(live_snapshot.rows, "eta")]
     assert by_eta == ["LLaMA 2 1.36B", "GPT-2 1.36B", "Qwen3 1.8B Optimal", "LLaMA 3 2.2B"]
-    by_eta_desc = [r.name for r in cells.sort_rows(live_snapshot.rows, "eta", reverse=True)]
+    by_eta_desc = [r.name for r in order.sort_rows(live_snapshot.rows, "eta", reverse=True)]
     assert by_eta_desc == ["Qwen3 1.8B Optimal", "GPT-2 1.36B", "LLaMA 2 1.36B", "LLaMA 3 2.2B"]
-    assert cells.sort_rows(live_snapshot.rows, None) == list(live_snapshot.rows)
+    assert order.sort_rows(live_snapshot.rows, None) == list(live_snapshot.rows)
 
 
 def test_filter_matches_names_case_insensitively(live_snapshot: Snapshot) -> None:
-    assert [r.name for r in live_snapshot.rows if cells.matches(r, "LLAMA")] == ["LLaMA 2 1.36B", "LLaMA 3 2.2B"]
-    assert all(cells.matches(r, "  ") for r in live_snapshot.rows)
+    assert [r.name for r in live_snapshot.rows if order.matches(r, "LLAMA")] == ["LLaMA 2 1.36B", "LLaMA 3 2.2B"]
+    assert all(order.matches(r, "  ") for r in live_snapshot.rows)
 
 
 def test_name_cell_is_literal_and_clean() -> None:

@@ -1,4 +1,7 @@
-"""SVG snapshots of every screen at 80×24 and 160×48 (fixed clock, fixed runs).
+"""SVG snapshots of every screen at 80×24, 120×36 and 200×50 (fixed clock, fixed runs).
+
+The runs are the seed-like ones the tests write (``seedruns``), so these
+snapshots are the same with or without ``../shared/corpus``.
 
 Regenerate with ``pytest tests/tui/test_snapshots.py --snapshot-update`` and
 look at the SVGs in ``__snapshots__`` before committing them.
@@ -6,6 +9,7 @@ look at the SVGs in ``__snapshots__`` before committing them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -16,7 +20,7 @@ from trainwatch.core.rows import Snapshot
 from .conftest import AppMaker
 
 SnapCompare = Callable[..., bool]
-SIZES = [(80, 24), (160, 48)]
+SIZES = [(80, 24), (120, 36), (200, 50)]
 
 
 async def _settle(pilot: Pilot[int]) -> None:
@@ -53,7 +57,32 @@ def test_main_sorted_and_marked(snap_compare: SnapCompare, make_app: AppMaker, l
         await pilot.press("space", "down", "space")
         await _settle(pilot)
 
-    assert snap_compare(app, terminal_size=(160, 48), run_before=run_before)
+    assert snap_compare(app, terminal_size=(120, 36), run_before=run_before)
+
+
+def test_smoothed_log_loss_and_problems_only(
+    snap_compare: SnapCompare, make_app: AppMaker, live_snapshot: Snapshot
+) -> None:
+    app, _ = make_app(live_snapshot)
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        await _settle(pilot)
+        await pilot.press("z", "z", "l", "p")  # EMA 0.9, log scale, only the stalled run
+        await _settle(pilot)
+        app.clear_notifications()
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+def test_no_runs_says_why(snap_compare: SnapCompare, make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    empty = dataclasses.replace(live_snapshot, rows=(), unrecognised=(("/runs/model.bin", "binary file"),))
+    app, _ = make_app(empty, where="/runs/model.bin")
+
+    async def run_before(pilot: Pilot[int]) -> None:
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_loading(snap_compare: SnapCompare, make_app: AppMaker) -> None:

@@ -83,14 +83,21 @@ def number(value: float | None, digits: int = 2) -> str:
 
 
 def clock(moment: datetime | None, now: datetime) -> str:
-    """``14:34`` today, ``Nov 14 14:34`` another day."""
+    """One scheme for every time of day shown: ``14:34`` today, ``Mon 14:34``
+    within six days either way (a weekday names one day then), the date
+    ``2025-11-28`` beyond."""
     if moment is None:
         return DASH
-    if moment.date() == now.date():
+    days = abs((moment.date() - now.date()).days)
+    if days == 0:
         return moment.strftime("%H:%M")
-    if moment.year == now.year:
-        return moment.strftime("%b %d %H:%M")
-    return moment.strftime("%Y-%m-%d %H:%M")
+    if days <= 6:
+        return f"{_WEEKDAYS[moment.weekday()]} {moment:%H:%M}"
+    return moment.strftime("%Y-%m-%d")
+
+
+#: English weekday names whatever the locale (``%a`` follows LC_TIME, and widths with it).
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def sparkline(values: tuple[float, ...], width: int = 8, *, min_span: float = 0.0) -> str:

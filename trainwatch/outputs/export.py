@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
+from rich.cells import cell_len
 
 from trainwatch.core import fmt
 from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.core.shorten import shorten_all
 from trainwatch.outputs.contract import run_record, snapshot_record
 
 if TYPE_CHECKING:
@@ -80,10 +82,12 @@ def export(snapshot: Snapshot, folder: Path, kinds: tuple[str, ...] = ("md", "cs
     return written
 
 
-def rich_table(snapshot: Snapshot, width: int = 200) -> Any:
+def rich_table(snapshot: Snapshot, width: int = 100) -> Any:
     """A Rich renderable of the snapshot, fitted to ``width`` columns.
 
-    Columns are dropped by priority (UI.md) rather than cut mid-number.
+    Columns are dropped by priority (Run, Status, Iter, Loss and ETA last)
+    rather than cut mid-number; names get the room left, up to the longest,
+    and are cut together so that they stay apart (``core.shorten``).
     """
     from rich.table import Table
     from rich.text import Text
@@ -91,18 +95,13 @@ def rich_table(snapshot: Snapshot, width: int = 200) -> Any:
     now = snapshot.generated_at
     cells = [_table_cells(row, now) for row in snapshot.rows]
     keep, name_width = _fit_columns(cells, width)
+    names = shorten_all([row[0] for row in cells], name_width)
     table = Table(box=None, header_style="bold", pad_edge=False)
     for index in keep:
         title, justify, _ = _TABLE_COLUMNS[index]
-        table.add_column(
-            title,
-            justify=justify,
-            no_wrap=True,
-            overflow="ellipsis",
-            max_width=name_width if index == 0 else None,
-        )
-    for row_cells in cells:
-        table.add_row(*(Text(row_cells[i]) for i in keep))
+        table.add_column(title, justify=justify, no_wrap=True, width=name_width if index == 0 else None)
+    for name, row_cells in zip(names, cells, strict=True):
+        table.add_row(*(Text(name if i == 0 else row_cells[i]) for i in keep))
     if not snapshot.unrecognised and not any(r.stats.warnings for r in snapshot.rows):
         return table
     from rich.console import Group
@@ -121,21 +120,23 @@ _TABLE_COLUMNS: tuple[tuple[str, Literal["left", "right"], int], ...] = (
     ("Status", "left", 0),
     ("Iter", "right", 0),
     ("Loss", "right", 1),
-    ("s/iter", "right", 4),
+    ("s/iter", "right", 3),
     ("Tok/h", "right", 2),
     ("MFU", "right", 2),
-    ("Train time", "right", 5),
-    ("ETA", "right", 3),
-    ("Finish", "right", 4),
+    ("Train time", "right", 4),
+    ("ETA", "right", 1),
+    ("Finish", "right", 3),
 )
+#: Names get at least this many cells before a column is dropped for them.
+_NAME_MIN = 16
 
 
 def _table_cells(row: RunRow, now: Any) -> list[str]:
     s = row.stats
     flag = " ⚑" if s.warnings else ""
     return [
-        safe_text(row.name),
-        STATUS_MARK[s.status] + " " + s.status,
+        safe_text(row.name).replace("\n", " "),
+        STATUS_MARK.get(s.status, "?") + " " + s.status,
         s.iter_of_target,
         fmt.number(s.loss, 3),
         fmt.number(s.mean_iter_s, 2),
@@ -148,17 +149,21 @@ def _table_cells(row: RunRow, now: Any) -> list[str]:
 
 
 def _fit_columns(cells: list[list[str]], width: int) -> tuple[list[int], int]:
-    """Columns that fit, least important dropped first, and the name width."""
-    widths = [max([len(title), *(len(r[i]) for r in cells)]) for i, (title, _, _) in enumerate(_TABLE_COLUMNS)]
+    """Columns that fit, least important dropped first, and the name width
+    (the room the others leave, up to the longest name)."""
+    titles = [title for title, _, _ in _TABLE_COLUMNS]
+    widths = [max([cell_len(title), *(cell_len(r[i]) for r in cells)]) for i, title in enumerate(titles)]
     keep = list(range(len(_TABLE_COLUMNS)))
-    if sum(w + 2 for w in widths) <= width:
-        return keep, widths[0]
-    widths[0] = min(widths[0], 24)  # long names are ellipsised, not allowed to push numbers out
-    for priority in (5, 4, 3, 2, 1):
-        if sum(widths[i] + 2 for i in keep) <= width:
+    longest = widths[0]
+
+    def others() -> int:  # the kept columns but Run, with the two spaces between columns
+        return sum(widths[i] + 2 for i in keep if i != 0)
+
+    for priority in (4, 3, 2, 1):
+        if others() + min(longest, _NAME_MIN) <= width:
             break
         keep = [i for i in keep if _TABLE_COLUMNS[i][2] < priority]
-    return keep, widths[0]
+    return keep, max(min(longest, 4), min(longest, width - others()))
 
 
 def safe_text(text: str) -> str:

@@ -10,13 +10,16 @@ Widgets then redraw only what changed.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -25,13 +28,17 @@ from textual.message import Message
 from textual.reactive import var
 from textual.screen import Screen
 
-from trainwatch.tui import cells
+from trainwatch.outputs.reasons import no_runs_reason
+from trainwatch.tui import cells, terminal
 from trainwatch.tui.alerts import status_alerts
 from trainwatch.tui.header import HeaderBar
 from trainwatch.tui.live import LiveScreen
 from trainwatch.tui.main_screen import MainScreen
+from trainwatch.tui.trend import ChartOptions
 
 if TYPE_CHECKING:
+    from textual.driver import Driver
+
     from trainwatch.core.rows import Snapshot
 
 EXPORT_FALLBACK = "trainwatch-exports"
@@ -96,11 +103,17 @@ class TrainwatchApp(App[int]):
 
     CSS_PATH = Path(__file__).with_name("trainwatch.tcss")
     TITLE = "trainwatch"
+    # Ctrl-C quits as in htop, nvitop and tail -f (Textual's own binding only
+    # says "press ctrl+q"); Ctrl-Z suspends as in any terminal program.
     BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("z", "smooth", "Smooth"),
+        Binding("l", "log_scale", "Log"),
         Binding("e", "export", "Export"),
         Binding("t", "target", "Target"),
         Binding("question_mark", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "interrupt", "Quit", show=False, priority=True),
+        Binding("ctrl+z", "suspend_process", "Suspend", show=False),
     ]
 
     snapshot: var[Snapshot | None] = var(None, always_update=True)
@@ -114,7 +127,9 @@ class TrainwatchApp(App[int]):
         clock: Callable[[], datetime] = datetime.now,
         export_dir: Path | None = None,
         bell: bool = False,
+        ascii_glyphs: bool = False,
     ) -> None:
+        self._ascii_glyphs = ascii_glyphs  # read by get_driver_class, which Textual's __init__ calls
         super().__init__()
         self.where = where
         self.clock = clock
@@ -129,8 +144,18 @@ class TrainwatchApp(App[int]):
         self._mounted = False
         self._early: Snapshot | None = None
         self._problems_seen: set[str] = set()
+        self.chart_options = ChartOptions()
+        #: Why no run was found, when the app ends with none (printed on stderr then).
+        self.no_runs_reason: str | None = None
 
     # ------------------------------------------------------------ lifecycle
+
+    def get_driver_class(self) -> type[Driver]:
+        base = super().get_driver_class()
+        if getattr(self, "_ascii_glyphs", False):
+            encoding = getattr(sys.__stderr__, "encoding", None) or "ascii"
+            return cast("type[Driver]", terminal.ascii_driver(base, encoding))
+        return base
 
     def get_default_screen(self) -> Screen[None]:
         return MainScreen(self.where, self._mode, self.clock)
@@ -156,6 +181,15 @@ class TrainwatchApp(App[int]):
             self._source_error = exc
 
     def on_mount(self) -> None:
+        if not self.is_headless:
+            # SIGTERM and SIGHUP (a closed terminal, a kill) end the app as q
+            # does, so the terminal gets its screen, cursor and mouse back;
+            # SIGINT too, with the shell's status for it.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self.exit, None, 128 + sig)
+            # Back from Ctrl-Z (or a SIGTSTP from outside): redraw everything.
+            self.app_resume_signal.subscribe(self, self._resumed)
         with self._early_lock:
             self._mounted = True
             early, self._early = self._early, None
@@ -185,6 +219,10 @@ class TrainwatchApp(App[int]):
                 timeout=15,
             )
 
+    def _resumed(self, app: object) -> None:
+        self.refresh(repaint=True, layout=True)
+        self.screen.refresh(repaint=True, layout=True)
+
     def on_unmount(self) -> None:
         self.stop_source()
 
@@ -208,6 +246,8 @@ class TrainwatchApp(App[int]):
         if new is None:
             return
         self._report_problems()
+        problems = list(getattr(self._source, "problems", None) or [])
+        self.no_runs_reason = None if new.rows else no_runs_reason(self.where, problems, new.unrecognised)
         for alert in status_alerts(old, new):
             self.notify(alert.message, severity=alert.severity, markup=False, timeout=10)
             if self.ring_bell:
@@ -226,6 +266,40 @@ class TrainwatchApp(App[int]):
                 self.notify(cells.safe_text(problem), severity="error", markup=False, timeout=15)
 
     # -------------------------------------------------------------- actions
+
+    def action_interrupt(self) -> None:
+        """Ctrl-C: quit, with the shell's status for an interrupt."""
+        self.exit(return_code=130)
+
+    def action_smooth(self) -> None:
+        self._set_chart_options(self.chart_options.next_smoothing())
+
+    def action_log_scale(self) -> None:
+        self._set_chart_options(self.chart_options.toggled_log())
+
+    def _set_chart_options(self, options: ChartOptions) -> None:
+        self.chart_options = options
+        for screen in self.screen_stack:
+            if isinstance(screen, LiveScreen):
+                screen.chart_options = options
+        self.notify(f"loss chart: {options.describe() or 'raw, linear scale'}", timeout=2)
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """The palette's screenshot: an SVG in the export folder (the current
+        one, or --export-dir), and a note of where; Textual's default
+        (~/Downloads) is missing on most servers."""
+        folder = Path(path) if path else self.export_dir
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            saved = self.save_screenshot(filename, str(folder), time_format)
+        except OSError as exc:
+            where = exc.filename or folder
+            self.notify(f"screenshot failed: {exc.strerror or exc}: {where}", severity="error", markup=False)
+            return None
+        self.notify(f"screenshot saved to {saved}", title="Screenshot", markup=False)
+        return None
 
     def action_help(self) -> None:
         from trainwatch.tui.dialogs import HelpScreen
@@ -291,17 +365,33 @@ def run_app(
     source_factory: SourceFactory,
     bell: bool = False,
     export_dir: Path | None = None,
+    ascii_glyphs: bool | None = None,
 ) -> int:
-    """Open the live monitor on ``paths``; the exit status.
+    """Open the live monitor on ``paths``; the exit status (130 after Ctrl-C,
+    128 + the signal's number after SIGINT, SIGTERM or SIGHUP).
 
     ``source_factory`` makes the watcher that feeds it (``wiring.watcher_factory``:
-    the app never imports the files stage itself)."""
-    app = TrainwatchApp(source_factory, where=describe_paths(paths), watched=paths, export_dir=export_dir, bell=bell)
-    app.start_source()  # read the logs while Textual starts up
-    try:
-        status = app.run()
-    finally:
-        app.stop_source()  # also when the app never mounted (on_unmount stops it otherwise)
+    the app never imports the files stage itself). ``ascii_glyphs``: draw
+    with ASCII only; by default, when the terminal's encoding lacks the
+    box and chart characters."""
+    with terminal.drawing_on_terminal():
+        if ascii_glyphs is None:
+            ascii_glyphs = terminal.needs_ascii()
+        app = TrainwatchApp(
+            source_factory,
+            where=describe_paths(paths),
+            watched=paths,
+            export_dir=export_dir,
+            bell=bell,
+            ascii_glyphs=ascii_glyphs,
+        )
+        app.start_source()  # read the logs while Textual starts up
+        try:
+            status = app.run()
+        finally:
+            app.stop_source()  # also when the app never mounted (on_unmount stops it otherwise)
+    if app.no_runs_reason:
+        sys.stderr.write(f"trainwatch: {cells.safe_text(app.no_runs_reason)}\n")
     if app.exported:
         folders = sorted({str(p.parent) for p in app.exported})
         print(f"trainwatch: exported {len(app.exported)} files to {', '.join(folders)}")

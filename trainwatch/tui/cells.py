@@ -19,8 +19,9 @@ from rich.cells import cell_len
 from rich.text import Text
 
 from trainwatch.core import fmt
+from trainwatch.core.shorten import shorten, shorten_all
 from trainwatch.core.stats import RunStats, Status
-from trainwatch.tui.boxview import gpu_mem_text, gpu_util, gpu_util_text
+from trainwatch.tui.boxview import gpu_mem_text, gpu_util_text
 
 if TYPE_CHECKING:
     from trainwatch.core.rows import RunRow
@@ -106,7 +107,7 @@ class Layout:
     """Which columns show, and how rich each cell is, at one width."""
 
     columns: tuple[str, ...] = tuple(c.key for c in COLUMNS)
-    name_width: int = 32
+    name_width: int = 26  # the least the names get; ``fit`` gives them the spare room
     bar: int = 12  # progress bar cells; 0 = count only
     loss_spark: int = 8
     time_spark: int = 7
@@ -117,15 +118,16 @@ class Layout:
         return replace(self, columns=tuple(c for c in self.columns if c != key))
 
 
-# From richest to barest: each step gives up what matters least (UI.md keeps
-# Run, Status, Progress, Loss, Tok/h, MFU and ETA longest).
+# From richest to barest: each step gives up what matters least. Run,
+# Status, Progress, Loss and ETA stay longest (then Tok/h and MFU, UI.md);
+# a layout's ``name_width`` is the least the names get in it, and room left
+# over goes to them (``fit``), so a wide terminal shows whole names.
 _STEPS: tuple[Callable[[Layout], Layout], ...] = (
-    lambda lay: replace(lay, name_width=26),
+    lambda lay: replace(lay, name_width=20),
     lambda lay: lay.without("train"),
     lambda lay: lay.without("gpu_mem"),
     lambda lay: replace(lay, time_spark=0),
     lambda lay: lay.without("finish"),
-    lambda lay: replace(lay, name_width=20),
     lambda lay: lay.without("siter"),
     lambda lay: lay.without("gpu_util"),
     lambda lay: replace(lay, bar=6),
@@ -134,6 +136,8 @@ _STEPS: tuple[Callable[[Layout], Layout], ...] = (
     lambda lay: replace(lay, bar=0),
     lambda lay: replace(lay, stall_age=False),
     lambda lay: replace(lay, name_width=12),
+    lambda lay: lay.without("mfu"),
+    lambda lay: lay.without("tokh"),
 )
 PADDING = 2  # a space either side of every cell (RunsTable)
 
@@ -158,7 +162,7 @@ def fit(
 ) -> tuple[Layout, dict[str, int]]:
     """The richest layout whose columns fit ``width`` cells, and their widths.
 
-    Room left over goes to run names that the layout had to shorten. Widths
+    Room left over goes to run names, up to the longest. Widths
     come from plain text lengths measured once per call (or passed in as
     ``widest``, see ``measure``), so trying every layout costs O(rows) and
     not O(rows × layouts) cell renders.
@@ -174,7 +178,7 @@ def fit(
     assert chosen is not None
     layout, widths = chosen
     spare = width - sum(w + PADDING for w in widths.values())
-    grow = min(spare, min(widest["name"], Layout().name_width) - layout.name_width)
+    grow = min(spare, widest["name"] - layout.name_width)
     if grow > 0 and "run" in layout.columns:
         layout = replace(layout, name_width=layout.name_width + grow)
         widths = _widths(widest, layout, sort_column)
@@ -244,14 +248,21 @@ def _widths(widest: dict[str, int], layout: Layout, sort_column: str | None) -> 
 
 
 def row_cells(
-    row: RunRow, layout: Layout, now: datetime, *, marked: bool, only: Iterable[str] | None = None
+    row: RunRow,
+    layout: Layout,
+    now: datetime,
+    *,
+    marked: bool,
+    only: Iterable[str] | None = None,
+    name: str | None = None,
 ) -> dict[str, Text]:
-    """The visible cells of one run (of them, those in ``only``), keyed by column."""
+    """The visible cells of one run (of them, those in ``only``), keyed by
+    column; ``name``: the name as cut for the table (``shown_names``)."""
     s = row.stats
     tone = ROW_STYLE[s.status]
     builders: dict[str, Callable[[], Text]] = {
         "mark": lambda: Text(MARK if marked else " ", style="bold #d7afff"),
-        "run": lambda: name_cell(row.name, layout.name_width, tone),
+        "run": lambda: name_cell(row.name, layout.name_width, tone, name),
         "status": lambda: status_cell(s, now, layout.stall_age),
         "progress": lambda: progress_cell(s, layout.bar, layout.count_width),
         "loss": lambda: value_with_spark(loss_text(s.loss), loss_trend(s), layout.loss_spark, tone),
@@ -283,35 +294,19 @@ def same_text(a: Text | None, b: Text | None) -> bool:
     return a.plain == b.plain and a.style == b.style and a.spans == b.spans
 
 
-def shorten(name: str, width: int) -> str:
-    """``gpt2 · shakespe…251031_173650``: run names differ at the end as often
-    as at the start (dates, ids appended to tell twins apart), so keep both.
-    Widths are terminal cells (a CJK character takes two)."""
-    if cell_len(name) <= width:
-        return name
-    if width < 12:
-        return _head(name, max(0, width - 1)) + "…"
-    tail = (width - 1) * 2 // 5
-    return _head(name, width - 1 - tail) + "…" + _head(name[::-1], tail)[::-1]
-
-
-def _head(text: str, cells: int) -> str:
-    """The longest start of ``text`` that fits ``cells`` cells."""
-    out, used = [], 0
-    for char in text:
-        used += cell_len(char)
-        if used > cells:
-            break
-        out.append(char)
-    return "".join(out)
-
-
 def _clean(name: str) -> str:
     return safe_text(name).replace("\n", " ")
 
 
-def name_cell(name: str, width: int, tone: str) -> Text:
-    return Text(shorten(_clean(name), width), style=tone)
+def name_cell(name: str, width: int, tone: str, shown: str | None = None) -> Text:
+    """The run's name cut to ``width``, or ``shown`` (``shown_names``: cut
+    together with the other runs' names, so that they stay apart)."""
+    return Text(shown if shown is not None else shorten(_clean(name), width), style=tone)
+
+
+def shown_names(rows: Sequence[RunRow], width: int) -> dict[str, str]:
+    """Each run's name as the table shows it at ``width`` cells, by run key."""
+    return dict(zip((r.key for r in rows), shorten_all([_clean(r.name) for r in rows], width), strict=True))
 
 
 def status_text(stats: RunStats, now: datetime, with_age: bool = True) -> str:
@@ -390,43 +385,3 @@ def mfu_cell(stats: RunStats, tone: str) -> Text:
 
 def eta_text(stats: RunStats) -> str:
     return "done" if stats.status == "finished" else fmt.duration(stats.eta_s)
-
-
-# ------------------------------------------------------------------ sorting
-
-_STATUS_ORDER: dict[Status, int] = {"failed": 0, "exited": 1, "diverged": 2, "stalled": 3, "running": 4, "finished": 5}
-_SORT_VALUE: dict[str, Callable[[RunRow], object]] = {
-    "run": lambda r: safe_text(r.name).casefold(),
-    "status": lambda r: _STATUS_ORDER[r.stats.status],
-    "progress": lambda r: r.stats.progress_pct,
-    "loss": lambda r: r.stats.loss,
-    "siter": lambda r: r.stats.mean_iter_s,
-    "tokh": lambda r: r.stats.tokens_per_hour,
-    "mfu": lambda r: r.stats.mfu_mean_pct,
-    "gpu_util": lambda r: gpu_util(r.stats),
-    "gpu_mem": lambda r: sum(g.mem_used_mib or 0.0 for g in r.stats.gpus) if r.stats.gpus else None,
-    "train": lambda r: r.stats.train_time_s,
-    "eta": lambda r: 0.0 if r.stats.status == "finished" else r.stats.eta_s,
-    "finish": lambda r: r.stats.finish_at.timestamp() if r.stats.finish_at else None,
-}
-
-
-def sort_rows(rows: Sequence[RunRow], column: str | None, reverse: bool = False) -> list[RunRow]:
-    """Rows ordered by ``column`` (``None``: as discovered); unknowns always last."""
-    if column is None:
-        return list(reversed(rows)) if reverse else list(rows)
-    value = _SORT_VALUE[column]
-    known = [r for r in rows if _comparable(value(r))]
-    unknown = [r for r in rows if not _comparable(value(r))]
-    known.sort(key=value, reverse=reverse)  # type: ignore[arg-type]
-    return known + unknown
-
-
-def _comparable(value: object) -> bool:
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
-
-
-def matches(row: RunRow, query: str) -> bool:
-    """Case-insensitive substring filter on the name (and the file path)."""
-    needle = query.strip().casefold()
-    return not needle or needle in safe_text(row.name).casefold() or needle in row.path.casefold()

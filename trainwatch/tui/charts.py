@@ -56,6 +56,7 @@ class Chart(Widget):
     def _show_title(self, spec: ChartSpec | None) -> None:
         # Log text reaches the title (run names): a Text is shown literally.
         self.border_title = Text(spec.title) if spec is not None else None
+        self.border_subtitle = Text(spec.legend) if spec is not None and spec.legend and spec.has_data else None
 
     def render(self) -> RenderResult:
         """The message shown in place of a plot (the plot itself is drawn by ``render_line``)."""

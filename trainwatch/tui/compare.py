@@ -9,13 +9,15 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from trainwatch.core import fmt
 from trainwatch.core.stats import COUNTDOWN, RunStats, only_clock_moved
 from trainwatch.tui import cells, plotspec
 from trainwatch.tui.charts import Chart
+from trainwatch.tui.keybar import KeyBar
 from trainwatch.tui.live import LiveScreen
+from trainwatch.tui.trend import ChartOptions
 
 if TYPE_CHECKING:
     from trainwatch.core.rows import RunRow, Snapshot
@@ -57,6 +59,11 @@ FIGURE_NAMES = (
 )
 
 
+#: The figures kept when the terminal is short (under SHORT lines): the chart keeps its room.
+SHORT_FIGURES = ("Status", "Iteration", "Loss", "s/iter", "Tok/h", "ETA")
+SHORT = 30
+
+
 def swatch(index: int) -> Text:
     r, g, b = plotspec.PALETTE[index % len(plotspec.PALETTE)]
     return Text("━━ ", style=f"rgb({r},{g},{b})")
@@ -74,12 +81,13 @@ def legend(rows: list[RunRow]) -> Text:
 class CompareScreen(LiveScreen):
     """Loss against tokens seen (or iteration, or wall time), one colour per run."""
 
+    # x-axis keys 1 2 3 (and x to cycle): t stays the app's target key on every screen.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "app.pop_screen", "Back"),
-        Binding("t", "x_mode('tokens')", "Tokens"),
-        Binding("i", "x_mode('iter')", "Iteration"),
-        Binding("w", "x_mode('wall')", "Wall time"),
-        Binding("x", "cycle_x", "Next x-axis", show=False),
+        Binding("escape,q", "app.pop_screen", "Back", key_display="q"),
+        Binding("x", "cycle_x", "X-axis"),
+        Binding("1", "x_mode('tokens')", "Tokens", show=False),
+        Binding("2", "x_mode('iter')", "Iteration", show=False),
+        Binding("3", "x_mode('wall')", "Wall time", show=False),
     ]
 
     x_mode: reactive[plotspec.XMode] = reactive[plotspec.XMode]("tokens")
@@ -89,7 +97,8 @@ class CompareScreen(LiveScreen):
         self.keys = keys
         self.set_reactive(LiveScreen.snapshot, snapshot)
         self._shown: list[tuple[str, list[str]]] = []
-        self._drawn: tuple[str, list[tuple[str, str, RunStats]]] | None = None
+        self._short = False
+        self._drawn: tuple[str, list[tuple[str, str, RunStats]], ChartOptions] | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="compare-title")
@@ -97,16 +106,29 @@ class CompareScreen(LiveScreen):
         yield Chart(id="compare-chart")
         yield Static(id="compare-notes")
         yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
+        self._short = self.app.size.height < SHORT
         self._redraw()
 
     def watch_snapshot(self) -> None:
         if self.is_mounted:
             self._redraw()
 
+    def on_resize(self) -> None:
+        short = self.size.height < SHORT
+        if short != self._short:
+            self._short = short
+            self._shown = []  # refill the table with the figures that fit
+            if self.is_mounted:
+                self._redraw()
+
     def watch_x_mode(self) -> None:
+        if self.is_mounted:
+            self._redraw()
+
+    def watch_chart_options(self) -> None:
         if self.is_mounted:
             self._redraw()
 
@@ -130,15 +152,15 @@ class CompareScreen(LiveScreen):
         self._fill_table(rows)
         # The curves change only when a compared run has news (not with the
         # clock, nor with another run's log): then rebuild them.
-        drawn = (self.x_mode, [(r.key, r.name, r.stats) for r in rows])
+        drawn = (self.x_mode, [(r.key, r.name, r.stats) for r in rows], self.chart_options)
         if self._drawn is not None and _same_curves(self._drawn, drawn):
             return
         self._drawn = drawn
-        spec, notes = plotspec.compare_chart(rows, self.x_mode)
+        spec, notes = plotspec.compare_chart(rows, self.x_mode, self.chart_options)
         title = Text(" Compare ", style="bold")
         title.append(f"· {len(rows)} run{'s' if len(rows) != 1 else ''} · loss vs ")
         for mode in plotspec.X_MODES:
-            key = {"tokens": "t", "iter": "i", "wall": "w"}[mode]
+            key = {"tokens": "1", "iter": "2", "wall": "3"}[mode]
             style = "bold reverse" if mode == self.x_mode else "dim"
             title.append(f" {key} {_X_TITLE[mode]} ", style=style)
             title.append(" ")
@@ -166,13 +188,15 @@ class CompareScreen(LiveScreen):
             table.add_column(label, key=row.key)
             columns.append(figures(row, now))
         for i, name in enumerate(FIGURE_NAMES):
-            table.add_row(Text(name, style="dim"), *(col[i] for col in columns))
+            if not self._short or name in SHORT_FIGURES:
+                table.add_row(Text(name, style="dim"), *(col[i] for col in columns))
 
 
-def _same_curves(
-    old: tuple[str, list[tuple[str, str, RunStats]]], new: tuple[str, list[tuple[str, str, RunStats]]]
-) -> bool:
-    """Same x-axis, same runs in the same order, none with news beyond the clock."""
-    if old[0] != new[0] or len(old[1]) != len(new[1]):
+Curves = tuple[str, list[tuple[str, str, RunStats]], ChartOptions]
+
+
+def _same_curves(old: Curves, new: Curves) -> bool:
+    """Same x-axis and options, same runs in the same order, none with news beyond the clock."""
+    if old[0] != new[0] or old[2] != new[2] or len(old[1]) != len(new[1]):
         return False
     return all(a[:2] == b[:2] and only_clock_moved(a[2], b[2], COUNTDOWN) for a, b in zip(old[1], new[1], strict=True))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -13,17 +15,23 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from trainwatch.core import fmt
 from trainwatch.core.stats import COUNTDOWN, RunStats, only_clock_moved
-from trainwatch.tui import boxview, cells, plotspec
+from trainwatch.tui import boxview, cells, logtail, plotspec
 from trainwatch.tui.charts import Chart
+from trainwatch.tui.keybar import KeyBar
 from trainwatch.tui.live import LiveScreen
+from trainwatch.tui.log_pane import LogPane
+from trainwatch.tui.logtail import LogTail
+from trainwatch.tui.trend import ChartOptions
 
 if TYPE_CHECKING:
     from trainwatch.core.rows import RunRow, Snapshot
 
+#: Seconds between two reads of the log's end while the run keeps logging.
+TAIL_EVERY = 1.0
 _TARGET_WHY = {"override": "set with --target or t", "log": "from the log", "default": "default; the log does not say"}
 
 
@@ -70,7 +78,7 @@ def run_facts(row: RunRow) -> list[tuple[str, Text | str]]:
     gpus = (
         f"{s.world_size or '?'} × {cells.safe_text(s.gpu)}"
         if s.gpu
-        else (f"{s.world_size} GPUs" if s.world_size else "")
+        else (f"{s.world_size} GPU{'s' if s.world_size != 1 else ''}" if s.world_size else "")
     )
     return [
         ("model", cells.safe_text(s.architecture or "") or fmt.DASH),
@@ -122,7 +130,12 @@ class DetailScreen(LiveScreen):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]  # noqa: RUF012 (Textual's declaration)
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("escape,q", "app.pop_screen", "Back", key_display="q"),
+        Binding("exclamation_mark", "jump_error", "Error", key_display="!"),
+        Binding("j", "scroll(1)", "Down", show=False),
+        Binding("k", "scroll(-1)", "Up", show=False),
+        Binding("g", "scroll_to(0)", "Top", show=False),
+        Binding("G", "scroll_to(-1)", "Bottom", show=False),
     ]
 
     def __init__(self, key: str, snapshot: Snapshot) -> None:
@@ -131,6 +144,9 @@ class DetailScreen(LiveScreen):
         self.set_reactive(LiveScreen.snapshot, snapshot)
         self._shown: dict[str, Any] = {}  # selector -> what its Static shows
         self._shown_stats: RunStats | None = None  # the charts and notes were made from these
+        self._shown_options: ChartOptions | None = None
+        self._tail_read_at = -TAIL_EVERY
+        self._tail_pending = False
 
     def compose(self) -> ComposeResult:
         yield Static(id="detail-title")
@@ -147,11 +163,70 @@ class DetailScreen(LiveScreen):
                 yield Chart(id="d-time")
                 yield Chart(id="d-tps")
                 yield Chart(id="d-mfu")
+            yield LogPane(id="log-pane")
             yield Static(id="notes")
-        yield Footer(compact=True)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self._show()
+
+    # ------------------------------------------------------------- the log
+
+    def _read_tail(self, row: RunRow) -> None:
+        """Read the end of the run's log in a thread, at most every TAIL_EVERY seconds."""
+        wait = self._tail_read_at + TAIL_EVERY - time.monotonic()
+        if wait > 0:
+            if not self._tail_pending:
+                self._tail_pending = True
+                self.set_timer(wait, self._read_tail_now)
+            return
+        self._tail_read_at = time.monotonic()
+        host = getattr(row, "host", None)
+        self.run_worker(partial(self._tail_worker, row.path, host), thread=True, exclusive=True, group="log-tail")
+
+    def _read_tail_now(self) -> None:
+        self._tail_pending = False
+        row = self._row()
+        if row is not None:
+            self._read_tail(row)
+
+    def _tail_worker(self, path: str, host: str | None) -> None:
+        tail = logtail.read_tail(path, host)
+        self.app.call_from_thread(self._set_tail, tail)
+
+    def _set_tail(self, tail: LogTail) -> None:
+        pane = self.query_one(LogPane)
+        if pane.tail != tail:
+            had_error = pane.tail is not None and pane.tail.error_at is not None
+            pane.tail = tail
+            if had_error != (tail.error_at is not None):
+                self.refresh_bindings()  # "! error" is offered only where there is one
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "jump_error":
+            tail = self.query_one(LogPane).tail if self.is_mounted else None
+            return True if tail is not None and tail.error_at is not None else None
+        return True
+
+    def action_jump_error(self) -> None:
+        """``!``: show the log from the error that ended the run (again: back to its last lines)."""
+        pane = self.query_one(LogPane)
+        if pane.tail is None or pane.tail.error_at is None:
+            self.notify("no traceback, out-of-memory or NCCL error in the end of the log", timeout=4)
+            return
+        pane.at_error = not pane.at_error
+        self.query_one("#detail-body", VerticalScroll).scroll_to_widget(pane, animate=False)
+
+    def action_scroll(self, step: int) -> None:
+        body = self.query_one("#detail-body", VerticalScroll)
+        body.scroll_relative(y=step * 3, animate=False)
+
+    def action_scroll_to(self, where: int) -> None:
+        body = self.query_one("#detail-body", VerticalScroll)
+        if where < 0:
+            body.scroll_end(animate=False)
+        else:
+            body.scroll_home(animate=False)
 
     def _update(self, selector: str, content: Any, render: Callable[[Any], RenderableType] | None = None) -> None:
         """``Static.update`` of ``selector`` when ``content`` differs from what it shows."""
@@ -165,6 +240,10 @@ class DetailScreen(LiveScreen):
         return next((r for r in self.snapshot.rows if r.key == self.key), None)
 
     def watch_snapshot(self) -> None:
+        if self.is_mounted:
+            self._show()
+
+    def watch_chart_options(self) -> None:
         if self.is_mounted:
             self._show()
 
@@ -193,10 +272,13 @@ class DetailScreen(LiveScreen):
             self._update(selector, pairs, _grid)
         self._show_box(s, now)
         shown, self._shown_stats = self._shown_stats, s
-        if shown is not None and only_clock_moved(shown, s, COUNTDOWN):
+        if shown is None or not only_clock_moved(shown, s, COUNTDOWN):
+            self._read_tail(row)  # the log grew
+        options, self._shown_options = self._shown_options, self.chart_options
+        if shown is not None and options == self.chart_options and only_clock_moved(shown, s, COUNTDOWN):
             return  # charts and notes depend on no figure that moved
         charts = {
-            "#d-loss": plotspec.loss_chart(s),
+            "#d-loss": plotspec.loss_chart(s, options=self.chart_options),
             "#d-time": plotspec.time_chart(s),
             "#d-tps": plotspec.tokens_chart(s),
             "#d-mfu": plotspec.mfu_chart(s),

@@ -15,18 +15,28 @@ from textual.validation import Function
 from textual.widgets import Input, Static
 
 from trainwatch.core import fmt
+from trainwatch.tui.ordered_input import OrderedInput
 
 KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     (
         "Runs",
         (
-            ("↑↓ PgUp PgDn", "select a run (the plots follow)"),
-            ("⏎", "details: configuration, curves, caveats, events"),
+            ("↑↓ j k", "select a run (the charts follow); PgUp PgDn, g G: first, last"),
+            ("⏎", "details: configuration, curves, the log's end, caveats, events"),
             ("space", "mark / unmark for comparing"),
             ("c", "compare the marked runs (or all shown runs)"),
-            ("t i w", "compare: x = tokens seen / iteration / wall time"),
+            ("/", "filter by name; ⏎ keeps it, Esc clears every filter"),
+            ("f p", "hide finished runs / show only problems (again: all)"),
             ("s S", "sort by the next column / reverse; or click a header"),
-            ("/", "filter by name; ⏎ keeps it, Esc clears it"),
+        ),
+    ),
+    (
+        "Charts",
+        (
+            ("z", "smooth the loss: EMA 0.6, 0.9, 0.99, off (debiased, as TensorBoard)"),
+            ("l", "loss on a log scale / linear"),
+            ("x 1 2 3", "compare: x-axis next / tokens seen / iteration / wall time"),
+            ("!", "detail: the log from the error that ended the run"),
         ),
     ),
     (
@@ -34,9 +44,10 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("e", "export the snapshot as md, csv and json"),
             ("t", "set the target iteration of every run"),
-            ("ctrl+p", "command palette (sort, export, compare, target)"),
+            ("ctrl+p", "command palette (sort, export, compare, target, screenshot)"),
             ("?", "this help"),
             ("q Esc", "back; q on the main screen quits"),
+            ("ctrl+c ctrl+z", "quit / suspend (fg resumes)"),
         ),
     ),
     (
@@ -45,6 +56,7 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("● ◐ ✓ ✗", "running, stalled, finished, diverged or failed"),
             ("○", "exited: the process writing the log is gone, and the log says neither"),
             ("⚑", "a figure with a caveat: the detail view explains it"),
+            ("│ ┆", "s/iter chart: an eval (left out of the rate) / a checkpoint"),
         ),
     ),
 )
@@ -98,7 +110,7 @@ class TargetScreen(ModalScreen[int | None | bool]):
     def compose(self) -> ComposeResult:
         with Vertical(id="target-box", classes="dialog"):
             yield Static(Text("Iterations to count progress and ETA to (empty: each log's own target)"))
-            yield Input(
+            yield OrderedInput(
                 placeholder="e.g. 2000",
                 id="target-input",
                 validators=[Function(_valid_target, f"a whole number from 1 to {fmt.MAX_COUNT:,}")],

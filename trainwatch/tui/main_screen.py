@@ -12,11 +12,13 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
-from trainwatch.tui import cells
+from trainwatch.tui import cells, order
 from trainwatch.tui.header import HeaderBar
+from trainwatch.tui.keybar import KeyBar
 from trainwatch.tui.live import LiveScreen
+from trainwatch.tui.ordered_input import OrderedInput
 from trainwatch.tui.run_panel import RunPanel
 from trainwatch.tui.runs_table import RunsTable
 
@@ -27,17 +29,21 @@ if TYPE_CHECKING:
 class MainScreen(LiveScreen):
     """One row per run; the panel below follows the cursor."""
 
+    # In order of use: the key bar leaves out the last ones first on a narrow terminal.
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("space", "mark", "Mark"),
         Binding("c", "compare", "Compare"),
-        Binding("s", "sort", "Sort"),
-        Binding("S", "reverse", "Reverse", show=False),
         Binding("slash", "filter", "Filter", key_display="/"),
+        Binding("s", "sort", "Sort"),
+        Binding("f", "status_filter('active')", "Hide finished"),
+        Binding("p", "status_filter('problems')", "Problems"),
+        Binding("S", "reverse", "Reverse", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
-    # Below these sizes the plots go and the table gets the room (UI.md: 80×24).
+    # Under 100 columns the panel shows the loss chart alone; under 16 lines
+    # the table takes the room.
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012 (Textual's declaration)
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-tiny"), (16, "-tall")]  # noqa: RUF012
 
     def __init__(self, where: str, mode: Callable[[], str], clock: Callable[[], datetime]) -> None:
         super().__init__()
@@ -50,8 +56,8 @@ class MainScreen(LiveScreen):
             yield RunsTable(id="runs")
             yield Static(Text("loading…", style="dim"), id="empty")
         yield RunPanel(id="panel")
-        yield Input(placeholder="filter runs by name (Esc clears)", id="filter")
-        yield Footer(compact=True)
+        yield OrderedInput(placeholder="filter runs by name (Esc clears)", id="filter")
+        yield KeyBar()
 
     @property
     def table(self) -> RunsTable:
@@ -75,13 +81,19 @@ class MainScreen(LiveScreen):
         if self.is_mounted:
             self._show()
 
+    def watch_chart_options(self) -> None:
+        if self.is_mounted:
+            self.query_one(RunPanel).options = self.chart_options
+
     def _show(self) -> None:
         snapshot = self.snapshot
         if snapshot is None:
             return
         self._header.snapshot = snapshot
         self.table.snapshot = snapshot
-        self.query_one(RunPanel).snapshot = snapshot
+        panel = self.query_one(RunPanel)
+        panel.snapshot = snapshot
+        panel.display = bool(snapshot.rows)  # no run, no chart: the room goes to the reason why
         self._update_titles(snapshot)
 
     def on_mount(self) -> None:
@@ -103,8 +115,10 @@ class MainScreen(LiveScreen):
         if not cells.same_text(self._titles[0], title):
             box.border_title = title
         subtitle = Text()
-        if self.table.query_text:
-            subtitle.append(f"filter: {self.table.query_text} ({len(self.table.visible_rows)} shown)")
+        note = order.STATUS_FILTER_NOTE[self.table.status_filter]
+        if self.table.query_text or note:
+            what = ", ".join(p for p in (self.table.query_text, note) if p)
+            subtitle.append(f"filter: {what} ({len(self.table.visible_rows)} shown)")
         if snapshot.unrecognised:
             subtitle.append(" · " if subtitle else "")
             n = len(snapshot.unrecognised)
@@ -119,9 +133,25 @@ class MainScreen(LiveScreen):
         else:
             empty.display = True
             if not snapshot.rows:
-                empty.update(Text("No training runs found yet: waiting for logs to appear.", style="dim"))
+                empty.update(self._no_runs_text())
+            elif self.table.status_filter != "all" and not self.table.query_text:
+                note = order.STATUS_FILTER_NOTE[self.table.status_filter]
+                empty.update(Text(f"No run to show ({note}). Esc shows every run.", style="dim"))
             else:
                 empty.update(Text(f"No run matches {self.table.query_text!r}. Esc clears the filter.", style="dim"))
+
+    def _no_runs_text(self) -> Text:
+        """Why there is no run (the same line as ``snapshot`` gives), and that we keep watching."""
+        reason = getattr(self.app, "no_runs_reason", None) or ""
+        for summary in (f"no training runs found under {self._header.where}", "no training runs found"):
+            reason = reason.removeprefix(summary)  # the line below says that much
+        reason = reason.removeprefix(": ")
+        text = Text()
+        if reason:
+            text.append(cells.safe_text(reason), style=cells.YELLOW)
+            text.append("\n")
+        text.append("No training runs found yet: waiting for logs to appear.", style="dim")
+        return text
 
     def on_resize(self) -> None:
         if self.snapshot is not None:  # the breakpoint class may have changed
@@ -143,7 +173,9 @@ class MainScreen(LiveScreen):
 
         row = self.selected_row()
         if row is not None and self.snapshot is not None:
-            self.app.push_screen(DetailScreen(row.key, self.snapshot))
+            screen = DetailScreen(row.key, self.snapshot)
+            screen.set_reactive(LiveScreen.chart_options, self.chart_options)
+            self.app.push_screen(screen)
 
     def action_mark(self) -> None:
         self.table.toggle_mark()
@@ -155,7 +187,9 @@ class MainScreen(LiveScreen):
         if not rows or self.snapshot is None:
             self.notify("Nothing to compare yet.", severity="warning")
             return
-        self.app.push_screen(CompareScreen([r.key for r in rows], self.snapshot))
+        screen = CompareScreen([r.key for r in rows], self.snapshot)
+        screen.set_reactive(LiveScreen.chart_options, self.chart_options)
+        self.app.push_screen(screen)
 
     def action_sort(self) -> None:
         self.table.cycle_sort()
@@ -180,9 +214,18 @@ class MainScreen(LiveScreen):
         box.value = ""
         box.display = False
         self.table.focus()
+        self.table.status_filter = "all"
         self.table.set_query("")
         if self.snapshot is not None:
             self._update_titles(self.snapshot)
+
+    def action_status_filter(self, which: order.StatusFilter) -> None:
+        """``f`` hides finished runs, ``p`` shows only problems; the same key again shows all."""
+        self.table.set_status_filter("all" if self.table.status_filter == which else which)
+        if self.snapshot is not None:
+            self._update_titles(self.snapshot)
+        note = order.STATUS_FILTER_NOTE[self.table.status_filter] or "every run shown"
+        self.notify(note, timeout=2)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:

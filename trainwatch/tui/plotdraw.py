@@ -25,6 +25,7 @@ from rich.style import Style
 from rich.text import Span, Text
 
 from trainwatch.tui.plotspec import MARKS, RGB, ChartSpec, nice_ticks, tick_label
+from trainwatch.tui.trend import log_label, log_ticks
 
 #: Axis lines and tick labels: readable, but quieter than the data.
 AXIS_STYLE = Style(color="grey50")
@@ -78,8 +79,8 @@ def draw(spec: ChartSpec, width: int, height: int) -> list[Text]:
     # Bottom: an axis row and a row of x labels, if a plot row is left over.
     has_x_axis = height >= 3
     plot_h = height - 2 if has_x_axis else height
-    y_ticks, y_rows = _y_ticks(limits, plot_h, height)
-    y_labels = _labels(y_ticks)
+    y_ticks, y_rows = _y_ticks(limits, plot_h, height, spec.y_log)
+    y_labels = [log_label(t) for t in y_ticks] if spec.y_log else _labels(y_ticks)
     label_w = max((len(label) for label in y_labels), default=0)
     # Left: right-aligned labels and an axis column, if two plot columns are left.
     has_y_axis = width - label_w - 1 >= 2
@@ -98,6 +99,8 @@ def draw(spec: ChartSpec, width: int, height: int) -> list[Text]:
         style = _style(trace.color)
         if trace.kind == "points":
             points.append((trace.xs, trace.ys, style))
+        elif trace.kind == "dots":
+            canvas.dots(trace.xs, trace.ys, style)
         else:
             canvas.line(trace.xs, trace.ys, style)
     for xs, ys, style in points:  # markers go over every line
@@ -200,9 +203,13 @@ def _ticks(low: float, high: float, count: int, room: int) -> tuple[float, ...]:
     return ticks
 
 
-def _y_ticks(limits: Limits, plot_h: int, height: int) -> tuple[tuple[float, ...], list[int]]:
-    """The y ticks and the plot row of each, no two on one row."""
-    ticks = _ticks(limits.y_low, limits.y_high, max(3, height // 4), room=height // 2)
+def _y_ticks(limits: Limits, plot_h: int, height: int, log: bool = False) -> tuple[tuple[float, ...], list[int]]:
+    """The y ticks and the plot row of each, no two on one row (``log``:
+    the values are log10s, ticked at round values)."""
+    if log:
+        ticks = log_ticks(limits.y_low, limits.y_high, max(2, height // 2))
+    else:
+        ticks = _ticks(limits.y_low, limits.y_high, max(3, height // 4), room=height // 2)
     # The row of the dot the tick's value is drawn on, so that a flat line at
     # a tick's value runs along that tick's row.
     scale = (plot_h * 4 - 1) / (limits.y_high - limits.y_low)
@@ -292,6 +299,18 @@ class _Canvas:
                 col = int((x - lim.x_low) * self.x_scale + 0.5) >> 1
                 row = int((lim.y_high - y) * self.y_scale + 0.5) >> 2
                 self.markers[min(row, self.plot_h - 1) * self.plot_w + min(col, self.plot_w - 1)] = style
+
+    def dots(self, xs: Sequence[float], ys: Sequence[float], style: Style) -> None:
+        """One dot per point, not joined (faint raw values under a trend line).
+        Points that fall on the same dot are set once: a long log has many."""
+        lim, last = self.limits, self.dots_h - 1
+        x_low, y_high, x_scale, y_scale = lim.x_low, lim.y_high, self.x_scale, self.y_scale
+        inside = [
+            (x, y) for x, y in zip(xs, ys, strict=False) if x_low <= x <= lim.x_high and lim.y_low <= y <= y_high
+        ]  # False for NaN
+        seen = {(int((x - x_low) * x_scale + 0.5), min(last, int((y_high - y) * y_scale + 0.5))) for x, y in inside}
+        for column, row in seen:
+            self._fill(column, row, row, style)
 
     def line(self, xs: Sequence[float], ys: Sequence[float], style: Style) -> None:
         """Join consecutive finite points; a non-finite value breaks the line."""

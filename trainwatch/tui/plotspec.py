@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from trainwatch.core.stats import RunStats
-from trainwatch.tui import cells
+from trainwatch.tui import cells, trend
+from trainwatch.tui.trend import ChartOptions
 
 if TYPE_CHECKING:
     from trainwatch.core.rows import RunRow
@@ -35,6 +36,15 @@ PALETTE: tuple[RGB, ...] = (
 TRAIN: RGB = (95, 175, 255)
 VAL: RGB = (255, 175, 95)
 MARKS: RGB = (110, 110, 110)
+#: Raw values under a smoothed or median line: there, but quieter.
+FAINT: RGB = (70, 95, 125)
+MFU: RGB = (135, 215, 135)
+FAINT_MFU: RGB = (75, 115, 80)
+TOKENS: RGB = (215, 135, 215)
+FAINT_TOKENS: RGB = (115, 80, 115)
+#: Rate charts span at least this fraction of their median: noise of a
+#: steady run stays small, as in the table's sparklines.
+STEADY_SPAN = 0.2
 XMode = Literal["tokens", "iter", "wall"]
 X_MODES: tuple[XMode, ...] = ("tokens", "iter", "wall")
 
@@ -45,7 +55,7 @@ class Trace:
     ys: tuple[float, ...]
     color: RGB
     label: str | None = None
-    kind: Literal["line", "points"] = "line"
+    kind: Literal["line", "points", "dots"] = "line"  # dots: one dot per point, not joined
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,8 @@ class ChartSpec:
     xlabel: str = ""
     empty: str = "no data yet"  # shown instead of a plot when there are no points
     ylim: tuple[float, float] | None = None  # None: the data's range
+    legend: str = ""  # what the lines and marks mean (the chart's bottom border)
+    y_log: bool = False  # the ys are log10 values: ticks are labelled with what they stand for
 
     @property
     def has_data(self) -> bool:
@@ -92,10 +104,41 @@ def robust_ylim(ys: Sequence[float]) -> tuple[float, float] | None:
     return low - pad, high + pad
 
 
-def loss_chart(stats: RunStats, title: str = "loss (train ─, val ●)") -> ChartSpec:
-    train = Trace(*_finite(*stats.loss_series), color=TRAIN)
-    val = Trace(*_finite(*stats.val_series), color=VAL, kind="points")
-    return ChartSpec(title, (train, val), xlabel="iteration", empty="no loss logged yet")
+def loss_chart(stats: RunStats, title: str = "loss", options: ChartOptions | None = None) -> ChartSpec:
+    """Train loss as a line (with ``options.smoothing``: the debiased EMA
+    over the raw curve drawn faint), val loss as points; log10 values with
+    ``options.log_y``."""
+    options = options or ChartOptions()
+    xs, ys = _finite(*stats.loss_series)
+    vxs, vys = _finite(*stats.val_series)
+    scale = trend.log10_or_nan if options.log_y else tuple
+    traces: list[Trace] = []
+    legend = []
+    if options.smoothing and ys:
+        traces.append(Trace(xs, scale(ys), FAINT))
+        traces.append(Trace(xs, scale(trend.ema(ys, options.smoothing)), TRAIN))
+        legend += [f"─ train, EMA {options.smoothing:g}", "faint: raw"]
+    else:
+        traces.append(Trace(xs, scale(ys), TRAIN))
+        legend.append("─ train")
+    traces.append(Trace(vxs, scale(vys), VAL, kind="points"))
+    if vxs:
+        legend.append("● val")
+    if options.log_y:
+        legend.append("log scale")
+    return ChartSpec(
+        title,
+        tuple(traces),
+        xlabel="iteration",
+        empty="no loss logged yet",
+        legend=" · ".join(legend),
+        y_log=options.log_y,
+    )
+
+
+def _median_over_points(xs: tuple[float, ...], ys: tuple[float, ...], color: RGB, faint: RGB) -> tuple[Trace, ...]:
+    """Each logged value as a faint dot, and their rolling median as the line."""
+    return (Trace(xs, ys, faint, kind="dots"), Trace(*trend.median_line(xs, ys), color))
 
 
 #: Instead of a plot, for a run whose log has no per-step times (HF trainer_state, build-nanogpt).
@@ -114,24 +157,27 @@ def time_chart(stats: RunStats) -> ChartSpec:
     # Hangs are not in the series (one 3-hour step would flatten the rest):
     # they are marked where they happened.
     hangs = tuple(step for step, _ in stats.hangs)[-40:] if xs else ()
-    notes = ["evals │ not counted"] if marks else []
+    notes = ["─ median", "⠂ each step"] if xs else []
+    if marks:
+        notes.append("│ eval (left out)")
     if saves:
-        notes.append("checkpoints ┆")
+        notes.append("┆ checkpoint")
     if hangs:
-        notes.append("hangs ╏ not counted")
-    title = f"s/iter ({', '.join(notes)})" if notes else "s/iter"
+        notes.append("╏ hang (left out)")
+    title = "s/iter"
     empty = NO_STEP_TIMES
     if stats.mean_iter_s is not None:
         empty = f"{stats.mean_iter_s:,.2f} s/iter on average; {NO_STEP_TIMES}"
     return ChartSpec(
         title,
-        (Trace(xs, ys, TRAIN),),
+        _median_over_points(xs, ys, TRAIN, FAINT),
         vlines=tuple(float(m) for m in marks),
         dashed=tuple(float(c) for c in saves),
         hangs=tuple(float(h) for h in hangs),
         xlabel="iteration",
-        ylim=robust_ylim(ys),
+        ylim=trend.at_least(robust_ylim(ys), ys, STEADY_SPAN),
         empty=empty,
+        legend=" ".join(notes),
     )
 
 
@@ -141,7 +187,12 @@ def mfu_chart(stats: RunStats) -> ChartSpec:
     if not xs and stats.mfu_mean_pct is not None:
         return ChartSpec(title, empty=f"MFU {stats.mfu_mean_pct:.1f}% (derived; no per-step series)")
     return ChartSpec(
-        title, (Trace(xs, ys, (135, 215, 135)),), xlabel="iteration", empty="no MFU logged", ylim=robust_ylim(ys)
+        title,
+        _median_over_points(xs, ys, MFU, FAINT_MFU),
+        xlabel="iteration",
+        empty="no MFU logged",
+        ylim=trend.at_least(robust_ylim(ys), ys, STEADY_SPAN),
+        legend="─ median ⠂ each step" if xs else "",
     )
 
 
@@ -150,7 +201,11 @@ def tokens_chart(stats: RunStats) -> ChartSpec:
         xs, ys = _without_evals(stats, *stats.tps_series)
         scope = " per GPU" if stats.tokens_per_sec_logged_scope == "gpu" else ""
         return ChartSpec(
-            f"tokens/s{scope} (logged)", (Trace(xs, ys, (215, 135, 215)),), xlabel="iteration", ylim=robust_ylim(ys)
+            f"tokens/s{scope} (logged)",
+            _median_over_points(xs, ys, TOKENS, FAINT_TOKENS),
+            xlabel="iteration",
+            ylim=trend.at_least(robust_ylim(ys), ys, STEADY_SPAN),
+            legend="─ median ⠂ each step",
         )
     if stats.tokens_per_iter and stats.time_series[0]:
         tpi = stats.tokens_per_iter
@@ -158,9 +213,10 @@ def tokens_chart(stats: RunStats) -> ChartSpec:
         xs, ys = _finite(xs, tuple(tpi / s if s > 0 else math.nan for s in secs))
         return ChartSpec(
             "tokens/s (tokens/iter ÷ s/iter)",
-            (Trace(xs, ys, (215, 135, 215)),),
+            _median_over_points(xs, ys, TOKENS, FAINT_TOKENS),
             xlabel="iteration",
-            ylim=robust_ylim(ys),
+            ylim=trend.at_least(robust_ylim(ys), ys, STEADY_SPAN),
+            legend="─ median ⠂ each step",
         )
     if not stats.tokens_per_iter:
         return ChartSpec("tokens/s", empty="tokens/iter unknown: pass --tokens-per-iter")
@@ -235,8 +291,12 @@ def _wall_hours(stats: RunStats, iters: Sequence[float]) -> tuple[float, ...] | 
     return tuple(out)
 
 
-def compare_chart(rows: Sequence[RunRow], mode: XMode) -> tuple[ChartSpec, list[str]]:
-    """Loss curves of ``rows`` against ``mode``, and notes on runs left out."""
+def compare_chart(
+    rows: Sequence[RunRow], mode: XMode, options: ChartOptions | None = None
+) -> tuple[ChartSpec, list[str]]:
+    """Loss curves of ``rows`` against ``mode`` (smoothed and on a log scale
+    as ``options`` say), and notes on runs left out."""
+    options = options or ChartOptions()
     notes: list[str] = []
     traces: list[Trace] = []
     raw: list[tuple[int, tuple[float, ...], tuple[float, ...]]] = []
@@ -261,7 +321,12 @@ def compare_chart(rows: Sequence[RunRow], mode: XMode) -> tuple[ChartSpec, list[
     factor, suffix = _scale([x for _, xs, _ in raw for x in xs]) if mode == "tokens" else (1.0, "")
     for index, xs, ys in raw:
         # No legend in the chart: it would sit on the curves; the screen draws one above.
-        traces.append(Trace(tuple(x / factor for x in xs), ys, PALETTE[index % len(PALETTE)]))
+        shown = trend.ema(ys, options.smoothing) if options.smoothing else ys
+        shown = trend.log10_or_nan(shown) if options.log_y else shown
+        traces.append(Trace(tuple(x / factor for x in xs), shown, PALETTE[index % len(PALETTE)]))
     xlabel = {"tokens": f"tokens seen ({suffix or 'count'})", "iter": "iteration", "wall": "hours since start"}[mode]
     empty = "wall time is unavailable for these runs" if mode == "wall" else "no loss logged yet"
-    return ChartSpec(f"loss vs {xlabel}", tuple(traces), xlabel=xlabel, empty=empty), notes
+    spec = ChartSpec(
+        f"loss vs {xlabel}", tuple(traces), xlabel=xlabel, empty=empty, legend=options.describe(), y_log=options.log_y
+    )
+    return spec, notes

@@ -13,6 +13,7 @@ from textual.widgets import Static
 
 from trainwatch.core.stats import COUNTDOWN, only_clock_moved
 from trainwatch.tui import cells, plotspec
+from trainwatch.tui.trend import ChartOptions
 
 if TYPE_CHECKING:
     from trainwatch.core.rows import RunRow, Snapshot
@@ -30,11 +31,12 @@ class RunPanel(Horizontal):
 
     snapshot: var[Snapshot | None] = var(None, always_update=True)
     selected: var[str | None] = var(None)
+    options: var[ChartOptions] = var(ChartOptions())
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._charts: dict[str, Chart] = {}
-        self._drawn: tuple[str | None, str, RunStats] | None = None
+        self._drawn: tuple[str | None, str, RunStats, ChartOptions] | None = None
         self._pending = False  # a redraw is scheduled
         self._redrawn_at = -REDRAW_EVERY
 
@@ -76,6 +78,9 @@ class RunPanel(Horizontal):
     def watch_selected(self) -> None:
         self._redraw()
 
+    def watch_options(self) -> None:
+        self._redraw()
+
     def _row(self) -> RunRow | None:
         if self.snapshot is None:
             return None
@@ -88,7 +93,7 @@ class RunPanel(Horizontal):
         # The watcher hands over the same RunStats while a run's log is
         # unchanged (or stats that differ only in figures that follow the
         # clock): then the charts are as drawn, and need no new specs.
-        drawn = (self.selected, row.name, row.stats) if row is not None else None
+        drawn = (self.selected, row.name, row.stats, self.options) if row is not None else None
         if drawn is not None and self._drawn is not None and _same_run(self._drawn, drawn):
             return
         self._drawn = drawn
@@ -99,7 +104,7 @@ class RunPanel(Horizontal):
             return
         name = cells.safe_text(row.name)
         specs = {
-            "loss": plotspec.loss_chart(row.stats, f"{name} · loss (train ─, val ●)"),
+            "loss": plotspec.loss_chart(row.stats, f"{name} · loss", options=self.options),
             "time": plotspec.time_chart(row.stats),
             "mfu": plotspec.mfu_chart(row.stats),
         }
@@ -108,5 +113,7 @@ class RunPanel(Horizontal):
                 chart.spec = specs[key]
 
 
-def _same_run(a: tuple[str | None, str, RunStats], b: tuple[str | None, str, RunStats]) -> bool:
-    return a[:2] == b[:2] and only_clock_moved(b[2], a[2], COUNTDOWN)
+def _same_run(
+    a: tuple[str | None, str, RunStats, ChartOptions], b: tuple[str | None, str, RunStats, ChartOptions]
+) -> bool:
+    return a[:2] == b[:2] and a[3] == b[3] and only_clock_moved(b[2], a[2], COUNTDOWN)

@@ -29,7 +29,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from trainwatch.core.stats import COUNTDOWN, only_clock_moved
-from trainwatch.tui import cells
+from trainwatch.tui import cells, order
 from trainwatch.tui.row_strip import row_strip
 
 if TYPE_CHECKING:
@@ -55,8 +55,8 @@ class RunsTable(ScrollView, can_focus=True):
         Binding("down,j", "cursor(1)", "Down", show=False),
         Binding("pageup", "page(-1)", "Page up", show=False),
         Binding("pagedown", "page(1)", "Page down", show=False),
-        Binding("home", "cursor_to(0)", "First", show=False),
-        Binding("end", "cursor_to(-1)", "Last", show=False),
+        Binding("home,g", "cursor_to(0)", "First", show=False),
+        Binding("end,G", "cursor_to(-1)", "Last", show=False),
     ]
     COMPONENT_CLASSES: ClassVar[set[str]] = {"runs-table--header", "runs-table--cursor"}
     DEFAULT_CSS = """
@@ -97,6 +97,7 @@ class RunsTable(ScrollView, can_focus=True):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.query_text = ""
+        self.status_filter: order.StatusFilter = "all"
         self.marked: set[str] = set()
         self.cursor_row = 0
         self._follow = False  # the cursor follows its run (see _sync)
@@ -114,6 +115,9 @@ class RunsTable(ScrollView, can_focus=True):
         self._measured: dict[str, tuple[RunStats, str, dict[str, int], datetime]] = {}
         self._cells_at: datetime | None = None
         self._label_state: tuple[str | None, bool] = (None, False)
+        # Names as shown (cut together so that they stay apart), and what they were cut from.
+        self._names: dict[str, str] = {}
+        self._names_from: tuple[tuple[str, ...], int] | None = None
         self._width = 0
         self._announced: str | None = None
 
@@ -192,6 +196,11 @@ class RunsTable(ScrollView, can_focus=True):
         self.query_text = text
         self._sync()
 
+    def set_status_filter(self, which: order.StatusFilter) -> None:
+        """Show every run, the unfinished ones, or only those with a problem."""
+        self.status_filter = which
+        self._sync()
+
     def toggle_mark(self) -> None:
         key = self.selected_key
         if key is None:
@@ -268,9 +277,10 @@ class RunsTable(ScrollView, can_focus=True):
         if strip is None:
             row = self._row_cells(key)
             strip = self._strips[key] = self._strip([row[c] for c in self.columns], base)
-        if index == self.cursor_row:
+        if index == self.cursor_row:  # the cursor bar spans the table's whole width
             cursor = self.get_component_rich_style("runs-table--cursor")
-            strip = Strip(Segment.apply_style(iter(strip), post_style=Style(bgcolor=cursor.bgcolor)))
+            strip = strip.crop_extend(0, width, base)
+            return Strip(Segment.apply_style(iter(strip), post_style=Style(bgcolor=cursor.bgcolor)), width)
         return strip.crop_extend(0, width, base)
 
     def _strip(self, texts: list[Text], base: Style) -> Strip:
@@ -304,8 +314,8 @@ class RunsTable(ScrollView, can_focus=True):
         # while runs keep arriving; from then on it follows its run.
         keep = self.selected_key if self._follow else None
         self.marked &= {r.key for r in snapshot.rows}
-        rows = [r for r in snapshot.rows if cells.matches(r, self.query_text)]
-        self._visible = cells.sort_rows(rows, self.sort_column, self.sort_reverse)
+        rows = [r for r in snapshot.rows if order.matches(r, self.query_text) and order.shown_by(r, self.status_filter)]
+        self._visible = order.sort_rows(rows, self.sort_column, self.sort_reverse)
         self._rows = {r.key: r for r in self._visible}
         keys = [r.key for r in self._visible]
         # The layout depends on every run, not the filtered few: filtering must not reflow.
@@ -315,6 +325,10 @@ class RunsTable(ScrollView, can_focus=True):
         widest = cells.merge_widths(self._measure(row, now, clock, row.key in shown) for row in snapshot.rows)
         layout, widths = cells.fit(snapshot.rows, max(0, self._width - 1), now, self.sort_column, widest)
         relayout = (layout, widths) != (self._layout, self._widths)
+        names_from = (tuple(r.name for r in snapshot.rows), layout.name_width)
+        if names_from != self._names_from:
+            self._names_from = names_from
+            self._names = cells.shown_names(snapshot.rows, layout.name_width)
         if relayout:
             self._layout, self._widths = layout, widths
             self._strips.clear()
@@ -390,14 +404,16 @@ class RunsTable(ScrollView, can_focus=True):
                 self._forget(row.key)
                 continue
             marked = row.key in self.marked
-            built = (row.stats, row.name, marked)
+            name = self._names.get(row.key, row.name)
+            built = (row.stats, name, marked)
             old = self._built.get(row.key)
             if old is not None and old[1:] == built[1:] and only_clock_moved(old[0], built[0], COUNTDOWN):
                 if not clock and old[0] is built[0]:
                     continue
-                fresh = {**self._cells[row.key], **cells.row_cells(row, layout, now, marked=marked, only=cells.TIMED)}
+                timed = cells.row_cells(row, layout, now, marked=marked, only=cells.TIMED, name=name)
+                fresh = {**self._cells[row.key], **timed}
             else:
-                fresh = cells.row_cells(row, layout, now, marked=marked)
+                fresh = cells.row_cells(row, layout, now, marked=marked, name=name)
             self._built[row.key] = built
             if not _same_row(self._cells.get(row.key), fresh):
                 self._cells[row.key] = fresh
@@ -417,8 +433,9 @@ class RunsTable(ScrollView, can_focus=True):
             row, layout, now = self._rows[key], self._layout, self._now
             assert layout is not None and now is not None
             marked = key in self.marked
-            texts = self._cells[key] = cells.row_cells(row, layout, now, marked=marked)
-            self._built[key] = (row.stats, row.name, marked)
+            name = self._names.get(key, row.name)
+            texts = self._cells[key] = cells.row_cells(row, layout, now, marked=marked, name=name)
+            self._built[key] = (row.stats, name, marked)
         return texts
 
     def _restore_cursor(self, key: str | None) -> None:
