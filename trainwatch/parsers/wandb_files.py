@@ -11,11 +11,8 @@
   four-space indents and no ``wandb_version``. A ``_wandb`` entry holds W&B's
   own: ``cli_version``, ``python_version``, telemetry ``t``, older clients'
   ``start_time`` (epoch seconds), newer ones' ``e`` (the run's metadata keyed
-  by writer id, as in ``wandb-metadata.json``). Trainers log their settings
-  there: HF's ``WandbCallback`` the model config overlaid with
-  ``TrainingArguments.to_dict()`` and ``model/num_parameters``; Megatron
-  ``vars(args)``; nanoGPT and nanochat their script globals; torchtitan its
-  nested job config.
+  by writer id, as in ``wandb-metadata.json``). The rest is the trainer's
+  settings (``parsers.wandb_config`` reads them).
 * ``wandb-summary.json``: the last value of every key logged, with
   ``_step`` (W&B's count of ``wandb.log`` rows: *not* the trainer's step, and
   never read as one), ``_runtime`` (seconds since ``init``), ``_timestamp``.
@@ -57,7 +54,7 @@ _OWN_FILES = frozenset({SUMMARY, METADATA, "requirements.txt", "conda-environmen
 #: Folders of a run folder holding W&B's own files: its debug logs, and in
 #: ``files/`` the saved code and logged media (``*.table.json`` ...).
 _OWN_FOLDERS = frozenset({"logs", "tmp"})
-_OWN_FILES_FOLDERS = frozenset({"code", "media", "artifact"})
+_OWN_FILES_FOLDERS = frozenset({"code", "media"})
 #: Entries of a config read at most, and how deep: YAML aliases can make a
 #: small file a huge tree when walked.
 MAX_ENTRIES = 5000
