@@ -64,6 +64,9 @@ class RunInfo:
     #: put it (its eval batches, forward only, against a step's forward and
     #: backward passes): the ETA's estimate for evals none of which is timed yet.
     eval_cost_steps: float | None = None
+    #: The train loss a tracker's summary holds at the end (W&B's
+    #: ``wandb-summary.json``): shown only where no logged iteration has one.
+    final_loss: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from trainwatch.parsers.tfevents import is_event_file_name
+from trainwatch.parsers.wandb_files import is_own_file
 
 #: Extensions that can hold a training log. Others (checkpoints, code, docs)
 #: are never opened, which keeps discovery cheap in a busy run folder.
@@ -36,7 +37,7 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
         elif is_dir:
             for folder, dirs, files in os.walk(root, onerror=unreadable):  # symlinked dirs not followed
                 dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__")
-                found.extend(Path(folder, name) for name in sorted(files) if is_log_name(name))
+                found.extend(Path(folder, name) for name in sorted(files) if is_log_path(os.path.join(folder, name)))
         elif root.exists():
             problems.append(f"{root} is not a file or directory")
         else:
@@ -56,3 +57,10 @@ def is_log_name(name: str) -> bool:
         return False
     suffix = os.path.splitext(name)[1].lower()
     return suffix in LOG_SUFFIXES or suffix == "" or suffix.lstrip(".").isdigit() or is_event_file_name(name)
+
+
+def is_log_path(path: str) -> bool:
+    """``is_log_name`` of the file, and no file a tracker keeps for itself
+    beside the logs (W&B's metadata, debug logs and saved code in a run
+    folder: its console ``files/output.log`` is the log, read with them)."""
+    return is_log_name(os.path.basename(path)) and not is_own_file(path)

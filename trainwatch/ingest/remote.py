@@ -27,6 +27,7 @@ from trainwatch.core.options import RunOptions
 from trainwatch.ingest.source import SIDECAR_MAX, LogSource, SourceError
 from trainwatch.ingest.sshtail import Document, Gone, HostLink, Tail, env_options
 from trainwatch.parsers import SIDECAR_SUFFIXES
+from trainwatch.parsers.wandb_files import is_own_file
 
 # [user@]host:/path or host:~/path; a host never starts with "-" (it would be an ssh option).
 _ROOT = re.compile(
@@ -184,6 +185,8 @@ class RemoteWatch:
                 if frame.name.endswith(SIDECAR_SUFFIXES):
                     self._take_sidecar(key, frame)
                     continue
+                if is_own_file(frame.name):
+                    continue  # W&B's debug logs and saved files: no run (local discovery skips them too)
                 source = self._sources.get(key)
                 if source is None:
                     source = self._sources[key] = RemoteLogSource(key, self.options, link, self._sidecars)

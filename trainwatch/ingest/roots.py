@@ -3,7 +3,7 @@
 The watcher asks this for every event (is this new file one of ours?), so
 the answers cost string work and at most one system call, never a walk.
 Discovery's rules hold here too: below a folder root, a log name
-(``discover.is_log_name``) not inside a hidden folder; a file root always.
+(``discover.is_log_path``) not inside a hidden folder; a file root always.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trainwatch.ingest.discover import is_log_name
+from trainwatch.ingest.discover import is_log_path
 
 
 class Roots:
@@ -25,7 +25,7 @@ class Roots:
 
     def accepts(self, path: str) -> bool:
         """Is ``path`` a log file the user asked to watch (discover's rules)?"""
-        return path in self.files or (is_log_name(os.path.basename(path)) and self.in_tree(os.path.dirname(path)))
+        return path in self.files or (is_log_path(path) and self.in_tree(os.path.dirname(path)))
 
     def in_tree(self, folder: str) -> bool:
         """Is ``folder`` inside a watched root, and not below a hidden folder?"""

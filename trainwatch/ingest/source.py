@@ -30,6 +30,7 @@ from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.options import RunOptions
 from trainwatch.core.records import BulkRecord
 from trainwatch.ingest.documents import DocumentReader
+from trainwatch.ingest.wandb_folder import WandbFolder
 from trainwatch.parsers import filekind, jsonl_metrics
 from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec, RecordParser
 
@@ -94,6 +95,8 @@ class LogSource:
         self._feed_text: Callable[[str], Sequence[BulkRecord]] | None = None
         self._record_parser: RecordParser | None = None  # a record log's (binary, append-only)
         self._document = DocumentReader()
+        # A W&B run's console: its config, summary and metadata add facts, whatever the format.
+        self._folder = WandbFolder.of(path)
 
     @property
     def format(self) -> str | None:
@@ -123,10 +126,11 @@ class LogSource:
                 if self.spec is None and not self._detect(handle):
                     return False
                 assert self.spec is not None
+                changed = self._read_folder()
                 if self.spec.kind == "document":
-                    changed = self._refresh_document(handle, (stat.st_size, stat.st_mtime_ns), stat.st_size)
+                    changed |= self._refresh_document(handle, (stat.st_size, stat.st_mtime_ns), stat.st_size)
                 else:
-                    changed = self._refresh_lines(handle, stat)
+                    changed |= self._refresh_lines(handle, stat)
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         if changed:
@@ -174,7 +178,8 @@ class LogSource:
                     self.spec, self._head = None, None
                     return False
                 data = head
-            changed = self._feed_records(data) if self._record_parser is not None else self._feed_lines(data)
+            changed = self._read_folder()
+            changed |= self._feed_records(data) if self._record_parser is not None else self._feed_lines(data)
         self.ready = True
         if changed and mtime is not None:
             self.agg.observe(datetime.fromtimestamp(mtime))
@@ -268,13 +273,21 @@ class LogSource:
 
     def _sidecar_text(self, name: str) -> str | None:
         """The text of the metadata file ``name`` beside the log, if there is a readable one."""
-        sidecar = self.path.with_name(name)
         try:
-            if sidecar.is_file() and sidecar.stat().st_size <= SIDECAR_MAX:
-                return sidecar.read_text(encoding="utf-8", errors="replace")
+            # Without blocking (a FIFO by that name must not hang the reader), then
+            # checked on the open descriptor: only a regular file is read.
+            fd = os.open(self.path.with_name(name), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with open(fd, "rb", closefd=True) as handle:
+                if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+                    return None
+                data = handle.read(SIDECAR_MAX + 1)
         except OSError:
-            pass  # unreadable metadata: the log is parsed without it
-        return None
+            return None  # none, or unreadable: the log is parsed without it
+        return data.decode("utf-8", errors="replace") if len(data) <= SIDECAR_MAX else None
+
+    def _read_folder(self) -> bool:
+        """Take in what the log's W&B run folder says (before the log's own records)."""
+        return self._folder is not None and self._folder.apply(self.agg, self._sidecar_text)
 
     def _refresh_document(self, handle: BinaryIO, stamp: Hashable, size: int) -> bool:
         assert self.spec is not None

@@ -32,6 +32,7 @@ from trainwatch.parsers import (
     swift_jsonl,
     tfevents,
     torchtitan,
+    wandb_files,
 )
 from trainwatch.parsers.base import LineParser, ParserSpec
 
@@ -67,8 +68,11 @@ PARSERS: tuple[ParserSpec, ...] = (
 FALLBACKS: tuple[ParserSpec, ...] = (generic_text.SPEC,)
 _SPECIFIC = PARSERS[: len(PARSERS) - len(FALLBACKS)]
 
-#: What every sidecar name ends with (``ParserSpec.sidecar_suffix``).
-SIDECAR_SUFFIXES: tuple[str, ...] = tuple(sorted({s.sidecar_suffix for s in PARSERS if s.sidecar_suffix}))
+#: What every sidecar name ends with (``ParserSpec.sidecar_suffix``), and the
+#: W&B run metadata read beside any console log (``wandb_files``).
+SIDECAR_SUFFIXES: tuple[str, ...] = tuple(
+    sorted({s.sidecar_suffix for s in PARSERS if s.sidecar_suffix} | set(wandb_files.FILES))
+)
 
 #: How much of a file ``sniff`` sees; logs with a long preamble of their
 #: own prints get a second look at ``SNIFF_BYTES_MORE``.
