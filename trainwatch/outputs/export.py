@@ -123,9 +123,9 @@ _TABLE_COLUMNS: tuple[tuple[str, Literal["left", "right"], int], ...] = (
     ("s/iter", "right", 3),
     ("Tok/h", "right", 2),
     ("MFU", "right", 2),
-    ("Train time", "right", 4),
+    ("Train time", "right", 3),  # the whole run's training time: the mission's figure
     ("ETA", "right", 1),
-    ("Finish", "right", 3),
+    ("Finish", "right", 4),  # now + ETA: the first to go
 )
 #: Names get at least this many cells before a column is dropped for them.
 _NAME_MIN = 16
