@@ -192,6 +192,41 @@ def test_resumed_run_appended_is_a_new_segment() -> None:
     assert _stats(records).segments == 2
 
 
+def test_two_writers_interleaved_are_one_segment_keeping_the_last_value() -> None:
+    # Two processes append to one file (a rank-0 process per node): every
+    # step comes twice, the second writer a line or two behind on its own
+    # clock, and the two losses may differ in the last digit.
+    lines = [
+        _line(current_steps=10, total_steps=40, loss=2.0, elapsed_time="0:00:10"),
+        _line(current_steps=10, total_steps=40, loss=2.0001, elapsed_time="0:00:11"),
+        _line(current_steps=20, total_steps=40, loss=1.9, elapsed_time="0:00:20"),
+        _line(current_steps=30, total_steps=40, loss=1.8, elapsed_time="0:00:30"),
+        _line(current_steps=20, total_steps=40, loss=1.9001, elapsed_time="0:00:29"),
+        _line(current_steps=40, total_steps=40, loss=1.7, elapsed_time="0:00:40"),
+        _line(current_steps=30, total_steps=40, loss=1.8001, elapsed_time="0:00:39"),
+        _line(current_steps=40, total_steps=40, loss=1.7001, elapsed_time="0:00:41"),
+        _line(current_steps=40, total_steps=40, epoch=1.0, elapsed_time="0:00:41"),
+    ]
+    st = _stats(_feed(lines))
+    assert (st.segments, st.iter, st.loss, st.status) == (1, 40, 1.7001, "finished")
+    assert st.mean_iter_s == pytest.approx(1.0)
+
+
+def test_resume_that_logs_a_seen_step_again_is_a_restart() -> None:
+    # The resumed clock starts again: the repeat of step 20 comes at 0:00:11,
+    # far below the 0:00:20 of its first time, so it is no second writer.
+    records = _feed(
+        [
+            _line(current_steps=10, total_steps=100, loss=2.0, elapsed_time="0:00:10"),
+            _line(current_steps=20, total_steps=100, loss=1.9, elapsed_time="0:00:20"),
+            _line(current_steps=30, total_steps=100, loss=1.8, elapsed_time="0:00:30"),
+            _line(current_steps=20, total_steps=100, loss=1.91, elapsed_time="0:00:11"),
+        ]
+    )
+    st = _stats(records)
+    assert (st.segments, st.iter, st.loss) == (2, 20, 1.91)
+
+
 def test_sniff() -> None:
     head = '{"current_steps": 5, "total_steps": 8712, "loss": 1.7}\n'
     assert llamafactory.sniff(head, "trainer_log.jsonl")

@@ -34,6 +34,11 @@ from trainwatch.parsers.jsonvalues import as_int, as_num, loads
 from trainwatch.parsers.text import to_float
 
 FORMAT = "llamafactory_jsonl"
+#: Steps whose elapsed time is remembered (a second writer lags by a few logs).
+_RECENT = 64
+#: A repeated step logged at no less than this share of its first elapsed
+#: time is on the same clock (a copy); a resume's clock starts again from 0.
+_SAME_CLOCK = 0.9
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -76,6 +81,10 @@ class LlamaFactoryParser:
         self._clock = ElapsedClock()
         self._trained = False
         self._finished = False
+        self._last_time_ms: float | None = None
+        #: Elapsed time at which each recent step was logged: a step logged
+        #: again with a clock that did not restart is a second writer's copy.
+        self._logged_at: dict[int, float | None] = {}
 
     def feed(self, line: str) -> list[Record]:
         """Records of one line; ``[]`` for anything that is not a log object."""
@@ -124,7 +133,15 @@ class LlamaFactoryParser:
     def _iteration(self, step: int, obj: dict[str, Any], loss: float | None, elapsed: float | None) -> list[Record]:
         last = self._last_iter
         if last is not None and step == last:
-            return []  # the summary repeats the last train step: not a restart
+            if loss is None:
+                return []  # the summary repeats the last train step: not a restart
+            # The same step again (two processes appending to one file): the
+            # newer value replaces the last, over the same interval.
+            return [self._record(step, obj, loss, self._last_time_ms)]
+        if last is not None and step < last and self._copied(step, elapsed):
+            # Two writers interleave (each rank-0 process of a multi-node run
+            # appends): a lagging copy of a step already read is no resume.
+            return []
         if last is not None and step < last:
             # A resumed run appended to the same file: LLaMA-Factory restarts
             # its clock, so no interval spans the resume.
@@ -133,20 +150,34 @@ class LlamaFactoryParser:
         time_ms = self._clock.interval_ms(step, elapsed)
         self._clock.advance(step, elapsed)
         self._last_iter = step
+        self._last_time_ms = time_ms
+        self._logged_at[step] = elapsed
+        if len(self._logged_at) > _RECENT:
+            del self._logged_at[next(iter(self._logged_at))]
+        return [self._record(step, obj, loss, time_ms)]
+
+    def _copied(self, step: int, elapsed: float | None) -> bool:
+        """Whether ``step``, below the last one, repeats an earlier line of the
+        same clock: a resume restarts LLaMA-Factory's clock, so its repeat of a
+        step comes at a much smaller elapsed time than the first time."""
+        if step not in self._logged_at or elapsed is None:
+            return False
+        first = self._logged_at[step]
+        return first is not None and elapsed >= first * _SAME_CLOCK
+
+    def _record(self, step: int, obj: dict[str, Any], loss: float | None, time_ms: float | None) -> Iteration:
         tokens = as_int(obj.get("total_tokens"))
         rate = obj.get("throughput")
         tps = to_float(rate) if isinstance(rate, str) else as_num(rate)
         lr = as_num(obj.get("learning_rate"))
-        return [
-            Iteration(
-                iter=step,
-                loss=loss,
-                time_ms=time_ms,
-                tokens_per_sec=tps if tps is not None and tps > 0 else None,
-                lr=lr if lr is not None else as_num(obj.get("lr")),
-                tokens_seen=tokens if tokens is not None and tokens > 0 else None,
-            )
-        ]
+        return Iteration(
+            iter=step,
+            loss=loss,
+            time_ms=time_ms,
+            tokens_per_sec=tps if tps is not None and tps > 0 else None,
+            lr=lr if lr is not None else as_num(obj.get("lr")),
+            tokens_seen=tokens if tokens is not None and tokens > 0 else None,
+        )
 
 
 def new_parser() -> LlamaFactoryParser:
