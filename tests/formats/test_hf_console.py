@@ -374,6 +374,50 @@ def test_llamafactory_running_log() -> None:
     assert (st.iter, st.target, st.status, st.started_at) == (768, 768, "finished", datetime(2025, 4, 29, 14, 31, 39))
 
 
+def _lf_record(minute: int, message: str) -> str:
+    return f"[INFO|2024-11-26 10:{minute:02d}:00] logging.py:157 >> {message}\n\n"
+
+
+def _lf_dicts(*ks: int) -> list[str]:
+    return [_lf_record(k, f"{{'loss': {2.0 - k / 10:.4f}, 'learning_rate': 1.0000e-05, 'epoch': 0.{k}}}") for k in ks]
+
+
+def _lf_save(minute: int, step: int) -> str:
+    message = f"Saving model checkpoint to out/checkpoint-{step}"
+    return f"[INFO|2024-11-26 10:{minute:02d}:10] trainer.py:3801 >> {message}\n\n"
+
+
+def test_llamafactory_running_log_with_losses_learns_logging_steps_from_saves() -> None:
+    # Older LLaMA-Factory versions log each train dict in running_log.txt; no
+    # bar and no logging_steps, but saves every 20 steps, each after 4 more
+    # dicts, say the dicts come every 5 steps. Steps before that are counted.
+    lines = [
+        "[INFO|2024-11-26 10:00:00] trainer.py:2321 >>   Total optimization steps = 1,000\n\n",
+        *_lf_dicts(1, 2, 3, 4),
+        _lf_save(4, 20),
+        *_lf_dicts(5, 6, 7, 8),
+        _lf_save(8, 40),
+        *_lf_dicts(9),
+        "[INFO|2024-11-26 10:09:30] trainer.py:2584 >> \nTraining completed. Do not forget to share your model\n",
+    ]
+    records = _feed("".join(lines))
+    its = _its(records)
+    assert [it.iter for it in its] == [*range(1, 9), 45]
+    assert its[-1].wall_time == datetime(2024, 11, 26, 10, 9)  # the record's own time
+    st = _stats(records)
+    assert (st.iter, st.target, st.loss, st.status) == (45, 1000, 1.1, "finished")
+
+
+def test_saves_that_disagree_teach_no_logging_steps() -> None:
+    # save_steps not a multiple of logging_steps (150 and 100): 150 after 1
+    # dict and 300 after 3 disagree, so the count stays; 600 after 6 agrees
+    # with 300 after 3, and the next dict is at 700.
+    dict_ = "{'loss': 1.0, 'epoch': 0.1}\n"
+    save = "Saving model checkpoint to out/checkpoint-{}\n"
+    text = dict_ + save.format(150) + dict_ * 2 + save.format(300) + dict_ * 3 + save.format(600) + dict_
+    assert [it.iter for it in _its(_feed(text))] == [1, 2, 3, 4, 5, 6, 700]
+
+
 def test_sniff() -> None:
     assert hf_console.sniff("***** Running training *****\n", "x.log")
     assert hf_console.sniff("noise\n{'loss': 2.31, 'grad_norm': 1.2, 'epoch': 0.5}\n", "x.out")

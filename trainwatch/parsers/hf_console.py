@@ -114,6 +114,8 @@ class HFConsoleParser:
         self._derived = 0  # train dicts counted without a bar
         self._derived_step: int | None = None
         self._derived_sent = False
+        self._saved_every: int | None = None  # logging_steps as the saves show it
+        self._save_guess: int | None = None  # ... as the last save suggested it
         self._record_time: datetime | None = None  # of the current LLaMA-Factory record
         self._out: list[Record] = []
 
@@ -352,14 +354,16 @@ class HFConsoleParser:
         facts = self._facts
         if kind == "train":
             self._derived += 1
-            step = (facts.resumed_from or 0) + self._derived * (facts.logging_steps or 1)
+            step = (facts.resumed_from or 0) + self._derived * (facts.logging_steps or self._saved_every or 1)
             if not self._derived_sent:
                 self._derived_sent = True
                 self._out.append(RunInfo(iter_derived=True))
             if not self._held.fresh(step):
                 return
             loss, lr, grad_norm, tokens = hf_facts.train_values(logs)
-            self._out.append(Iteration(step, loss, lr=lr, grad_norm=grad_norm, tokens_seen=tokens))
+            # LLaMA-Factory's record time is when the dict was logged: the step's wall time.
+            it = Iteration(step, loss, lr=lr, grad_norm=grad_norm, tokens_seen=tokens, wall_time=self._record_time)
+            self._out.append(it)
             self._held.released = self._derived_step = step
         elif kind == "eval":
             self._out.append(hf_facts.eval_record(self._derived_step or facts.resumed_from or 0, logs))
@@ -404,7 +408,23 @@ class HFConsoleParser:
             self._held.released = step
             self._out.append(record)
             return
+        if self._bar is None and self._derived and not self._facts.logging_steps:
+            self._learn_logging_steps(step)
         self._after(step, record)
+
+    def _learn_logging_steps(self, saved: int) -> None:
+        """Dicts counted without a bar or a stated ``logging_steps``: a save at
+        step N after c dicts (both from the run's start) suggests a dict every
+        N / c steps when that divides; two saves in a row that agree make it
+        the interval (one could be ``save_steps`` 150 over ``logging_steps``
+        100), and a later save that disagrees drops it."""
+        done, count = saved - (self._facts.resumed_from or 0), self._derived
+        if self._saved_every is not None and done // self._saved_every != count:
+            self._saved_every = None
+        guess = done // count if count > 0 and done > count and done % count == 0 else None
+        if guess is not None and guess == self._save_guess:
+            self._saved_every = guess
+        self._save_guess = guess
 
     # ------------------------------------------------------------ output
 
