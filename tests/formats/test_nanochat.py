@@ -318,6 +318,19 @@ def test_detection() -> None:
     assert by_format("nanochat") is nanochat.SPEC
 
 
+def test_detection_through_a_long_install_preamble() -> None:
+    # speedrun.sh: uv's download bars, drawn with colours and \r, can fill
+    # the first MB; its build and install of the checkout come first.
+    bars = "\x1b[2mtorch\x1b[0m \x1b[32m----\x1b[0m 1.00 MiB/800.00 MiB\r" * 6000
+    built = "   \x1b[36m\x1b[1mBuilding\x1b[0m\x1b[39m nanochat\x1b[2m @ file:///home/u/nanochat\x1b[0m\n"
+    assert len(bars) > SNIFF_BYTES_MORE
+    assert detect((built + bars).encode()[:SNIFF_BYTES], "speedrun.log") is nanochat.SPEC
+    installed = " \x1b[32m+\x1b[39m \x1b[1mnanochat\x1b[0m\x1b[2m==0.1.0 (from file:///home/u/nanochat)\x1b[0m\n"
+    assert detect((installed + bars).encode()[:SNIFF_BYTES], "speedrun.log") is nanochat.SPEC
+    # Another project's log that only mentions the name is not nanochat's.
+    assert detect(b"Building wheel for nanochat-tools\nstep 1 loss 2.0\n", "x.log") is None
+
+
 # ------------------------------------------------------------------ corpus
 
 # file, last step as printed (= done), target, last loss as printed, status, phase (run name), segments

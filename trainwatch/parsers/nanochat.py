@@ -65,6 +65,10 @@ _SNIFF = re.compile(
     re.MULTILINE,
 )
 _SNIFF_MARKERS = ("nanochat.checkpoint_manager - ", "nanochat.common - ", "/nanochat/report/header.md")
+# speedrun.sh installs the package before anything else: uv's build of the
+# local checkout and its install line may be all a long preamble of download
+# bars (a MB of them before the first step) shows in a sniff's head.
+_SNIFF_INSTALL = re.compile(r"\bBuil(?:t|ding) nanochat @ file:/|^ [+~] nanochat==\d", re.MULTILINE)
 _STEP_EVAL = re.compile(r"Step (\d+)(/\d+)? ")
 _STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - ")
 _PREFIX_START = frozenset("[0123456789 \t")
@@ -92,7 +96,9 @@ def sniff(head: str, filename: str) -> bool:
         return False  # a binary log that quotes the console (W&B's run-<id>.wandb) is not this text
     if _SNIFF.search(head) is not None:
         return True
-    return any(marker in head for marker in _SNIFF_MARKERS)
+    if any(marker in head for marker in _SNIFF_MARKERS):
+        return True
+    return "nanochat" in head and _SNIFF_INSTALL.search(strip_ansi(head)) is not None
 
 
 class NanochatParser:
