@@ -17,7 +17,7 @@ import pytest
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.core.stats import RunStats
-from trainwatch.parsers import detect_head, hf_console
+from trainwatch.parsers import detect_head, hf_console, hf_facts
 
 from .hf_console_sim import Bar, Console, trainer_run
 
@@ -332,6 +332,31 @@ def test_dict_values_python_prints() -> None:
     assert its[1].loss is None  # a dict literal_eval cannot read: skipped, but its place kept
     assert its[2].loss is not None and math.isnan(its[2].loss)
     assert _stats(records).status == "diverged"
+
+
+def test_dict_values_newer_transformers_formats_as_strings() -> None:
+    # Newer ProgressCallback.on_log writes each float as f"{v:.4g}" (a str).
+    console = Console(line_buffered=True)
+    bar = Bar(4)
+    console.stderr(bar.display())
+    for index, (loss, lr) in enumerate([("3.412", "1.071e-05"), ("2.897", "2.262e-05")], start=1):
+        console.stderr(bar.update(1.0) + bar.update(1.0))
+        logs = f"'loss': '{loss}', 'grad_norm': '0.9297', 'learning_rate': '{lr}', 'num_tokens': '1.808e+04'"
+        console.write([bar], "{" + logs + f", 'epoch': '{index / 2:.4g}'}}")
+    console.write([bar], "{'eval_loss': '0.7206', 'eval_runtime': '29.78', 'epoch': '1'}")
+    console.write([bar], "{'train_runtime': '8.1', 'train_loss': '3.15', 'epoch': '1'}")
+    records = _feed(console.text())
+    its = _its(records)
+    assert [(it.iter, it.loss, it.lr, it.grad_norm) for it in its if it.loss is not None] == [
+        (2, 3.412, 1.071e-05, 0.9297),
+        (4, 2.897, 2.262e-05, 0.9297),
+    ]
+    assert its[-1].tokens_seen == 18080
+    (ev,) = [r for r in records if isinstance(r, Eval)]
+    assert (ev.iter, ev.val_loss, ev.metrics["eval_runtime"]) == (4, 0.7206, 29.78)
+    assert _stats(records).status == "finished"
+    # Strings that are no formatted float stay unread.
+    assert hf_facts.train_values({"loss": "n/a", "learning_rate": "1e-5 "}) == (None, None, None, None)
 
 
 def test_preamble_with_thousands() -> None:

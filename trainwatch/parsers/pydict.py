@@ -16,6 +16,9 @@ import re
 
 #: Longer text is no log dict a Trainer printed (and literal_eval's cost grows with it).
 MAX_CHARS = 65536
+# What "{:.4g}" writes for a float (a bounded length keeps float() cheap).
+_FORMATTED = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)")
+_MAX_NUMBER = 32
 _NAN_MARK = "\x00nan"
 # String literals (left alone), NumPy scalar calls, and the bare non-finite names.
 _TOKEN = re.compile(
@@ -70,9 +73,16 @@ def parse_pydict(text: str) -> dict[str, object] | None:
 
 
 def number(value: object) -> float | None:
-    """A numeric value as a float (NaN and inf kept); bools are no numbers."""
+    """A numeric value as a float (NaN and inf kept); bools are no numbers.
+
+    Newer transformers' ``ProgressCallback.on_log`` writes every float as a
+    string, ``f"{v:.4g}"`` (``{'loss': '0.5822', 'learning_rate':
+    '1.387e-08', 'epoch': '3'}``): such a string is that number, as printed.
+    """
     if type(value) is float:
         return value
     if type(value) is int:
+        return float(value)
+    if type(value) is str and len(value) <= _MAX_NUMBER and _FORMATTED.fullmatch(value):
         return float(value)
     return None
