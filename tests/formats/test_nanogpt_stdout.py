@@ -266,6 +266,15 @@ def test_traceback_fails_the_run() -> None:
     assert _stats(records).status == "failed"
 
 
+def test_eval_line_with_a_unit_after_each_loss() -> None:
+    # A fork that trains on characters prints bits per character.
+    line = "step 0: train loss 12.6510 BPC, val loss 12.6486 BPC"
+    assert detect(f"{line}\nTraceback (most recent call last):\n".encode(), "output.log") is nanogpt_stdout.SPEC
+    records = _feed([line, "step 250: train loss 1.2345 bpc, val loss 1.3000 bpc"])
+    evals = [r for r in records if isinstance(r, Eval)]
+    assert [(e.iter, e.train_loss, e.val_loss) for e in evals] == [(0, 12.651, 12.6486), (250, 1.2345, 1.3)]
+
+
 def test_traceback_needs_an_exception_line() -> None:
     records = _feed(
         [

@@ -69,7 +69,8 @@ MIN_COLUMN_ROWS = 8
 # Launcher/rank prefixes start with one of these (see text.strip_prefixes).
 _PREFIX_START = frozenset("[0123456789 \t")
 _ITER = re.compile(r"[Ii]ter\s+(\d+):\s*loss\s+([^,\s]+),\s*time\s+([\d.]+)\s*ms(?:,\s*mfu\s+(-?[\d.]+)\s*%)?")
-_EVAL = re.compile(r"step\s+(\d+):\s*train loss\s+([^,\s]+),\s*val loss\s+(\S+)")
+# Forks print a unit after each loss ("train loss 1.2345 BPC, val loss 1.2400 BPC").
+_EVAL = re.compile(r"step\s+(\d+):\s*train loss\s+([^,\s]+)(?:\s+[A-Za-z]{1,8})?,\s*val loss\s+([^,\s]+)")
 # Enhanced console; be liberal about the separator (│ or |).
 _SEP = r"\s*[│|]\s*"
 _E_ITER = re.compile(
@@ -94,7 +95,8 @@ def sniff(head: str, filename: str) -> bool:
 
 
 _SNIFF = re.compile(  # also through a launcher's line prefixes (torchrun, srun --label, mpirun --tag-output)
-    rf"^(?:{PREFIX})?(?:iter \d+: loss \S+, time [\d.]+ms|step \d+: train loss \S+, val loss |Overriding config with )",
+    rf"^(?:{PREFIX})?(?:iter \d+: loss \S+, time [\d.]+ms|step \d+: train loss \S+(?: [A-Za-z]{{1,8}})?, val loss "
+    r"|Overriding config with )",
     re.MULTILINE,
 )
 
