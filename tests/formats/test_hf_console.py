@@ -17,7 +17,7 @@ import pytest
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.core.stats import RunStats
-from trainwatch.parsers import detect_head, hf_console, hf_facts
+from trainwatch.parsers import SNIFF_BYTES_MORE, detect_head, hf_console, hf_facts
 
 from .hf_console_sim import Bar, Console, trainer_run
 
@@ -357,6 +357,24 @@ def test_dict_values_newer_transformers_formats_as_strings() -> None:
     assert _stats(records).status == "finished"
     # Strings that are no formatted float stay unread.
     assert hf_facts.train_values({"loss": "n/a", "learning_rate": "1e-5 "}) == (None, None, None, None)
+
+
+def test_ms_swift_console_after_a_long_preamble() -> None:
+    # swift sft: its logger's records, then samples and model reprs (here
+    # 300 KB, past the longest sniff), then a bar named "Train" and the
+    # dicts written through it, string-formatted, with global_step/max_steps.
+    records_ = "[INFO:swift] Start time of running main: 2026-04-25 04:52:00\n"
+    filler = "".join(f"      (layer_{k}): Gemma4TextDecoderLayer(hidden=2816)\n" for k in range(6000))
+    assert len(filler) > SNIFF_BYTES_MORE
+    frames = ""
+    for step, loss in ((1, "1.921"), (2, "2.714")):
+        frames += f"\rTrain:   0%|          | {step}/2 [00:0{step * 2}<00:02,  2.00s/it]\r{' ' * 60}\r"
+        frames += f"{{'loss': '{loss}', 'grad_norm': '32.75', 'global_step/max_steps': '{step}/2', 'epoch': '0.5'}}\n"
+    frames += "{'train_runtime': '4.1', 'train_loss': '2.3', 'epoch': '1'}\n"
+    text = records_ + filler + frames
+    assert detect_head(text.encode()[:SNIFF_BYTES_MORE], "stdout.log") is hf_console.SPEC
+    st = _stats(_feed(text))
+    assert (st.iter, st.target, st.loss, st.status) == (2, 2, 2.714, "finished")
 
 
 def test_preamble_with_thousands() -> None:

@@ -67,6 +67,9 @@ _SNIFF_BAR = re.compile(
     re.MULTILINE,
 )
 _SNIFF_RECORD = re.compile(r"^\[(?:INFO|WARNING)\|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\] \S+\.py:\d+ >> ", re.MULTILINE)
+# ms-swift's logger: ``swift sft`` is an HF Trainer whose console can open
+# with hundreds of KB of dataset samples and model reprs before its first dict.
+_SNIFF_SWIFT = re.compile(rf"^(?:{PREFIX})?\[(?:INFO|WARNING):swift\] ", re.MULTILINE)
 # A dict a logger printed (a callback's ``logger.info(logs)``): behind its ">> " or " - ".
 _LOGGED_DICT = re.compile(r"(?:>>| -) \{'")
 #: A line of this many spaces and nothing else is a clear (tqdm's sp("") is as wide as the frame).
@@ -78,12 +81,13 @@ MAX_HELD = 4096
 
 
 def sniff(head: str, filename: str) -> bool:
-    """The Trainer's banner, one of its dicts, an unnamed ``it`` bar, or LLaMA-Factory's log records."""
+    """The Trainer's banner, one of its dicts, an unnamed ``it`` bar, or LLaMA-Factory's or ms-swift's log records."""
     return (
         hf_facts.BANNER in head
         or _SNIFF_DICT.search(head) is not None
         or _SNIFF_BAR.search(head) is not None
         or _SNIFF_RECORD.search(head) is not None
+        or _SNIFF_SWIFT.search(head) is not None
     )
 
 
