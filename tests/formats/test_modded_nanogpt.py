@@ -196,6 +196,31 @@ def test_console_copy_with_prefixes_ansi_and_a_crash() -> None:
     assert "OutOfMemoryError" in st.events[-1]
 
 
+# torch.compile logs each graph break as a glog-style warning record per line,
+# a whole traceback included; the run goes on.
+GRAPH_BREAK = [
+    f"W0530 14:48:26.433000 2622492 site-packages/torch/_dynamo/convert_frame.py:1233] {text}"
+    for text in (
+        "WON'T CONVERT forward /home/u/gpt/model.py line 228",
+        "due to: ",
+        "Traceback (most recent call last):",
+        '  File "/home/u/torch/_dynamo/convert_frame.py", line 1164, in __call__',
+        "torch._dynamo.exc.Unsupported: generator",
+    )
+]
+
+
+def test_a_traceback_logged_as_a_warning_is_no_failure() -> None:
+    steps = [f"step:{i}/100 train_loss:{4 - i / 10:.6e} train_time:{i * 50}ms step_avg:50.00ms" for i in (1, 2)]
+    st = _stats(_feed([*GRAPH_BREAK, *GRAPH_BREAK, *steps]))
+    assert (st.iter, st.status) == (2, "running")
+    # A real crash after them still ends the run.
+    crash = ["Traceback (most recent call last):", '  File "train.py", line 9', "RuntimeError: boom"]
+    records = _feed([*GRAPH_BREAK, *steps, *crash])
+    assert _stats(records).status == "failed"
+    assert [r.message for r in records if isinstance(r, Outcome)][-1] == "RuntimeError: boom"
+
+
 def test_a_second_run_in_the_same_file_starts_a_new_clock() -> None:
     run = ["step:0/3 val_loss:10.0 train_time:0ms step_avg:nanms"] + [
         f"step:{i}/3 train_loss:{10 - i}.0000 train_time:{i * 100}ms step_avg:100.00ms" for i in (1, 2, 3)

@@ -33,6 +33,11 @@ from trainwatch.parsers.text import clean, slurm_kill
 # match: they start with a keyword or are followed by ``(``.
 _EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_]\w*\.)*[A-Z]\w*(?:Error|Exception|Interrupt|Exit|Failure|Timeout)(?::.*)?$")
 _MAX_REASON = 240
+# A traceback quoted in a log record of a level below error is a warning the
+# run goes on after: torch's glog-style records ("W0530 14:48:26.433000 2622492
+# .../convert_frame.py:1233] Traceback ..." for each line of a graph break that
+# torch.compile logs) and Python logging's WARNING/INFO/DEBUG records.
+_LOGGED_BELOW_ERROR = re.compile(r"(?:^[IW]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\] |\b(?:WARNING|WARN|INFO|DEBUG)\b)")
 
 
 class CrashWatch:
@@ -75,6 +80,9 @@ class CrashWatch:
             # Python prints "Exception ignored in ..." before tracebacks it
             # swallows (destructors, atexit at shutdown): those are not fatal.
             if self._ended or self._reason_known or "Exception ignored" in prev:
+                return None
+            text = clean(line)
+            if _LOGGED_BELOW_ERROR.search(text, 0, max(text.find("Traceback (most recent call last)"), 0)):
                 return None
             self._awaiting = True
             return Outcome("failed", "Python traceback")
