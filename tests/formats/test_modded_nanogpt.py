@@ -11,6 +11,7 @@ import pytest
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.core.stats import RunStats
+from trainwatch.ingest.source import LogSource
 from trainwatch.parsers import SNIFF_BYTES, SNIFF_BYTES_MORE, by_format, detect, detect_head, modded_nanogpt
 
 NOW = datetime(2030, 1, 1)
@@ -219,6 +220,24 @@ def test_a_traceback_logged_as_a_warning_is_no_failure() -> None:
     records = _feed([*GRAPH_BREAK, *steps, *crash])
     assert _stats(records).status == "failed"
     assert [r.message for r in records if isinstance(r, Outcome)][-1] == "RuntimeError: boom"
+
+
+def test_metric_lines_past_a_long_preamble_are_found(tmp_path: Path) -> None:
+    # 1 MB of compile warnings before the first step line: past the longest
+    # sniff of the head, the newest lines say what the log is.
+    log = tmp_path / "train.log"
+    warnings = "".join(line + "\n" for line in GRAPH_BREAK) * 2000
+    assert len(warnings) > SNIFF_BYTES_MORE
+    steps = "".join(
+        f"step:{i}/100 train_loss:{4 - i / 10:.6e} train_time:{i * 50}ms step_avg:50.00ms\n" for i in range(1, 6)
+    )
+    log.write_text(warnings + steps)
+    source = LogSource(log)
+    source.refresh()
+    assert source.spec is modded_nanogpt.SPEC
+    st = source.agg.stats(NOW)
+    assert (st.iter, st.target, st.loss) == (5, 100, 3.5)
+    assert st.status != "failed"  # (stalled: the file is older than NOW; the warnings are no crash)
 
 
 def test_a_second_run_in_the_same_file_starts_a_new_clock() -> None:

@@ -247,8 +247,16 @@ class LogSource:
         if self.spec is None and len(head) == parsers.SNIFF_BYTES:
             head += handle.read(parsers.SNIFF_BYTES_MORE - len(head))  # type: ignore[attr-defined]
             self.spec = parsers.detect(head, self.path.name, lines_only=True, replacing=jsonl)
+        tail = _tail_window(handle, len(head)) if self.spec is None else b""
+        if self.spec is None and tail:
+            # Past a long preamble (compile warnings, dataset samples, install
+            # bars) the metric lines may start only beyond the head: look at
+            # the newest lines too.
+            self.spec = parsers.detect(tail, self.path.name, lines_only=True, replacing=jsonl)
         if self.spec is None:  # no specific format, on all the head we read: a generic one?
-            self.spec = parsers.detect_fallback(head, self.path.name)
+            self.spec = parsers.detect_fallback(head, self.path.name) or (
+                parsers.detect_fallback(tail, self.path.name) if tail else None
+            )
         handle.seek(0)  # type: ignore[attr-defined]
         if self.spec is None:
             # Say what it is where we can tell (a Git LFS pointer is text, for one).
@@ -403,3 +411,16 @@ def _gc_paused() -> Iterator[None]:
         yield
     finally:
         gc.enable()
+
+
+def _tail_window(handle: object, read: int) -> bytes:
+    """The last ``SNIFF_BYTES_MORE`` bytes of ``handle`` not among its first
+    ``read``, from a line start; empty when there are none."""
+    size = handle.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
+    if size <= read:
+        return b""
+    start = max(read, size - parsers.SNIFF_BYTES_MORE)
+    handle.seek(start)  # type: ignore[attr-defined]
+    window = handle.read(size - start)  # type: ignore[attr-defined]
+    newline = window.find(b"\n")
+    return b"" if newline < 0 else window[newline + 1 :]
