@@ -396,3 +396,26 @@ def test_validation_of_an_accuracy_is_a_metric_not_a_val_loss() -> None:
     st = _stats(records)
     assert st.val_loss == 6.5
     assert "eval @ 100: accuracy 0.5312" in st.events
+
+
+def test_zero_shot_task_results_are_metrics_at_the_last_iteration() -> None:
+    # tasks/zeroshot_gpt/evaluate.py's line, run every few hundred iterations by
+    # a fork: an accuracy, never a val loss; no "|" after its last figure.
+    rule = "-" * 116
+    line = (
+        " validation results on LAMBADA | number correct: 3.5260E+03 | total examples: 5.1530E+03"
+        " | avg accuracy: 6.8426E-01"
+    )
+    records = _feed(["> working on iteration: 30", _it(200), rule, line, rule, _it(201)])
+    (ev,) = [r for r in records if isinstance(r, Eval)]
+    assert (ev.iter, ev.val_loss) == (200, None)
+    assert ev.metrics == {
+        "LAMBADA number correct": 3526.0,
+        "LAMBADA total examples": 5153.0,
+        "LAMBADA avg accuracy": 0.68426,
+    }
+    # A cut-off last figure is not read as a whole one; before any iteration there is no step for it.
+    (cut,) = [r for r in _feed([_it(300), line[:-2]]) if isinstance(r, Eval)]
+    assert "LAMBADA avg accuracy" not in cut.metrics
+    assert not [r for r in _feed([line]) if isinstance(r, Eval)]
+    assert _stats(records).val_loss is None

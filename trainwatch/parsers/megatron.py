@@ -55,6 +55,11 @@ _ITERATION = re.compile(r"iteration\s+(\d+)\s*/\s*(\d+)\s*\|")
 _VALIDATION = re.compile(r"\bvalidation loss at (.*?)\s*\|(.*)")
 _VALIDATION_ITER = re.compile(r"iteration\s+(\d+)")
 _TEST_SPLIT = re.compile(r"\btest\b")
+# tasks/zeroshot_gpt/evaluate.py: " validation results on LAMBADA | number correct:
+# 3.5260E+03 | total examples: 5.1530E+03 | avg accuracy: 6.8426E-01" (each
+# figure "{:.4E}"; no "|" after the last, so a whole number is required).
+_ZEROSHOT = re.compile(r"validation results on (\S+) \|(.*)")
+_ZEROSHOT_FIELD = re.compile(r"\s*([A-Za-z][\w ]*?):\s*([-+]?\d\.\d+E[-+]\d\d+|nan|inf)\s*$")
 _WORLD = re.compile(r"using world size: (\d+)")
 _RANK_PARAMS = re.compile(r"number of parameters on \(tensor, pipeline\) model parallel rank \((\d+), (\d+)\): (\d+)")
 _TOTAL_PARAMS_B = re.compile(r"Total number of parameters in billions: ([\d.]+)")
@@ -118,6 +123,8 @@ class MegatronParser:
                 return records
         if "datetime:" in line:
             return self._milestone(line)
+        if "validation results on" in line:
+            return self._zeroshot(line)
         if self._last_iter is None:
             records = self._preamble(line)
             if records:
@@ -228,6 +235,19 @@ class MegatronParser:
         metrics.update((name, number) for name, number in values.items() if name != loss_name)
         val_loss = values.get(loss_name) if loss_name is not None else None
         return [Eval(iter=step, val_loss=val_loss, metrics=metrics)]
+
+    def _zeroshot(self, line: str) -> list[Record]:
+        """A zero-shot task's result (an accuracy, not a val loss) at the last iteration."""
+        m = _ZEROSHOT.search(clean(line))
+        if m is None or self._last_iter is None:
+            return []
+        task = m.group(1)
+        metrics = {
+            f"{task} {f.group(1)}": float(f.group(2))
+            for part in m.group(2).split("|")
+            if (f := _ZEROSHOT_FIELD.match(part)) is not None
+        }
+        return [Eval(iter=self._last_iter, metrics=metrics)] if metrics else []
 
     # ------------------------------------------------------------ preamble
 
