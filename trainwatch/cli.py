@@ -1,4 +1,4 @@
-"""The ``trainwatch`` command: the live app, ``snapshot``, ``serve-metrics`` and ``demo``.
+"""The ``trainwatch`` command: the live app, ``snapshot``, ``serve-metrics``, ``alert`` and ``demo``.
 
 Every failure a user can cause (a bad flag, a missing path, an unreadable
 file, a config typo) ends as one line on stderr and an exit status from
@@ -35,7 +35,7 @@ EXIT_OK, EXIT_NO_RUNS, EXIT_USAGE = 0, 1, 2
 #: How long ``snapshot`` waits for a document caught mid-rewrite (the seed's
 #: logger rewrites its JSON in place, not atomically), and how often it looks.
 REWRITE_WAIT_S, REWRITE_POLL_S = 2.0, 0.02
-SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "demo", "completion")
+SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "alert", "demo", "completion")
 #: Columns of the ``snapshot`` table when it is not printed to a terminal
 #: (a pipe, a file): what a mail, a pager or a review diff shows whole.
 PIPED_WIDTH = 100
@@ -115,6 +115,14 @@ def parsers() -> Parsers:
         help="where the export key and the palette's screenshot write (default: the current folder, "
         "or ~/trainwatch-exports when that is watched)",
     )
+    watch.add_argument(
+        "--desktop-notify",
+        nargs="?",
+        const="osc9",
+        choices=("osc9", "osc777"),
+        help="also raise desktop notifications through the terminal (OSC 9, or OSC 777; over SSH too)",
+    )
+    _notify_option(watch)
     watch.set_defaults(run=_cmd_watch)
 
     snap = sub.add_parser("snapshot", help="print one row per run and exit", description=SNAPSHOT_DESCRIPTION)
@@ -137,7 +145,15 @@ def parsers() -> Parsers:
     _run_options(serve)
     _watch_options(serve)
     serve.add_argument("--metrics-port", type=_port, metavar="PORT", help="port to serve /metrics on (default 9184)")
+    _notify_option(serve)
     serve.set_defaults(run=_cmd_serve_metrics)
+
+    alert = sub.add_parser("alert", help="send push alerts without a UI until stopped (SIGTERM, Ctrl-C)")
+    alert.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    _run_options(alert)
+    _watch_options(alert)
+    _notify_option(alert)
+    alert.set_defaults(run=_cmd_alert)
 
     demo = sub.add_parser("demo", help="simulate four training runs and watch them")
     demo.add_argument("--speed", type=_positive_float, default=60.0, help="simulated seconds per second")
@@ -187,6 +203,16 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _notify_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="push alerts to this apprise URL (ntfy://, slack://, json://host/path ...); repeatable",
+    )
+
+
 def _watch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll",
@@ -221,6 +247,10 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     # Who writes each log is a fact of now: not looked up for a snapshot "as of" another moment.
     facts = _box_facts(sources) if args.now is None else None
     snapshot = build(sources, names, args.now or datetime.now(), groups=groups, facts=facts)
+    if args.now is None:  # Slurm knows the present only: a snapshot "as of" another time goes without
+        from trainwatch.system.slurm import lookup_once
+
+        snapshot = lookup_once(snapshot)
     if not snapshot.rows:
         where = ", ".join(str(p) for p in args.paths)
         return _fail(no_runs_reason(where, problems, snapshot.unrecognised), EXIT_NO_RUNS)
@@ -253,6 +283,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     if (missing := _missing(args.paths)) is not None:
         return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
     options = _options(args)
+    notify = _notify_urls(args)
     server = _metrics_server(args) if args.metrics_port is not None else None
 
     factory = watcher_factory(
@@ -263,9 +294,16 @@ def _cmd_watch(args: argparse.Namespace) -> int:
         network_poll=args.poll_network,
         also=server.publish if server is not None else None,  # prometheus_client: imported only when asked for
         grouping=grouping,
+        notify=notify,
     )
     try:
-        return run_app(args.paths, source_factory=factory, bell=args.bell, export_dir=args.export_dir)
+        return run_app(
+            args.paths,
+            source_factory=factory,
+            bell=args.bell,
+            export_dir=args.export_dir,
+            desktop=args.desktop_notify,
+        )
     finally:
         if server is not None:
             server.stop()
@@ -280,11 +318,42 @@ def _cmd_serve_metrics(args: argparse.Namespace) -> int:
     if (missing := _missing(args.paths)) is not None:
         return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
     options = _options(args)
+    notify = _notify_urls(args)
     if args.metrics_port is None:
         args.metrics_port = prometheus.DEFAULT_PORT
     server = _metrics_server(args)
     return wiring.serve(
-        server, args.paths, options, names, poll=args.poll, network_poll=args.poll_network, grouping=grouping
+        server,
+        args.paths,
+        options,
+        names,
+        poll=args.poll,
+        network_poll=args.poll_network,
+        grouping=grouping,
+        notify=notify,
+    )
+
+
+def _cmd_alert(args: argparse.Namespace) -> int:
+    from trainwatch import wiring
+
+    names = _names(args.config)
+    grouping = _grouping(args.config)
+    if (missing := _missing(args.paths)) is not None:
+        return _fail(f"no such file or directory: {missing}", EXIT_NO_RUNS)
+    options = _options(args)
+    notify = _notify_urls(args)
+    if not notify:
+        raise UsageError("alert needs somewhere to send: --notify URL, or notify = [...] in the config")
+    return wiring.serve(
+        None,
+        args.paths,
+        options,
+        names,
+        poll=args.poll,
+        network_poll=args.poll_network,
+        grouping=grouping,
+        notify=notify,
     )
 
 
@@ -316,6 +385,27 @@ def _metrics_server(args: argparse.Namespace) -> MetricsServer:
             f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {exc.strerror or exc}"
         ) from exc
     return server
+
+
+def _notify_urls(args: argparse.Namespace) -> list[str]:
+    """The apprise URLs of the config and ``--notify``, each checked (a bad one is a usage error)."""
+    from trainwatch.config import ConfigError, load_notify
+
+    try:
+        urls = load_notify(args.config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    urls += [u for u in args.notify if u not in urls]
+    if not urls:
+        return []
+    from trainwatch.system.notify import check_urls
+
+    bad = check_urls(urls)
+    if bad:
+        scheme = bad[0].split("://", 1)[0] if "://" in bad[0] else bad[0][:20]
+        # Only the scheme: the rest of a notification URL is often a secret token.
+        raise UsageError(f"--notify: apprise cannot send to a URL starting {scheme}:// (see its list of services)")
+    return urls
 
 
 def _missing(paths: list[Path]) -> Path | None:

@@ -23,6 +23,11 @@ joins files into one run and ``[[split]]`` makes each file a run of its own
     [[split]]
     paths = ["sweeps/*/checkpoint-*/trainer_state.json"]
 
+A top-level ``notify`` list gives where push alerts go (apprise URLs; the
+``--notify`` flags add to it)::
+
+    notify = ["ntfy://ntfy.sh/my-runs", "json://127.0.0.1:8000/hook"]
+
 The config is ``--config FILE``, else ``$TRAINWATCH_CONFIG``, else
 ``./trainwatch.toml``, else ``config.toml`` in the user's config folder
 (``$XDG_CONFIG_HOME/trainwatch``, by default ``~/.config/trainwatch``, as
@@ -122,3 +127,15 @@ def load_names(explicit: Path | None = None) -> Names:
         if isinstance(value, dict) and isinstance(value.get("name"), str)
     }
     return Names(names, path)
+
+
+def load_notify(explicit: Path | None = None) -> list[str]:
+    """The config's ``notify`` URLs (a list of strings, or one string); none: empty."""
+    path = config_path(explicit)
+    if path is None:
+        return []
+    value = _read(path).get("notify", [])
+    urls = [value] if isinstance(value, str) else value
+    if not isinstance(urls, list) or not all(isinstance(u, str) and u.strip() for u in urls):
+        raise ConfigError(f'config {path}: notify must be a list of URLs, e.g. notify = ["ntfy://ntfy.sh/my-runs"]')
+    return [u.strip() for u in urls]

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 SHELLS = ("bash", "zsh", "fish")
 
 WATCH_USAGE = """trainwatch [PATH ...] [options]
-       trainwatch {snapshot,serve-metrics,demo,completion} ..."""
+       trainwatch {snapshot,serve-metrics,alert,demo,completion} ..."""
 
 WATCH_DESCRIPTION = """\
 A live terminal monitor for LLM training runs: one row per run (progress,
@@ -34,6 +34,7 @@ def watch_epilog(config_file: str) -> str:
 commands:
   snapshot PATH...      print one row per run and exit (table, md, csv, json, html)
   serve-metrics PATH... serve Prometheus /metrics without the app, until Ctrl-C
+  alert PATH...         push alerts (--notify URL) without the app, until SIGTERM
   demo                  simulate four training runs and watch them
   completion SHELL      print the tab-completion script for bash, zsh or fish
   (trainwatch COMMAND --help for each)
@@ -44,6 +45,7 @@ examples:
   trainwatch gpu1:/scratch/runs           runs on another host, over your ssh
   trainwatch --poll 2 /nfs/runs           poll instead of inotify (NFS, Lustre)
   trainwatch snapshot ~/runs -f json      the stable machine-readable form
+  trainwatch alert ~/runs --notify URL    a push when a run needs you (apprise URLs)
   eval "$(trainwatch completion bash)"    tab completion (add it to ~/.bashrc)
 
 in the app: ? lists the keys; q or Ctrl-C quits, Ctrl-Z suspends.

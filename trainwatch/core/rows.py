@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from trainwatch.core.slurmjob import SlurmJob
 from trainwatch.core.stats import RunStats
 
 
@@ -28,6 +29,8 @@ class RunRow:
     host: str | None = None
     #: Every file the run is read from, ``path`` first (one job writes several: ``ingest.grouping``).
     sources: tuple[str, ...] = ()
+    #: The Slurm job the run belongs to, where one is known (``core.slurmjob``, ``system.slurm``).
+    slurm: SlurmJob | None = None
 
     @property
     def key(self) -> str:

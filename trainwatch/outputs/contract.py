@@ -15,6 +15,7 @@ from typing import Any
 from trainwatch import __version__
 from trainwatch.core.box import Gpu, Writer
 from trainwatch.core.rows import RunRow, Snapshot
+from trainwatch.core.slurmjob import beyond_limit_s, work_at_risk
 
 
 def run_record(row: RunRow) -> dict[str, Any]:
@@ -65,6 +66,7 @@ def run_record(row: RunRow) -> dict[str, Any]:
         "hangs": [{"iter": step, "seconds": _number(seconds)} for step, seconds in s.hangs],
         "process": process_record(s.process),
         "gpus": [gpu_record(g) for g in s.gpus],
+        "slurm": slurm_record(row),
     }
 
 
@@ -98,6 +100,27 @@ def gpu_record(gpu: Gpu) -> dict[str, Any]:
         "power_limit_w": _round(gpu.power_limit_w, 1),
         "temp_c": _round(gpu.temp_c, 1),
         "run_mem_mib": _round(gpu.run_mem_mib, 1),
+    }
+
+
+def slurm_record(row: RunRow) -> dict[str, Any] | None:
+    """The run's Slurm job (SNAPSHOT.md ``slurm``); ``None`` where none is known.
+    ``eta_beyond_limit_s``: how far the finish lies past the job's end (negative: the margin)."""
+    job = row.slurm
+    if job is None:
+        return None
+    last, since = work_at_risk(row.stats)
+    return {
+        "job_id": job.job_id,
+        "state": job.state,
+        "reason": job.reason,
+        "time_limit_s": job.time_limit_s,
+        "started_at": _iso(job.started_at),
+        "ends_at": _iso(job.ends_at),
+        "nodes": job.nodes,
+        "eta_beyond_limit_s": _round(beyond_limit_s(job, row.stats), 1),
+        "checkpoint_iter": last,
+        "since_checkpoint_s": _round(since, 1),
     }
 
 

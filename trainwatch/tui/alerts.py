@@ -1,7 +1,9 @@
-"""Which status changes deserve a notification (pure: two snapshots in, alerts out)."""
+"""Which status changes deserve a notification (pure: two snapshots in, alerts out),
+and the escape sequences that raise them as desktop notifications through the terminal."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -63,3 +65,23 @@ def _message(row: RunRow, snapshot: Snapshot) -> str:
             f"(at iteration {fmt.count(s.iter)})"
         )
     return f"{name} finished: {fmt.count(s.iter)} iterations, loss {fmt.number(s.loss, 3)}"
+
+
+#: C0 and C1 controls (ESC, BEL, ST...) end or break an OSC string: never inside one.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def desktop_sequence(kind: str, title: str, body: str, *, tmux: bool = False) -> str:
+    """The terminal escape that raises a desktop notification: ``osc9``
+    (iTerm2, WezTerm, kitty, Windows Terminal, foot...) or ``osc777``
+    (``notify;title;body``: VTE terminals, rxvt-unicode, Ghostty, WezTerm). It
+    travels with the terminal's output, so it reaches the user's desktop over
+    SSH. Inside tmux it is wrapped for passthrough (tmux: ``allow-passthrough on``)."""
+    title, body = _CONTROLS.sub(" ", title).strip(), _CONTROLS.sub(" ", body).strip()
+    if kind == "osc777":
+        sequence = f"\x1b]777;notify;{title.replace(';', ',')};{body}\x1b\\"
+    else:
+        sequence = f"\x1b]9;{title}: {body}\x1b\\"
+    if tmux:
+        sequence = "\x1bPtmux;" + sequence.replace("\x1b", "\x1b\x1b") + "\x1b\\"
+    return sequence

@@ -30,7 +30,7 @@ from textual.screen import Screen
 
 from trainwatch.outputs.reasons import no_runs_reason
 from trainwatch.tui import cells, terminal
-from trainwatch.tui.alerts import status_alerts
+from trainwatch.tui.alerts import desktop_sequence, status_alerts
 from trainwatch.tui.header import HeaderBar
 from trainwatch.tui.live import LiveScreen
 from trainwatch.tui.main_screen import MainScreen
@@ -128,9 +128,11 @@ class TrainwatchApp(App[int]):
         export_dir: Path | None = None,
         bell: bool = False,
         ascii_glyphs: bool = False,
+        desktop: str | None = None,
     ) -> None:
         self._ascii_glyphs = ascii_glyphs  # read by get_driver_class, which Textual's __init__ calls
         super().__init__()
+        self.desktop = desktop  # "osc9", "osc777": desktop notifications through the terminal
         self.where = where
         self.clock = clock
         self.ring_bell = bell
@@ -252,10 +254,19 @@ class TrainwatchApp(App[int]):
             self.notify(alert.message, severity=alert.severity, markup=False, timeout=10)
             if self.ring_bell:
                 self.bell()
+            if self.desktop:
+                self._desktop_notify(alert.status, alert.message)
         with self.batch_update():
             for screen in self.screen_stack:
                 if isinstance(screen, LiveScreen):
                     screen.snapshot = new
+
+    def _desktop_notify(self, status: str, message: str) -> None:
+        """Raise ``message`` on the user's desktop through the terminal (``alerts.desktop_sequence``)."""
+        if self.is_headless or self._driver is None:
+            return
+        sequence = desktop_sequence(self.desktop or "osc9", f"trainwatch: {status}", message, tmux="TMUX" in os.environ)
+        self._driver.write(sequence)  # as Textual's own bell() writes BEL
 
     def _report_problems(self) -> None:
         """Each new path problem (unreadable file, vanished folder) once, as one line."""
@@ -366,6 +377,7 @@ def run_app(
     bell: bool = False,
     export_dir: Path | None = None,
     ascii_glyphs: bool | None = None,
+    desktop: str | None = None,
 ) -> int:
     """Open the live monitor on ``paths``; the exit status (130 after Ctrl-C,
     128 + the signal's number after SIGINT, SIGTERM or SIGHUP).
@@ -384,6 +396,7 @@ def run_app(
             export_dir=export_dir,
             bell=bell,
             ascii_glyphs=ascii_glyphs,
+            desktop=desktop,
         )
         app.start_source()  # read the logs while Textual starts up
         try:

@@ -18,6 +18,7 @@ from textual.containers import Grid, Horizontal, VerticalScroll
 from textual.widgets import Static
 
 from trainwatch.core import fmt
+from trainwatch.core.slurmjob import checkpoint_text, limit_line, will_pass_limit
 from trainwatch.core.stats import COUNTDOWN, RunStats, only_clock_moved
 from trainwatch.tui import boxview, cells, logtail, plotspec
 from trainwatch.tui.charts import Chart
@@ -107,6 +108,20 @@ def progress_facts(row: RunRow, finish: str) -> list[tuple[str, Text | str]]:
         ),
         ("steps", evals + (f", {s.segments} segments" if s.segments > 1 else "")),
     ]
+
+
+def slurm_facts(row: RunRow, now: datetime) -> list[tuple[str, Text | str]]:
+    """The run's Slurm job: its limit and the verdict, and the work since the last checkpoint (none: nothing)."""
+    job = row.slurm
+    if job is None:
+        return []
+    line = Text(cells.safe_text(limit_line(job, row.stats, now)))
+    if will_pass_limit(job, row.stats):
+        line.append(" ⚑", style=cells.YELLOW)
+        line.stylize(cells.RED)
+    elif job.ended and job.state != "COMPLETED":
+        line.stylize(cells.RED)
+    return [(f"Slurm {cells.safe_text(job.job_id)}", line), ("checkpoint", checkpoint_text(row.stats))]
 
 
 def speed_facts(row: RunRow) -> list[tuple[str, Text | str]]:
@@ -262,7 +277,7 @@ class DetailScreen(LiveScreen):
         self._update("#detail-title", title)
         boxes = {
             "#facts-run": ("Run", run_facts(row)),
-            "#facts-progress": ("Progress", progress_facts(row, fmt.clock(s.finish_at, now))),
+            "#facts-progress": ("Progress", progress_facts(row, fmt.clock(s.finish_at, now)) + slurm_facts(row, now)),
             "#facts-speed": ("Throughput", speed_facts(row)),
         }
         for selector, (name, pairs) in boxes.items():
