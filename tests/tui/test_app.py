@@ -192,6 +192,22 @@ async def test_detail_screen_and_back(make_app: AppMaker, live_snapshot: Snapsho
         assert isinstance(app.screen, MainScreen)
 
 
+async def test_detail_shows_the_slurm_job(make_app: AppMaker, live_snapshot: Snapshot) -> None:
+    from trainwatch.core.slurmjob import SlurmJob, attach
+
+    job = SlurmJob("812", "RUNNING", None, 86400.0, NOW - timedelta(hours=23), NOW + timedelta(hours=1), "gpu1")
+    rows = tuple(attach(r, job) if r.name == "Qwen3 1.8B Optimal" else r for r in live_snapshot.rows)
+    app, _ = make_app(dataclasses.replace(live_snapshot, rows=rows))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "down", "down", "enter")
+        await settle(pilot)
+        progress = shown(app, "#facts-progress")
+        assert "Slurm 812" in progress and "limit 1d 00h · ends 13:04 · finishes" in progress
+        assert "after the limit ✗ ⚑" in progress and "checkpoint" in progress
+        assert "⚑ the run will pass its Slurm time limit" in shown(app, "#notes")
+
+
 async def test_marks_and_compare(make_app: AppMaker, live_snapshot: Snapshot) -> None:
     app, _ = make_app(live_snapshot)
     async with app.run_test(size=(160, 48)) as pilot:
