@@ -22,7 +22,8 @@ from trainwatch.core.rows import RunRow, Snapshot
 from trainwatch.core.slurmjob import SlurmJob
 from trainwatch.ingest.publish import build
 from trainwatch.ingest.source import LogSource
-from trainwatch.system.notify import Event, Ledger, Notifier, apprise_sender, check_urls, conditions, detect
+from trainwatch.system.alert_events import Event, conditions, detect
+from trainwatch.system.notify import Ledger, Notifier, apprise_sender, check_urls
 from trainwatch.tui.alerts import desktop_sequence
 
 T = datetime.fromisoformat

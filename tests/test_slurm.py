@@ -36,17 +36,8 @@ from trainwatch.core.stats import RunStats
 from trainwatch.ingest.source import LogSource
 from trainwatch.outputs.contract import run_record
 from trainwatch.system import slurm
-from trainwatch.system.slurm import (
-    Slurm,
-    SlurmWatch,
-    job_from_fields,
-    job_id_from_environ,
-    job_id_from_name,
-    owns,
-    parse_duration,
-    parse_scontrol,
-    parse_squeue,
-)
+from trainwatch.system.slurm import Slurm, SlurmWatch, job_id_from_environ, job_id_from_name
+from trainwatch.system.slurm_output import job_from_fields, owns, parse_duration, parse_scontrol, parse_squeue
 
 FIXTURES = Path(__file__).parent / "fixtures" / "slurm"
 T = datetime.fromisoformat

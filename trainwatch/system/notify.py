@@ -1,6 +1,6 @@
 """Push alerts: a run stalled, diverged, failed, exited, finished, or will pass its Slurm time limit.
 
-Events come from published snapshots (``detect``, pure): a run's conditions
+Events come from published snapshots (``alert_events.detect``, pure): a run's conditions
 now against those last seen. A message goes out once per event, ever: what
 was sent is kept in a small JSON file under the user's state directory (one
 per set of destinations, locked while read and written), so a restart of
@@ -27,136 +27,24 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
-from trainwatch.core import fmt
-from trainwatch.core.rows import RunRow, Snapshot
-from trainwatch.core.slurmjob import WHY_ENDED, limit_warning, will_pass_limit
+from trainwatch.core.rows import Snapshot
+from trainwatch.system.alert_events import Event, detect
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-KINDS = ("stalled", "diverged", "failed", "exited", "finished", "over_limit")
-HEADLINE = {
-    "stalled": "stalled",
-    "diverged": "diverged",
-    "failed": "failed",
-    "exited": "exited",
-    "finished": "finished",
-    "over_limit": "will pass its time limit",
-}
 #: apprise's notify types, by event.
 _TYPE = {"finished": "success", "stalled": "warning", "over_limit": "warning"}
-#: A run seen for the first time reports events this recent, in seconds before trainwatch started.
-FIRST_SIGHT_SLACK_S = 5.0
 #: A run that stalls again within this many seconds of its last stall message gets none.
 STALL_COOLDOWN_S = 1800.0
 BURST = 5
 REFILL_S = 12.0
 #: Sent events are remembered this long (then a file's history is pruned).
 KEEP_S = 90 * 86400.0
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One thing to tell about one run."""
-
-    kind: str
-    key: str  # identity for "sent once": path, kind, and the iteration (or job) it happened at
-    run: str
-    path: str
-    iter: int | None
-    loss: float | None
-    reason: str
-
-    @property
-    def title(self) -> str:
-        return f"{self.run} {HEADLINE[self.kind]}"
-
-    @property
-    def body(self) -> str:
-        where = f" at iteration {self.iter:,}" if self.iter is not None else ""
-        loss = f", loss {fmt.number(self.loss, 4)}" if self.loss is not None else ""
-        return f"{self.run} {HEADLINE[self.kind]}{where}{loss}: {self.reason}\n{self.path}"
-
-
-# ------------------------------------------------------------------ events
-
-
-def conditions(row: RunRow) -> frozenset[str]:
-    """What is true of the run now, in event names (and ``running``)."""
-    status: str = row.stats.status
-    job = row.slurm
-    if job is not None and job.ended and status in ("running", "stalled"):
-        status = "exited"  # Slurm ended the job, and the log says neither finished nor failed
-    found: set[str] = {status}
-    if will_pass_limit(job, row.stats):
-        found.add("over_limit")
-    return frozenset(found)
-
-
-def detect(
-    snapshot: Snapshot,
-    previous: Mapping[str, frozenset[str]],
-    since: datetime,
-) -> tuple[list[Event], dict[str, frozenset[str]]]:
-    """Events of ``snapshot`` against each run's ``previous`` conditions, and the conditions now.
-
-    ``since``: when watching started; a run not in ``previous`` reports only
-    events that happened after it (a time limit ahead is always news)."""
-    events: list[Event] = []
-    now: dict[str, frozenset[str]] = {}
-    for row in snapshot.rows:
-        current = now[row.path] = conditions(row)
-        before = previous.get(row.path)
-        for kind in KINDS:
-            if kind not in current or (before is not None and kind in before):
-                continue
-            if before is None and kind != "over_limit" and not _recent(row, kind, since):
-                continue
-            events.append(_event(row, kind, snapshot.generated_at))
-    return events, now
-
-
-def _recent(row: RunRow, kind: str, since: datetime) -> bool:
-    """Did ``kind`` happen to a run seen for the first time after ``since``?"""
-    if kind == "stalled":
-        return False  # a stall is the absence of news: a run first seen stalled stalled before we looked
-    job = row.slurm
-    moment = job.ends_at if kind == "exited" and job is not None and job.ended else row.stats.last_update_at
-    return moment is not None and moment >= since - timedelta(seconds=FIRST_SIGHT_SLACK_S)
-
-
-def _event(row: RunRow, kind: str, now: datetime) -> Event:
-    s = row.stats
-    job = row.slurm
-    at = str(job.job_id) if kind == "over_limit" and job is not None else str(s.iter)
-    return Event(kind, f"{row.path}|{kind}|{at}", row.name, row.path, s.iter, s.loss, _reason(row, kind, now))
-
-
-def _reason(row: RunRow, kind: str, now: datetime) -> str:
-    """One line: why."""
-    s, job = row.stats, row.slurm
-    if kind == "stalled":
-        since = (now - s.last_update_at).total_seconds() if s.last_update_at else None
-        return f"no new iteration for {fmt.duration(since)}"
-    if kind == "diverged":
-        return f"loss is {fmt.number(s.loss)}"
-    if kind == "failed":
-        return next((e for e in reversed(s.events) if e.startswith("failed")), "the log shows an error")
-    if kind == "exited":
-        if job is not None and job.ended:
-            why = WHY_ENDED.get(job.state)
-            return f"Slurm ended job {job.job_id}: {job.state}" + (f" ({why})" if why else "")
-        return "its process is gone, and the log says neither finished nor failed"
-    if kind == "over_limit" and job is not None:
-        return limit_warning(job, s) or f"job {job.job_id}'s time limit comes first"
-    if s.target_source == "default":
-        return "the log says it finished"
-    return f"{fmt.count(s.iter)} of {s.target:,} iterations"
 
 
 # ------------------------------------------------------------------ ledger
