@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -201,6 +201,10 @@ def test_a_log_is_the_jobs_when_slurm_says_so(tmp_path: Path) -> None:
     other.write_text("x\n")
     assert owns({**fields, "UserId": f"me({os.stat(other).st_uid})"}, str(other))  # the job's user owns it
     assert not owns({**fields, "UserId": f"someone({os.stat(other).st_uid + 1})"}, str(other))
+    # The job's user's file, but last written a day before the job began: not its log.
+    later = (datetime.now() + timedelta(days=1)).isoformat(timespec="seconds")
+    assert not owns({**fields, "UserId": f"me({os.stat(other).st_uid})", "StartTime": later}, str(other))
+    assert owns({**fields, "StartTime": later}, str(log))  # its StdOut, whatever the clock says
 
 
 # ----------------------------------------------------------------- watching

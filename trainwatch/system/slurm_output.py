@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from trainwatch.core.slurmjob import SlurmJob
 
@@ -130,7 +130,8 @@ def _job(
 
 
 def owns(fields: dict[str, str], path: str) -> bool:
-    """Is the log at ``path`` this job's: its StdOut or StdErr, or a file of the job's user?"""
+    """Is the log at ``path`` this job's: its StdOut or StdErr, or else a
+    file of the job's user written to since the job started?"""
     real = os.path.realpath(path)
     for key in ("StdOut", "StdErr"):
         value = fields.get(key)
@@ -138,6 +139,10 @@ def owns(fields: dict[str, str], path: str) -> bool:
             return True
     match = re.search(r"\((\d+)\)", fields.get("UserId", ""))
     try:
-        return match is not None and os.stat(path).st_uid == int(match.group(1))
+        stat = os.stat(path)
     except OSError:
         return False
+    started = parse_time(fields.get("StartTime", ""))
+    if started is not None and datetime.fromtimestamp(stat.st_mtime) < started - timedelta(minutes=1):
+        return False  # last written before the job began: some other number in the name
+    return match is not None and stat.st_uid == int(match.group(1))
