@@ -351,6 +351,22 @@ def test_the_thread_asks_on_its_own_and_reports_news(tmp_path: Path) -> None:
         watch.stop()
 
 
+def test_the_job_file_among_a_runs_files(tmp_path: Path) -> None:
+    trainer = nanogpt_log(tmp_path / "train.log", 100)  # the run's lead file names no job
+    out = tmp_path / "slurm-2.out"
+    out.write_text("starting\n")
+    run = Recorded()
+    run.squeue = fixture("squeue_running_pending.txt")
+    run.scontrol["2"] = fixture("scontrol_running.txt").replace("/tmp/sl/slurm-2.out", str(out))
+    watch = SlurmWatch(Slurm(run), enabled=True)
+    (row,) = snapshot_of(trainer, now=T("2026-12-06T06:50:40")).rows
+    snap = Snapshot(T("2026-12-06T06:50:40"), (replace(row, sources=(str(trainer), str(out))),))
+    watch.annotate(snap)
+    assert watch._resolve()
+    (found,) = watch.annotate(snap).rows
+    assert found.slurm is not None and found.slurm.job_id == "2"
+
+
 def test_writer_environment_wins_over_the_name(tmp_path: Path) -> None:
     log = nanogpt_log(tmp_path / "train.log", 100)  # no job id in the name
     run = Recorded()

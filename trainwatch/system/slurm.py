@@ -143,6 +143,7 @@ def _id_of(fields: dict[str, str]) -> str:
 class _Candidate:
     job_id: str
     sure: bool  # from the writer's environment: no need for Slurm to agree
+    file: str  # the file it was found by (Slurm must agree it is the job's)
 
 
 class SlurmWatch:
@@ -205,19 +206,27 @@ class SlurmWatch:
         return out
 
     def _note(self, row: RunRow) -> None:
-        """Look for the run's job id once (and again once its writer is known)."""
-        if row.host is not None:
-            return  # read over ssh: this machine's Slurm is not that host's
+        """Look for the run's job id: once, and again when its writer or its files change.
+
+        Every file of the run counts (a job's ``slurm-%j.out`` beside the
+        trainer's own log it writes, ``ingest.grouping``)."""
+        if row.host is not None or row.path in self._job_of:
+            return  # read over ssh (this machine's Slurm is not that host's), or found already
         pid = self._pid_of(row)
-        key = f"{row.path}\0{pid}" if pid is not None else row.path
-        if key in self._asked or (pid is not None and row.path in self._job_of):
+        files = (row.path, *(f for f in row.sources if f != row.path))
+        key = "\0".join((str(pid), *files))
+        if key in self._asked:
             return
         self._asked.add(key)
         from_env = job_id_from_environ(pid) if pid is not None else None
         if from_env is not None:
-            self._pending[row.path] = _Candidate(from_env, sure=True)
-        elif row.path not in self._pending and (from_name := job_id_from_name(os.path.basename(row.path))):
-            self._pending[row.path] = _Candidate(from_name, sure=False)
+            self._pending[row.path] = _Candidate(from_env, sure=True, file=row.path)
+            return
+        for file in files:
+            from_name = job_id_from_name(os.path.basename(file))
+            if from_name is not None:
+                self._pending[row.path] = _Candidate(from_name, sure=False, file=file)
+                return
 
     # ----------------------------------------------------------------- asking
 
@@ -276,7 +285,7 @@ class SlurmWatch:
             if candidate.job_id not in known and not candidate.sure:
                 continue  # Slurm knows no such job: the number in the name is something else
             fields = self._slurm.show(candidate.job_id)
-            if fields is not None and (candidate.sure or owns(fields, path)):
+            if fields is not None and (candidate.sure or owns(fields, candidate.file)):
                 found[path] = (candidate.job_id, known.get(candidate.job_id) or job_from_fields(fields))
             elif candidate.sure and candidate.job_id in known:
                 found[path] = (candidate.job_id, known[candidate.job_id])
