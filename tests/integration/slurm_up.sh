@@ -46,7 +46,9 @@ fi
 mkdir -p /run/munge /var/log/munge /var/lib/munge
 chown munge:munge /run/munge /var/log/munge /var/lib/munge
 if ! pgrep -x munged >/dev/null; then
-    su -s /bin/sh munge -c /usr/sbin/munged
+    # --force: a socket left by a munged that was killed (CI ends the session's
+    # processes) would otherwise stop it from starting.
+    su -s /bin/sh munge -c "/usr/sbin/munged --force"
 fi
 
 host=$(hostname -s)
