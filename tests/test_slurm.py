@@ -445,6 +445,7 @@ def test_pending_and_ended_jobs(tmp_path: Path) -> None:
     timeout = one_job("scontrol_timeout.txt")
     assert limit_line(timeout, s, now) == "TIMEOUT at 06:51 · killed at its time limit · limit 1m 00s"
     oom = attach(RunRow("run", "/x", "f", s), one_job("scontrol_oom_handmade.txt"))
+    assert oom.stats.status == "exited" and oom.stats.eta_s is None  # the log said neither finished nor failed
     assert oom.stats.warnings[-1] == (
         "Slurm ended job 7: OUT_OF_MEMORY (killed for using more memory than it asked for (OOM))"
     )
@@ -454,6 +455,9 @@ def test_pending_and_ended_jobs(tmp_path: Path) -> None:
     assert "CANCELLED" in cancelled.stats.warnings[-1]
     done = attach(RunRow("run", "/x", "f", s), one_job("scontrol_completed.txt"))
     assert done.stats.warnings == s.warnings  # a job that ended normally is no caveat
+    assert done.stats.status == "exited"  # ... but the log did not say it finished
+    failed = attach(RunRow("run", "/x", "f", replace(s, status="failed")), one_job("scontrol_timeout.txt"))
+    assert failed.stats.status == "failed"  # the log's own word stands
 
 
 def test_json_without_slurm_is_null(tmp_path: Path) -> None:
@@ -470,3 +474,12 @@ def test_detail_view_line(tmp_path: Path) -> None:
     assert label == "Slurm 2" and ckpt == "checkpoint"
     assert str(line) == "limit 1d 00h · ends Dec 06 03:10 · finishes 2h 40m after the limit ✗ ⚑"
     assert slurm_facts(RunRow("run", "/x", "f", s), NOW) == []
+
+
+def test_the_writer_pid_comes_from_the_writer_lookup(tmp_path: Path) -> None:
+    from trainwatch.core.box import Writer
+
+    s = stats(tmp_path, NOW)
+    assert slurm.writer_pid(RunRow("run", "/x", "f", s)) is None
+    writer = Writer(4321, True, "python train.py", None, "holds the log open for writing")
+    assert slurm.writer_pid(RunRow("run", "/x", "f", replace(s, process=writer))) == 4321

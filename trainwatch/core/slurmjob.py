@@ -147,8 +147,7 @@ def checkpoint_text(stats: RunStats) -> str:
 def limit_warning(job: SlurmJob, stats: RunStats) -> str | None:
     """The ⚑ sentence when the run will not finish within the job's limit, or when Slurm ended the job."""
     if job.ended and job.state != "COMPLETED":
-        why = WHY_ENDED.get(job.state, "")
-        return f"Slurm ended job {job.job_id}: {job.state}" + (f" ({why})" if why else "")
+        return ended_text(job)
     if not will_pass_limit(job, stats):
         return None
     beyond = beyond_limit_s(job, stats)
@@ -165,9 +164,20 @@ def limit_warning(job: SlurmJob, stats: RunStats) -> str | None:
 
 
 def attach(row: RunRow, job: SlurmJob | None) -> RunRow:
-    """``row`` with its Slurm job, and the job's ⚑ warning among the run's warnings."""
+    """``row`` with its Slurm job, and the job's ⚑ warning among the run's warnings.
+
+    A job Slurm ended while the log says neither finished nor failed is a
+    run that ``exited`` (METRICS.md), at once, as when its writer is seen to go."""
     if job is None:
         return row if row.slurm is None else replace(row, slurm=None)
     warning = limit_warning(job, row.stats)
     stats = row.stats if warning is None else replace(row.stats, warnings=(*row.stats.warnings, warning))
+    if job.ended and stats.status in ("running", "stalled"):
+        stats = replace(stats, status="exited", eta_s=None, finish_at=None)
     return replace(row, stats=stats, slurm=job)
+
+
+def ended_text(job: SlurmJob) -> str:
+    """``Slurm ended job 2: TIMEOUT (killed at its time limit)``."""
+    why = WHY_ENDED.get(job.state)
+    return f"Slurm ended job {job.job_id}: {job.state}" + (f" ({why})" if why else "")

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 
 from trainwatch.core import fmt
 from trainwatch.core.rows import RunRow, Snapshot
-from trainwatch.core.slurmjob import WHY_ENDED, limit_warning, will_pass_limit
+from trainwatch.core.slurmjob import ended_text, limit_warning, will_pass_limit
 
 KINDS = ("stalled", "diverged", "failed", "exited", "finished", "over_limit")
 HEADLINE = {
@@ -115,8 +115,7 @@ def _reason(row: RunRow, kind: str, now: datetime) -> str:
         return next((e for e in reversed(s.events) if e.startswith("failed")), "the log shows an error")
     if kind == "exited":
         if job is not None and job.ended:
-            why = WHY_ENDED.get(job.state)
-            return f"Slurm ended job {job.job_id}: {job.state}" + (f" ({why})" if why else "")
+            return ended_text(job)
         return "its process is gone, and the log says neither finished nor failed"
     if kind == "over_limit" and job is not None:
         return limit_warning(job, s) or f"job {job.job_id}'s time limit comes first"

@@ -27,7 +27,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from trainwatch.core.rows import RunRow, Snapshot
 from trainwatch.core.slurmjob import SlurmJob, attach
@@ -82,10 +81,9 @@ def job_id_from_environ(pid: int) -> str | None:
 
 def writer_pid(row: RunRow) -> int | None:
     """The PID of the process writing the run's log, where the watcher knows
-    it (``RunStats.process``, added by the writer lookup of ``system.processes``)."""
-    process: Any = getattr(row.stats, "process", None)  # absent before the writer lookup exists
-    pid = getattr(process, "pid", None)
-    return pid if isinstance(pid, int) else None
+    it (``RunStats.process``, from ``system.processes``)."""
+    process = row.stats.process
+    return process.pid if process is not None else None
 
 
 # ------------------------------------------------------------------ asking

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from trainwatch.core import fmt
+from trainwatch.core.slurmjob import ended_text
 from trainwatch.tui import cells
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def _message(row: RunRow, snapshot: Snapshot) -> str:
     if s.status == "failed":
         last = next((e for e in reversed(s.events) if e.startswith("failed")), "failed")
         return f"{name} {cells.safe_text(last)} (iteration {fmt.count(s.iter)})"
+    if s.status == "exited" and row.slurm is not None and row.slurm.ended:
+        return f"{name} exited: {ended_text(row.slurm)} (at iteration {fmt.count(s.iter)})"
     if s.status == "exited":
         pid = f" (PID {s.process.pid})" if s.process is not None else ""
         return (
