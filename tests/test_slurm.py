@@ -412,7 +412,7 @@ def test_finishing_after_the_limit(tmp_path: Path) -> None:
     )
     assert beyond_limit_s(RUNNING, s) == 2 * 3600 + 40 * 60
     assert will_pass_limit(RUNNING, s)
-    assert limit_line(RUNNING, s, NOW) == "limit 1d 00h · ends Dec 06 03:10 · finishes 2h 40m after the limit ✗"
+    assert limit_line(RUNNING, s, NOW) == "limit 1d 00h · ends Sun 03:10 · finishes 2h 40m after the limit ✗"
     assert work_at_risk(s) == (900, 2400.0)  # 100 iterations at 24 s
     assert checkpoint_text(s) == "@ 900 · 40m 00s of training since"
     row = attach(RunRow("run", "/x/slurm-2.out", "nanogpt_stdout", s), RUNNING)
@@ -427,7 +427,7 @@ def test_finishing_after_the_limit(tmp_path: Path) -> None:
 
 def test_finishing_in_time_and_too_close_to_call(tmp_path: Path) -> None:
     s = stats(tmp_path, NOW, status="running", eta_s=3600.0, finish_at=T("2026-12-05T21:00:00"), checkpoint_at=())
-    assert limit_line(RUNNING, s, NOW) == "limit 1d 00h · ends Dec 06 03:10 · finishes 6h 10m before the limit ✓"
+    assert limit_line(RUNNING, s, NOW) == "limit 1d 00h · ends Sun 03:10 · finishes 6h 10m before the limit ✓"
     assert not will_pass_limit(RUNNING, s)
     assert checkpoint_text(s) == "none logged"
     row = attach(RunRow("run", "/x", "nanogpt_stdout", s), RUNNING)
@@ -435,7 +435,7 @@ def test_finishing_in_time_and_too_close_to_call(tmp_path: Path) -> None:
     close = replace(s, finish_at=T("2026-12-06T03:10:30"))
     assert limit_line(RUNNING, close, NOW).endswith("finishes at about the limit ?")
     stalled = replace(s, status="stalled", eta_s=None)
-    assert beyond_limit_s(RUNNING, stalled) is None and limit_line(RUNNING, stalled, NOW).endswith("ends Dec 06 03:10")
+    assert beyond_limit_s(RUNNING, stalled) is None and limit_line(RUNNING, stalled, NOW).endswith("ends Sun 03:10")
 
 
 def test_pending_and_ended_jobs(tmp_path: Path) -> None:
@@ -472,7 +472,7 @@ def test_detail_view_line(tmp_path: Path) -> None:
     row = RunRow("run", "/x", "f", s, slurm=RUNNING)
     (label, line), (ckpt, _) = slurm_facts(row, NOW)
     assert label == "Slurm 2" and ckpt == "checkpoint"
-    assert str(line) == "limit 1d 00h · ends Dec 06 03:10 · finishes 2h 40m after the limit ✗ ⚑"
+    assert str(line) == "limit 1d 00h · ends Sun 03:10 · finishes 2h 40m after the limit ✗ ⚑"
     assert slurm_facts(RunRow("run", "/x", "f", s), NOW) == []
 
 

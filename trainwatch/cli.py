@@ -149,7 +149,7 @@ def parsers() -> Parsers:
     serve.set_defaults(run=_cmd_serve_metrics)
 
     alert = sub.add_parser("alert", help="send push alerts without a UI until stopped (SIGTERM, Ctrl-C)")
-    alert.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    paths.append(alert.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=SOME_PATHS_HELP))
     _run_options(alert)
     _watch_options(alert)
     _notify_option(alert)
