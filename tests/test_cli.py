@@ -56,7 +56,7 @@ def test_unreadable_file(corpus: Path, tmp_path: Path, monkeypatch: pytest.Monke
         def denied(*args: object, **kwargs: object) -> None:
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr("trainwatch.ingest.source.open", denied, raising=False)
+        monkeypatch.setattr("trainwatch.ingest.source.open_regular", denied)
     assert main(["snapshot", str(target)]) == EXIT_NO_RUNS
     err = capsys.readouterr().err
     assert err.strip() == f"trainwatch: cannot read {target}: Permission denied"

@@ -13,7 +13,7 @@ import pytest
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Iteration, RunInfo
 from trainwatch.core.rows import RunRow, Snapshot
-from trainwatch.outputs import export
+from trainwatch.outputs import export, writing
 
 NOW = datetime(2025, 11, 14, 12, 0)
 HOSTILE = '=HYPERLINK("http://x")<script>alert(1)</script>[bold]|\x1b]8;;http://evil\x07x\x1b[31m'
@@ -77,7 +77,7 @@ def test_failed_write_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mon
     def full_disk(*_: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export.os, "replace", full_disk)
+    monkeypatch.setattr(writing.os, "replace", full_disk)
     with pytest.raises(OSError):
         export.write_atomic(target, "new")
     assert target.read_text() == "old"

@@ -181,7 +181,7 @@ def serve(
 ) -> int:
     """``trainwatch serve-metrics`` and ``trainwatch alert``: feed the started
     ``server`` (if any) and push alerts to ``notify`` (if any) from one
-    watcher without a UI until SIGINT/SIGTERM, then stop; the exit status.
+    watcher without a UI until SIGINT/SIGTERM/SIGHUP, then stop; the exit status.
 
     New problems (an unreadable file, an unreachable host, a notification
     not delivered) are written to stderr once each.
@@ -200,7 +200,9 @@ def serve(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    # SIGHUP too (the terminal or the ssh session it was started from closed):
+    # dying by the default action would skip stopping the ssh links.
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     also = report if server is None else _tee(server.publish, report)
     make = watcher_factory(
         paths, options, names, poll=poll, network_poll=network_poll, grouping=grouping, notify=notify

@@ -3,7 +3,7 @@ by a folder and deleted: one notification per problem, the run keeps its last
 figures (flagged), and reading resumes with nothing lost or counted twice.
 
 Unreadable: the tests run as root, which reads through permission bits, so
-``chmod 000`` alone changes nothing here; ``trainwatch.ingest.source.open`` is
+``chmod 000`` alone changes nothing here; ``trainwatch.ingest.source.open_regular`` is
 monkeypatched to raise ``PermissionError`` for that file while it is
 "unreadable" (the real-permission case, as ``nobody``, is in
 ``test_torture.py`` for ``LogSource``).
@@ -11,7 +11,6 @@ monkeypatched to raise ``PermissionError`` for that file while it is
 
 from __future__ import annotations
 
-import builtins
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,14 +43,16 @@ async def test_unreadable_replaced_deleted(tmp_path: Path, monkeypatch: pytest.M
     path = tmp_path / "train.log"
     path.write_text(lines(1, 50))
     locked: set[str] = set()
-    real_open = builtins.open
+    from trainwatch.ingest import files
 
-    def guarded_open(file: Any, *args: Any, **kwargs: Any) -> Any:
+    real_open = files.open_regular
+
+    def guarded_open(file: Any) -> Any:
         if str(file) in locked:
             raise PermissionError(13, "Permission denied", str(file))
-        return real_open(file, *args, **kwargs)
+        return real_open(file)
 
-    monkeypatch.setattr("trainwatch.ingest.source.open", guarded_open, raising=False)
+    monkeypatch.setattr("trainwatch.ingest.source.open_regular", guarded_open)
     app = TrainwatchApp(lambda publish: Watcher([tmp_path], RunOptions(), Names(), publish), watched=[tmp_path])
 
     def row() -> Any:

@@ -23,7 +23,7 @@ import pytest
 
 from trainwatch.cli import EXIT_USAGE, main
 from trainwatch.core.rows import Snapshot
-from trainwatch.outputs import export
+from trainwatch.outputs import writing
 
 
 @dataclass
@@ -72,7 +72,7 @@ def full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(export.os, "fsync", no_space)
+    monkeypatch.setattr(writing.os, "fsync", no_space)
     yield Fault("injected", folder)
 
 
@@ -93,7 +93,7 @@ def read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fault
     def erofs(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(folder))
 
-    monkeypatch.setattr(export.tempfile, "mkstemp", erofs)
+    monkeypatch.setattr(writing.tempfile, "mkstemp", erofs)
     yield Fault("injected", folder)
 
 

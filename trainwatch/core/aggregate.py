@@ -133,12 +133,16 @@ class RunAggregator(RunState):
             setattr(clone, name, value)
         return clone
 
-    def observe(self, at: datetime, born: datetime | None = None) -> None:
-        """The log changed at ``at`` (file mtime): wall-clock evidence.
-        ``born``: the file's birth time, where the filesystem keeps one."""
+    def observe(self, at: datetime, born: datetime | None = None, *, restart: bool = False) -> None:
+        """The log changed at ``at``: wall-clock evidence (the file's mtime, or
+        when the watcher saw it change). ``born``: the file's birth time, where
+        the filesystem keeps one. ``restart``: the times observed so far are on
+        another clock (the file server's), and are dropped."""
         self.changes += 1
         first = min(t for t in (at, born, self.first_seen) if t is not None)
         self.first_seen = first
+        if restart:
+            self.observed.clear()
         if not self.observed or at > self.observed[-1]:
             self.observed.append(at)
             del self.observed[:-64]

@@ -4,9 +4,23 @@ and the app: ``1h 33m``, ``50.2M``, ``27.62%``, a local clock time."""
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 
 DASH = "—"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_unicode(text: str) -> str:
+    """``text`` with each lone surrogate as U+FFFD: what UTF-8 can carry.
+
+    A file name that is not UTF-8 decodes with its bytes as surrogates
+    (``os.fsdecode``), and a JSON log can spell one (``"\\ud800"``); an
+    encoder to UTF-8 (an HTTP response, a terminal) raises on them.
+    """
+    if text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def duration(seconds: float | None) -> str:

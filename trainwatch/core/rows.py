@@ -31,6 +31,9 @@ class RunRow:
     sources: tuple[str, ...] = ()
     #: The Slurm job the run belongs to, where one is known (``core.slurmjob``, ``system.slurm``).
     slurm: SlurmJob | None = None
+    #: Its log was deleted: shown with its last figures (⚑), but no run any
+    #: more for what counts runs (Prometheus has no series of it).
+    gone: bool = False
 
     @property
     def key(self) -> str:

@@ -240,4 +240,5 @@ def _annotate(row: RunRow, files: list[LogSource]) -> RunRow:
         if problem == "deleted"
         else f"the log cannot be read now ({problem}): these are its last figures"
     )
-    return replace(row, stats=replace(row.stats, warnings=(*row.stats.warnings, note)))
+    stats = replace(row.stats, warnings=(*row.stats.warnings, note))
+    return replace(row, stats=stats, gone=problem == "deleted")

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from trainwatch.core.options import RunOptions
@@ -86,8 +87,15 @@ def host_of(path: str) -> str | None:
 class RemoteLogSource(LogSource):
     """A log file on another host: ``refresh`` applies the frames received for it."""
 
-    def __init__(self, key: str, options: RunOptions, link: HostLink, sidecars: dict[str, str]) -> None:
-        super().__init__(Path(key), options)
+    def __init__(
+        self,
+        key: str,
+        options: RunOptions,
+        link: HostLink,
+        sidecars: dict[str, str],
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        super().__init__(Path(key), options, clock)
         self.key = key
         self.link = link
         self.pending: deque[Tail | Document | Gone] = deque()
@@ -101,6 +109,7 @@ class RemoteLogSource(LogSource):
         return self._sidecars.get(str(self.path.with_name(name)))
 
     def refresh(self) -> bool:
+        # (no ``budget``: what waits here is bounded by the link's queue of frames)
         changed = False
         while self.pending:
             # Taken before it is applied: a chunk that trips the parser is
@@ -112,6 +121,8 @@ class RemoteLogSource(LogSource):
             elif isinstance(frame, Document):
                 changed |= self.replace_document(frame.data, frame.stamp, frame.mtime)
         link, was_down = self.link, self._down
+        # The host's first full pass read: changes from now on are seen as they happen.
+        self._caught_up = self._caught_up or link.synced
         self._down = link.error is not None
         if link.error is not None:
             since = link.down_since.strftime("%H:%M:%S") if link.down_since else "now"
@@ -135,8 +146,10 @@ class RemoteWatch:
         interval: float,
         ssh_options: Sequence[str] | None = None,
         once: bool = False,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.roots = list(roots)
+        self._clock = clock  # the watcher's: when a change was seen (``LogSource._observe``)
         self.options = options  # for files found from now on (the watcher updates the target)
         extra = env_options() if ssh_options is None else list(ssh_options)
         targets = dict.fromkeys(r.target for r in roots)
@@ -189,7 +202,7 @@ class RemoteWatch:
                     continue  # W&B's debug logs and saved files: no run (local discovery skips them too)
                 source = self._sources.get(key)
                 if source is None:
-                    source = self._sources[key] = RemoteLogSource(key, self.options, link, self._sidecars)
+                    source = self._sources[key] = RemoteLogSource(key, self.options, link, self._sidecars, self._clock)
                 source.pending.append(frame)
                 news[key] = source
         return news, changed

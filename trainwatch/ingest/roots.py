@@ -22,6 +22,9 @@ class Roots:
         self.dirs = {str(r) for r in self.paths if not r.is_file()}
         self.files = {str(r) for r in self.paths if r.is_file()}
         self._real = {r: os.path.realpath(r) for r in self.dirs}
+        #: Roots that are symlinks (``latest -> run2``), and what each points at now.
+        self.links = {str(r): os.path.realpath(r) for r in self.paths if os.path.islink(r)}
+        self._real_files = {r: os.path.realpath(r) for r in self.files}
 
     def accepts(self, path: str) -> bool:
         """Is ``path`` a log file the user asked to watch (discover's rules)?"""
@@ -35,6 +38,21 @@ class Roots:
                 return False
             folder = parent
         return True
+
+    def relinked(self) -> list[str]:
+        """The roots that resolve elsewhere than when last asked (a symlink on
+        the way repointed: ``ln -sfn run2 latest``): what they hold is
+        another run. One ``realpath`` a root: the roots are few."""
+        moved = []
+        for known in (self._real, self._real_files):
+            for root, real in known.items():
+                now = os.path.realpath(root)
+                if now != real:
+                    known[root] = now
+                    if root in self.links:
+                        self.links[root] = now
+                    moved.append(root)
+        return moved
 
     def covered(self, folder: str) -> bool:
         """Is ``folder`` a folder root or below one (already watched recursively)?"""

@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Sequence
 
+from trainwatch.ingest.files import open_regular
 from trainwatch.ingest.source import CHUNK, LogSource, SourceError
 
 #: A new file that may be a rotated copy of a log and still cannot be told
@@ -81,7 +82,8 @@ def read_copies(source: LogSource, copies: Sequence[str]) -> list[str]:
     problems: list[str] = []
     for copy in copies:
         try:
-            with open(copy, "rb") as handle:
+            # Never open(): a FIFO named like a copy (train.log.1) would block the watcher for good.
+            with open_regular(copy) as handle:
                 stat = os.fstat(handle.fileno())
                 identity = ("rotated copy", stat.st_dev, stat.st_ino)
                 offset = 0

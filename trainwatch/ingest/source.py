@@ -19,17 +19,18 @@ import contextlib
 import gc
 import io
 import os
-import stat as stat_module
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO
 
 from trainwatch import parsers
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.options import RunOptions
 from trainwatch.core.records import BulkRecord
 from trainwatch.ingest.documents import DocumentReader
+from trainwatch.ingest.files import NotRegularFile, data_from, from_timestamp, open_regular, past_nuls, read_regular
+from trainwatch.ingest.lines import TAIL, LineBuffer, Print
 from trainwatch.ingest.wandb_folder import WandbFolder
 from trainwatch.parsers import filekind, jsonl_metrics
 from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec, RecordParser
@@ -39,8 +40,6 @@ from trainwatch.parsers.base import BulkLineParser, LineParser, ParserSpec, Reco
 #: memory of a first read (8 runs × 1M iterations: 200 MiB at 4 MB, 135 MiB
 #: here), at no measurable cost in speed.
 CHUNK = 256 << 10
-#: Bytes before the read offset checked on each read (``LogSource._same_tail``).
-TAIL = 64
 #: Metadata sidecars are small; a huge file by that name is not one.
 SIDECAR_MAX = 1 << 20
 #: The first bytes of a line log kept (``LogSource.prints``): a rotated copy starts with them.
@@ -51,38 +50,33 @@ class SourceError(Exception):
     """A file could not be read; the message is one line for the user."""
 
 
-class Print(NamedTuple):
-    """Bytes that identify what was read of a line log: its first ``HEAD``
-    bytes, and the last ``TAIL`` bytes read, which end at ``offset``."""
-
-    head: bytes
-    offset: int
-    tail: bytes
-
-    def seen_in(self, read: Callable[[int, int], bytes], size: int) -> bool | None:
-        """Does a file of ``size`` bytes (``read(pos, n)``) hold these bytes where
-        they were? ``None``: it matches so far, but is still shorter than ``offset``."""
-        start = read(0, len(self.head))
-        if not self.head.startswith(start):
-            return False
-        if size < self.offset:
-            return None
-        # (the whole head was read: it ends at or before ``offset``, within the file)
-        return read(self.offset - len(self.tail), len(self.tail)) == self.tail
-
-
 class LogSource:
     """Tail state and aggregate of one log file."""
 
-    def __init__(self, path: Path, options: RunOptions | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        options: RunOptions | None = None,
+        clock: Callable[[], datetime] | None = None,
+        budget: int | None = None,
+    ) -> None:
         self.path = path
         self.options = options or RunOptions()
+        #: Bytes of a line log read by one ``refresh`` at most (None: up to its size then).
+        self.budget = budget
         self.spec: ParserSpec | None = None
         self.agg = self._new_aggregator()
         self.ready = False  # at least one good parse
         self.problem: str | None = None  # why the last refresh could not use the file
+        #: The last ``refresh`` stopped at its ``budget``: more is there to read now.
+        self.behind = False
+        # The watcher's clock: a change seen once the first read is done
+        # happened when it was seen (``_observe``). None: trust the file's time.
+        self._clock = clock
+        self._caught_up = False
+        self._live = False  # a change was observed on ``_clock``
         self._offset = 0
-        self._partial = b""
+        self._lines = LineBuffer()
         self._tail = b""  # the last bytes read, to recognise the same file
         # The first HEAD bytes of a line log since it last started at 0 (``_head`` is the sniffing buffer).
         self._first = b""
@@ -110,19 +104,28 @@ class LogSource:
     def refresh(self) -> bool:
         """Read what changed; ``True`` if the run's state changed.
 
+        A line log is read up to its size when the refresh starts (a log that
+        grows faster than it is read cannot hold a refresh for ever), and at
+        most ``budget`` bytes of it: then ``behind`` says that more is there,
+        for the caller to come back to once the other logs had their turn.
+
         Raises ``SourceError`` if the file cannot be read at all.
         """
+        self.behind = False
         try:
-            stat = os.stat(self.path)
+            # Opened before anything else, without blocking: a FIFO or a device
+            # put where the log was is refused whatever the path was a moment ago.
+            handle = open_regular(self.path)
         except FileNotFoundError:
             self.problem = "deleted"
             return False
+        except NotRegularFile:
+            raise SourceError(f"{self.path} is not a regular file") from None
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
-        if not stat_module.S_ISREG(stat.st_mode):  # (the stat just made: no second system call)
-            raise SourceError(f"{self.path} is not a regular file")
         try:
-            with open(self.path, "rb") as handle, _gc_paused():
+            with handle, _gc_paused():
+                stat = os.fstat(handle.fileno())
                 if self.spec is None and not self._detect(handle):
                     return False
                 assert self.spec is not None
@@ -134,7 +137,9 @@ class LogSource:
         except OSError as exc:
             raise SourceError(f"cannot read {self.path}: {exc.strerror or exc}") from exc
         if changed:
-            self.agg.observe(datetime.fromtimestamp(stat.st_mtime))
+            self._observe(stat.st_mtime)
+        if not self.behind:
+            self._caught_up = True
         return changed
 
     def prints(self) -> list[Print]:
@@ -168,7 +173,8 @@ class LogSource:
             if self.spec is None:
                 if self._head is None:
                     return False  # not a log we know, as far as its head said
-                head, self._head = self._head + data, b""
+                # (leading NULs: a hole, as a copytruncated log starts with; see ingest.lines)
+                head, self._head = (self._head + data).lstrip(b"\0"), b""
                 if not self._detect(io.BytesIO(head)):
                     self._head = head if len(head) < parsers.SNIFF_BYTES_MORE else None
                     return False
@@ -181,8 +187,8 @@ class LogSource:
             changed = self._read_folder()
             changed |= self._feed_records(data) if self._record_parser is not None else self._feed_lines(data)
         self.ready = True
-        if changed and mtime is not None:
-            self.agg.observe(datetime.fromtimestamp(mtime))
+        if changed:
+            self._observe(mtime)
         return changed
 
     def replace_document(self, data: bytes, stamp: Hashable, mtime: float | None = None) -> bool:
@@ -201,8 +207,8 @@ class LogSource:
                 start = self._offset if len(data) >= self._offset else 0
                 return self.feed_bytes(data[start:], self._identity, start, mtime)
             changed = self._refresh_document(handle, stamp, len(data))
-        if changed and mtime is not None:
-            self.agg.observe(datetime.fromtimestamp(mtime))
+        if changed:
+            self._observe(mtime)
         return changed
 
     def flush(self) -> bool:
@@ -226,28 +232,35 @@ class LogSource:
             gpu_override=o.gpu,
         )
 
-    def _detect(self, handle: object) -> bool:
-        head = handle.read(parsers.SNIFF_BYTES)  # type: ignore[attr-defined]
+    def _detect(self, handle: BinaryIO) -> bool:
+        head = handle.read(parsers.SNIFF_BYTES)
         # A binary format first: the NUL check below turns binary files away.
         self.spec = parsers.detect_binary(head, self.path.name)
         if self.spec is not None:
-            handle.seek(0)  # type: ignore[attr-defined]
+            handle.seek(0)
             assert self.spec.new_record_parser is not None
             self._record_parser = self.spec.new_record_parser()
             self.problem = None
             return True
-        if head[:1] == b"\0":  # a hole: copytruncated under a writer without O_APPEND
-            head = head.lstrip(b"\0")
-        if b"\0" in head[:1024]:
-            handle.seek(0)  # type: ignore[attr-defined]
+        if head[:1] == b"\0":
+            # A hole: copytruncated under a writer without O_APPEND, the log
+            # starts with as many NULs as it had bytes. Sniff what follows.
+            handle.seek(past_nuls(handle, CHUNK))
+            head = handle.read(parsers.SNIFF_BYTES)
+        # NULs amid the first bytes: binary. NULs to the end of them: a hole
+        # after a few lines, read past as the tailer does (ingest.lines).
+        if b"\0" in head[:1024].rstrip(b"\0"):
+            handle.seek(0)
             self.problem = filekind.describe(head, self.path.name) or "binary file"
             return False
+        full = len(head) == parsers.SNIFF_BYTES
+        head = head.replace(b"\0", b"")
         jsonl = jsonl_metrics.make_spec(dict(self.options.jsonl_keys)) if self.options.jsonl_keys else None
         self.spec = parsers.detect(head, self.path.name, replacing=jsonl)
-        if self.spec is None and len(head) == parsers.SNIFF_BYTES:
-            head += handle.read(parsers.SNIFF_BYTES_MORE - len(head))  # type: ignore[attr-defined]
+        if self.spec is None and full:
+            head += handle.read(parsers.SNIFF_BYTES_MORE - parsers.SNIFF_BYTES).replace(b"\0", b"")
             self.spec = parsers.detect(head, self.path.name, lines_only=True, replacing=jsonl)
-        tail = _tail_window(handle, len(head)) if self.spec is None else b""
+        tail = _tail_window(handle, handle.tell()).replace(b"\0", b"") if self.spec is None else b""
         if self.spec is None and tail:
             # Past a long preamble (compile warnings, dataset samples, install
             # bars) the metric lines may start only beyond the head: look at
@@ -257,7 +270,7 @@ class LogSource:
             self.spec = parsers.detect_fallback(head, self.path.name) or (
                 parsers.detect_fallback(tail, self.path.name) if tail else None
             )
-        handle.seek(0)  # type: ignore[attr-defined]
+        handle.seek(0)
         if self.spec is None:
             # Say what it is where we can tell (a Git LFS pointer is text, for one).
             kind = filekind.describe(head, self.path.name)
@@ -282,16 +295,9 @@ class LogSource:
     def _sidecar_text(self, name: str) -> str | None:
         """The text of the metadata file ``name`` beside the log, if there is a readable one."""
         try:
-            # Without blocking (a FIFO by that name must not hang the reader), then
-            # checked on the open descriptor: only a regular file is read.
-            fd = os.open(self.path.with_name(name), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            with open(fd, "rb", closefd=True) as handle:
-                if not stat_module.S_ISREG(os.fstat(fd).st_mode):
-                    return None
-                data = handle.read(SIDECAR_MAX + 1)
+            return read_regular(self.path.with_name(name), SIDECAR_MAX).decode("utf-8", errors="replace")
         except OSError:
-            return None  # none, or unreadable: the log is parsed without it
-        return data.decode("utf-8", errors="replace") if len(data) <= SIDECAR_MAX else None
+            return None  # none, unreadable, too big or no file at all: the log is parsed without it
 
     def _read_folder(self) -> bool:
         """Take in what the log's W&B run folder says (before the log's own records)."""
@@ -309,7 +315,7 @@ class LogSource:
         self.ready, self.problem = True, None
         return True
 
-    def _refresh_lines(self, handle: object, stat: os.stat_result) -> bool:
+    def _refresh_lines(self, handle: BinaryIO, stat: os.stat_result) -> bool:
         """Read what a line or record log appended since the last read."""
         identity = (stat.st_dev, stat.st_ino)
         if identity != self._identity or stat.st_size < self._offset or not self._same_tail(handle):
@@ -318,23 +324,43 @@ class LogSource:
                 self._before = Print(self._first, self._offset, self._tail)
             self._restart()
             self._identity, self._tail = identity, b""
-        if stat.st_size == self._offset:
+        size = stat.st_size
+        if size == self._offset:
             return False
-        handle.seek(self._offset)  # type: ignore[attr-defined]
         feed = self._feed_records if self._record_parser is not None else self._feed_lines
+        # Holes in a line log (copytruncated, then written on at the old
+        # offset) are skipped, not read: a 10 GiB one costs a system call.
+        sparse = stat.st_blocks * 512 < size and self._record_parser is None
+        budget = size if self.budget is None else self.budget
         changed = False
-        while chunk := handle.read(CHUNK):  # type: ignore[attr-defined]
-            if self._offset < HEAD:  # (read in order from 0: the head so far is bytes [0, offset))
-                self._first = self._first[: self._offset] + chunk[: HEAD - self._offset]
-            self._offset += len(chunk)
-            self._tail = (self._tail + chunk[-TAIL:])[-TAIL:]
+        handle.seek(self._offset)  # (a hole skipped leaves the file position at its end)
+        while self._offset < size and budget > 0:
+            if sparse and (start := data_from(handle, self._offset, size)) > self._offset:
+                self._consumed(bytes(min(start - self._offset, HEAD + TAIL)), start - self._offset)
+                continue
+            chunk = handle.read(min(CHUNK, size - self._offset, budget))
+            if not chunk:
+                break
+            budget -= len(chunk)
+            self._consumed(chunk, len(chunk))
             changed |= feed(chunk)
+        self.behind = self._offset < size
         self.ready = True
         return changed
 
+    def _consumed(self, chunk: bytes, length: int) -> None:
+        """The next ``length`` bytes were read (their first ones, ``chunk``; zeros of a hole
+        need not be): the offset moves on past them, the head and tail prints take them in."""
+        if self._offset < HEAD:  # (read in order from 0: the head so far is bytes [0, offset))
+            self._first = self._first[: self._offset] + chunk[: HEAD - self._offset]
+        self._offset += length
+        tail = chunk[-TAIL:] if len(chunk) == length else bytes(min(length, TAIL))
+        self._tail = (self._tail + tail)[-TAIL:]
+
     def _restart(self) -> None:
         """Read the stream from 0 again (the file was replaced or truncated); the run's state stays."""
-        self._offset, self._partial = 0, b""
+        self._offset = 0
+        self._lines.clear()
         if self._record_parser is not None and self.spec is not None and self.spec.new_record_parser is not None:
             # A new file: its frames start at 0, and its first step is not the old file's.
             self._record_parser = self.spec.new_record_parser()
@@ -347,7 +373,7 @@ class LogSource:
             self.agg.add_all(records)
         return bool(records)
 
-    def _same_tail(self, handle: object) -> bool:
+    def _same_tail(self, handle: BinaryIO) -> bool:
         """Do the bytes just before the read offset still hold what was read there?
 
         Neither size nor inode tells a log that grew from one that was
@@ -356,33 +382,26 @@ class LogSource:
         """
         if not self._tail or self._offset < len(self._tail):
             return True
-        handle.seek(self._offset - len(self._tail))  # type: ignore[attr-defined]
-        return bool(handle.read(len(self._tail)) == self._tail)  # type: ignore[attr-defined]
+        handle.seek(self._offset - len(self._tail))
+        return bool(handle.read(len(self._tail)) == self._tail)
 
     def _feed_lines(self, chunk: bytes) -> bool:
         """Hand the complete lines of ``chunk`` (after the held-back partial line) to the parser."""
         assert self._line_parser is not None
-        if not self._partial and chunk[:1] == b"\0":
-            # A copytruncated log whose writer lacks O_APPEND goes on at its old
-            # offset: the hole before reads as NULs, glued to the next line.
-            chunk = chunk.lstrip(b"\0")
-        data = self._partial + chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._partial = data
+        data = self._lines.push(chunk)
+        if not data:
             return False
-        self._partial = data[cut + 1 :]
         records: Sequence[BulkRecord]
+        text = str(data, "utf-8", "replace")
         if self._feed_text is not None:
             # The whole lines as one text: runs of plain iteration lines are
             # parsed in C and come back as columns (a nanoGPT log loads 3-4x faster).
-            text = data[: cut + 1].decode("utf-8", "replace")
             if "\r" in text:
                 text = text.replace("\r\n", "\n")  # a line's last \r, as removesuffix below
             records = self._feed_text(text)
         else:
-            text = data[:cut].decode("utf-8", "replace")
             lines = text.split("\n")
+            lines.pop()  # (the text ends with a newline: nothing after it)
             if "\r" in text:
                 lines = [line.removesuffix("\r") for line in lines]
             parsed: list[BulkRecord] = []
@@ -393,6 +412,22 @@ class LogSource:
         if records:
             self.agg.add_all(records)  # runs of iterations take the aggregator's bulk path
         return bool(records)
+
+    def _observe(self, mtime: float | None) -> None:
+        """The log changed: when, as evidence of the run being alive.
+
+        Once the first read is done, a change the watcher sees happened when
+        it saw it, by its own clock: the file server's clock (the mtime) may
+        be hours off, and a run that visibly grows must not look stalled.
+        The first read has nothing better than the mtime (a time in the
+        future is not believed: ``metrics`` takes no time after ``now``).
+        """
+        if self._clock is not None and self._caught_up:
+            self.agg.observe(self._clock(), restart=not self._live)  # (earlier ones: another clock)
+            self._live = True
+        elif mtime is not None and (at := from_timestamp(mtime)) is not None:
+            # (an mtime after the watcher's now: changed when first seen, at the latest)
+            self.agg.observe(at if self._clock is None else min(at, self._clock()))
 
 
 @contextlib.contextmanager
@@ -413,14 +448,14 @@ def _gc_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _tail_window(handle: object, read: int) -> bytes:
+def _tail_window(handle: BinaryIO, read: int) -> bytes:
     """The last ``SNIFF_BYTES_MORE`` bytes of ``handle`` not among its first
     ``read``, from a line start; empty when there are none."""
-    size = handle.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
+    size = handle.seek(0, os.SEEK_END)
     if size <= read:
         return b""
     start = max(read, size - parsers.SNIFF_BYTES_MORE)
-    handle.seek(start)  # type: ignore[attr-defined]
-    window = handle.read(size - start)  # type: ignore[attr-defined]
+    handle.seek(start)
+    window = handle.read(size - start)
     newline = window.find(b"\n")
     return b"" if newline < 0 else window[newline + 1 :]

@@ -16,6 +16,7 @@ aggregator, so nothing is sent twice.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
 import queue
@@ -23,6 +24,7 @@ import random
 import shlex
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -264,6 +266,9 @@ class HostLink:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 start_new_session=True,  # a Ctrl-C in the terminal is ours to handle
+                # ... and so, out of the terminal's reach, it must die with us
+                # (SIGTERM, SIGHUP, SIGKILL: whatever ends trainwatch).
+                preexec_fn=_die_with_parent(),
             )
         except OSError as exc:
             return f"cannot run {SSH}: {exc.strerror or exc}"
@@ -347,6 +352,41 @@ class HostLink:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """What the ssh child runs before ``exec`` so that the kernel sends it
+    SIGTERM when the thread that started it ends, with the process or not
+    (Linux's ``PR_SET_PDEATHSIG``; kept across ``exec``). ``None`` elsewhere:
+    there ``stop`` alone ends it. Only a system call, no Python object made:
+    safe between ``fork`` and ``exec`` in a process with threads."""
+    if _prctl is None:
+        return None
+    parent = os.getpid()
+    prctl = _prctl
+
+    def arm() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the call: too late for the kernel to tell
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _libc_prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
+
+
+_prctl = _libc_prctl()
 
 
 def backoff(attempts: int) -> float:

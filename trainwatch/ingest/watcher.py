@@ -43,7 +43,7 @@ from trainwatch.ingest.publish import Publisher
 from trainwatch.ingest.roots import Roots
 from trainwatch.ingest.rotation import Rotations, read_copies, rotated_from
 from trainwatch.ingest.source import LogSource, SourceError
-from trainwatch.ingest.watches import Watches, native_name
+from trainwatch.ingest.watches import EVENTS_LOST, Watches, native_name
 from trainwatch.parsers import filekind
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ log.addHandler(logging.NullHandler())  # never print over the TUI; problems are 
 
 #: Seconds between two refresh passes at least: a burst of events coalesces.
 MIN_PASS_INTERVAL = 0.1
+#: Bytes read of one log per pass at most (then the others' turn): a log that
+#: grows faster than it can be read must not hold back every other run's rows.
+PASS_BYTES = 16 << 20
 #: While the first read of many files runs, publish rows this often.
 LOAD_PUBLISH_INTERVAL = 0.25
 #: Line parsers hold some records back until a later line completes them (an
@@ -93,6 +96,8 @@ class Watcher:
         # Worker state.
         self._sources: dict[str, LogSource] = {}
         self._unread: set[str] = set()
+        self._behind: set[str] = set()  # logs with more to read than their last pass took
+        self._clock = clock
         self._aliases: dict[str, str] = {}  # resolved path -> source key
         self._rotations = Rotations()
         # Which files are one job's (ingest.grouping), and the rotated copies
@@ -118,7 +123,12 @@ class Watcher:
         self._network = {r: fs for r in self._roots if (fs := mounts.network_fs(r, table)) is not None}
         # ``[user@]host:/path`` roots, read over ssh (trainwatch.ingest.remote); polled like a network mount.
         self._remote = remote.RemoteWatch(
-            remote_roots, options, self._wake.set, interval=poll or self._network_poll, ssh_options=ssh_options
+            remote_roots,
+            options,
+            self._wake.set,
+            interval=poll or self._network_poll,
+            ssh_options=ssh_options,
+            clock=clock,
         )
 
     # ------------------------------------------------------------------ API
@@ -191,8 +201,15 @@ class Watcher:
     # ----------------------------------------------------- observer threads
 
     def _on_event(self, event: FileSystemEvent) -> None:
+        if event.event_type == EVENTS_LOST:
+            # The kernel's queue overflowed (a burst, or we were stopped a
+            # while): what happened meanwhile is unknown. Look at everything.
+            self._inbox.ask(rescan=True)
+            return
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(event.dest_path) if event.dest_path else ""
+        if src in self._tree.links or dest in self._tree.links:
+            self._wake.set()  # a symlinked root repointed (``ln -sfn``): each pass checks them
         if event.is_directory:
             kind = event.event_type
             self._inbox.folder(
@@ -216,7 +233,8 @@ class Watcher:
                 self._publish()
         while not self._stopping.is_set():
             self._wake.wait(self._timeout())
-            wait = self._last_pass + MIN_PASS_INTERVAL - time.monotonic()
+            # (while logs are behind, passes follow each other: only reading bounds them)
+            wait = self._last_pass + (0 if self._behind else MIN_PASS_INTERVAL) - time.monotonic()
             if self._stopping.is_set() or (wait > 0 and self._stopping.wait(wait)):
                 break
             self._wake.clear()
@@ -246,6 +264,9 @@ class Watcher:
                 self._watches.watch(str(root), recursive=True, polled=root in self._network)
             elif root.is_file() and not self._tree.covered(str(root.parent)):
                 self._watches.watch(str(root.parent), recursive=False, polled=root in self._network)
+            if str(root) in self._tree.links and not self._tree.covered(str(root.parent)):
+                # A repointed link (``ln -sfn run2 latest``) shows in its folder only.
+                self._watches.watch(str(root.parent), recursive=False, polled=root in self._network)
         files, problems = discover(self._roots)
         for problem in problems:
             self._problems[problem] = problem
@@ -256,14 +277,15 @@ class Watcher:
         for path in files:
             if str(path) not in copies:
                 self._add(str(path))
-        pending = sorted(self._unread, key=_size)  # small files first: many rows appear at once
+        sizes = {key: _size(key) for key in self._unread}
+        pending = sorted(self._unread, key=sizes.__getitem__)  # small files first: many rows appear at once
         self._loading = (0, len(pending))
         last = time.monotonic()
         for done, key in enumerate(pending, 1):
             if self._stopping.is_set():
                 return
             self._read_copies(key)
-            self._refresh(key)
+            self._first_read(key, sizes[key])
             self._regroup(key)
             self._loading = (done, len(pending))
             if done == 1 or time.monotonic() - last >= LOAD_PUBLISH_INTERVAL:
@@ -273,12 +295,26 @@ class Watcher:
         self._look_box(set(self._sources))
         self._publish()
 
+    def _first_read(self, key: str, size: int) -> None:
+        """Read a log found at the start, ``PASS_BYTES`` at a time: a quit
+        need not wait for a big one. Its row waits for the bytes it had when
+        found; what it grew by since is read in turns with the other logs."""
+        while not self._stopping.is_set():
+            self._refresh(key)
+            source = self._sources.get(key)
+            if source is None or not source.behind or source.offset >= size:
+                return
+            self._unread.add(key)  # no row from half a log
+
     def _pass(self) -> None:
         pending = self._inbox.take()
         dirty, moved, force, rescan = pending.dirty, pending.moved, pending.force, pending.rescan
         new_dirs, gone_dirs, target = pending.new_dirs, pending.gone_dirs, pending.target
         noticed = len(dirty)  # logs that told us they changed, for the load gauge
         dirty.update(self._rotations.undecided)  # (each pass until they tell, events or not)
+        dirty.update(self._behind)  # their turn again
+        for root in self._tree.relinked():
+            dirty.update(self._relink(root))
         if self._gauge.busy and time.monotonic() >= self._next_sweep:
             swept = self._sweep.changed(k for k in self._sources if k not in self._remote_keys)
             self._sweep_every = statpoll.sweep_interval(len(swept))
@@ -304,6 +340,8 @@ class Watcher:
         changed = self._adopt_remote(dirty)
         grown: set[str] = set()
         for path in dirty:
+            if self._stopping.is_set():
+                return
             key = self._key(path, moved.get(path))
             if key is not None and self._refresh(key):
                 changed = True
@@ -387,7 +425,7 @@ class Watcher:
         if canonical in self._sources:  # the same file through another root or a symlink
             self._aliases[path] = canonical
             return canonical
-        self._sources[path] = LogSource(Path(path), self._options)
+        self._sources[path] = LogSource(Path(path), self._options, clock=self._clock, budget=PASS_BYTES)
         self._unread.add(path)
         self._groups.add(path)
         if real != path:
@@ -406,6 +444,10 @@ class Watcher:
             source.problem = None  # a line log re-created after "deleted" would keep it
         try:
             changed = source.refresh()
+            if source.behind:
+                self._behind.add(key)
+            else:
+                self._behind.discard(key)
         except SourceError as exc:
             if self._problems.get(key) != str(exc):
                 log.warning("trainwatch: %s", exc)
@@ -446,6 +488,27 @@ class Watcher:
             self._unflushed.pop(key, None)
             self._sources[key].flush()
         return bool(moved)
+
+    def _relink(self, root: str) -> set[str]:
+        """A symlinked root now points elsewhere: its logs are another run's.
+        Forget the old target's sources, watch the new one; its logs to read."""
+        inside = root.rstrip(os.sep) + os.sep
+        for key in [k for k in self._sources if k == root or k.startswith(inside)]:
+            self._drop(key)
+        self._rotations.ignored = {p for p in self._rotations.ignored if not p.startswith(inside)}
+        self._watches.rewatch(root)
+        added = {self._add(str(p)) for p in discover([Path(root)])[0]}
+        return {key for key in added if key is not None}
+
+    def _drop(self, key: str) -> None:
+        """Forget a source and everything kept about it."""
+        source = self._sources.pop(key)
+        self._publisher.forget(source)
+        for keep in (self._unread, self._behind):
+            keep.discard(key)
+        self._problems.pop(key, None)
+        self._rotations.undecided.pop(key, None)
+        self._aliases = {alias: k for alias, k in self._aliases.items() if k != key}
 
     def _change_mode(self) -> None:
         """Modification events off while busy, back on when calm (see statpoll); then re-read everything."""

@@ -26,6 +26,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileCreatedEvent,
     FileDeletedEvent,
     FileModifiedEvent,
@@ -39,9 +40,13 @@ from watchdog.observers.polling import PollingObserver
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())  # never print over the TUI; problems are also in ``problems``
+# Nor may watchdog ("Inotify queue overflowed" went to stderr, over the app's
+# screen): with a handler of its own, logging's last resort stays silent.
+logging.getLogger("watchdog").addHandler(logging.NullHandler())
 
 # Creation, change, deletion and moves only: our own reads (open, access,
-# close-nowrite) must never wake us.
+# close-nowrite) must never wake us. And the news that events were lost (the
+# kernel's queue overflowed): the watcher then looks at everything again.
 _EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent,
     FileModifiedEvent,
@@ -50,7 +55,10 @@ _EVENTS: list[type[FileSystemEvent]] = [
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
 ]
+#: ``event_type`` of ``EventsLostEvent``.
+EVENTS_LOST = EventsLostEvent.event_type
 # While busy (trainwatch.ingest.statpoll): everything but modifications, which a stat sweep finds.
 _BUSY_EVENTS = [e for e in _EVENTS if e is not FileModifiedEvent]
 
@@ -125,6 +133,15 @@ class Watches:
         for target in self._targets.values():
             if native is not None and target.observer is native and target.handle is not None:
                 _unschedule(native, target.handle)
+                target.handle = None
+                self._schedule(target)
+
+    def rewatch(self, path: str) -> None:
+        """Watch ``path`` anew: it is a symlink that points elsewhere now, and
+        a watch follows the link once, when it is made."""
+        for target in self._targets.values():
+            if target.path == path and target.handle is not None and target.observer is not None:
+                _unschedule(target.observer, target.handle)
                 target.handle = None
                 self._schedule(target)
 

@@ -2,8 +2,9 @@
 
 json is the stable contract (``trainwatch.outputs.contract``). md, csv and html go
 through pandas, imported only when asked for (it costs ~0.3 s). Exports are
-written atomically (temp file + rename in the destination folder), and text
-from logs is escaped for the target: HTML-escaped, spreadsheet formulas
+written atomically (``outputs.writing``: temp file + rename in the destination
+folder; never over a device, a FIFO or a link), and text from logs is escaped
+for the target: HTML-escaped, spreadsheet formulas
 defused in CSV, markdown's special characters escaped.
 """
 
@@ -11,9 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -25,6 +24,7 @@ from trainwatch.core import fmt
 from trainwatch.core.rows import RunRow, Snapshot
 from trainwatch.core.shorten import shorten_all
 from trainwatch.outputs.contract import run_record, snapshot_record
+from trainwatch.outputs.writing import write_atomic
 
 if TYPE_CHECKING:
     import pandas
@@ -33,7 +33,12 @@ FORMATS = ("table", "md", "csv", "json", "html")
 FILE_FORMATS = ("md", "csv", "json", "html")
 # Escape sequences first: matching a lone ESC first would leave "[2J" behind.
 # OSC sequences (terminal titles, hyperlinks) whole, so their payload goes too.
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidirectional controls (U+202E turns "gpt2.log" into "gol.2tpg" and the
+# columns after it) go with the C0/C1 controls.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
 
 
 def render(snapshot: Snapshot, kind: str) -> str:
@@ -53,22 +58,6 @@ def render(snapshot: Snapshot, kind: str) -> str:
         table = _human_frame(snapshot, safe_text).to_html(index=False, escape=True, border=0)
         return _HTML.format(table=table, notes=_footnotes(snapshot, "html"))
     raise ValueError(f"unknown format {kind!r}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so readers never see a partial file."""
-    folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        # surrogateescape: a file name that is not UTF-8 is written as its bytes, as ls shows it.
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def export(snapshot: Snapshot, folder: Path, kinds: tuple[str, ...] = ("md", "csv", "json")) -> list[Path]:
@@ -167,8 +156,10 @@ def _fit_columns(cells: list[list[str]], width: int) -> tuple[list[int], int]:
 
 
 def safe_text(text: str) -> str:
-    """Log text with terminal control sequences removed."""
-    return _CONTROL.sub("", text)
+    """Log text as a person may see it: terminal control sequences and
+    bidirectional overrides removed, a file name's undecodable bytes as U+FFFD
+    (``fmt.valid_unicode``: drawn as one cell, as measured)."""
+    return _CONTROL.sub("", fmt.valid_unicode(text))
 
 
 def _human_frame(snapshot: Snapshot, text: Callable[[str], str]) -> pandas.DataFrame:

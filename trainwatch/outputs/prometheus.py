@@ -3,8 +3,9 @@
 ``trainwatch --metrics-port PORT`` serves while the app is open;
 ``trainwatch serve-metrics PATH...`` runs the watcher without a UI. A scrape
 reads the latest published ``Snapshot`` (``SnapshotCollector``): no file is
-read per scrape, a run that went away has no series any more, and an unknown
-figure (``None``, NaN) has no sample rather than a made-up zero.
+read per scrape, a run that went away (its log deleted) has no series any
+more, and an unknown figure (``None``, NaN) has no sample rather than a
+made-up zero. Label values are valid UTF-8 whatever the file names hold.
 
 Every per-run gauge is labelled ``run`` (display name), ``run_id``, ``path``,
 ``format`` and ``host`` (this machine, or the remote host of an ssh root).
@@ -18,20 +19,19 @@ import math
 import socket
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, get_args
+from socketserver import ThreadingMixIn
+from typing import Any, get_args
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from trainwatch import __version__
 from trainwatch.core.box import Gpu
+from trainwatch.core.fmt import valid_unicode
 from trainwatch.core.rows import Snapshot
 from trainwatch.core.stats import RunStats, Status
-
-if TYPE_CHECKING:
-    from wsgiref.simple_server import WSGIServer
-
 
 DEFAULT_PORT = 9184
 #: Loopback unless the user says otherwise: log paths and run names are not for everyone.
@@ -123,7 +123,7 @@ class SnapshotCollector(Collector):
         info = InfoMetricFamily("trainwatch_build", "trainwatch's version.", value={"version": __version__})
         runs = GaugeMetricFamily("trainwatch_runs", "Runs found under the watched paths.")
         unrecognised = GaugeMetricFamily("trainwatch_unrecognised_files", "Files or roots that hold no run (yet).")
-        rows = snapshot.rows if snapshot is not None else ()
+        rows = tuple(r for r in snapshot.rows if not r.gone) if snapshot is not None else ()
         runs.add_metric([], len(rows))
         unrecognised.add_metric([], len(snapshot.unrecognised) if snapshot is not None else 0)
         yield from (info, runs, unrecognised)
@@ -140,7 +140,11 @@ class SnapshotCollector(Collector):
             for name, text, value in GPU_GAUGES
         ]
         for row in rows:
-            labels = [row.name, row.stats.run_id or "", row.path, row.format, row.host or self.hostname]
+            # A file name that is not UTF-8 made every scrape fail (500) on encoding it.
+            labels = [
+                valid_unicode(text)
+                for text in (row.name, row.stats.run_id or "", row.path, row.format, row.host or self.hostname)
+            ]
             for family, value in families:
                 number = value(row.stats)
                 if number is not None and math.isfinite(number):
@@ -178,8 +182,14 @@ class MetricsServer:
 
     def start(self) -> None:
         """Listen now; ``OSError`` (port in use, no such address) is the caller's to report."""
-        self._server, self._thread = start_http_server(self.port, self.host, registry=self.registry)
+        family, address = _family(self.host, self.port)
+        server_class = type("_Server", (_ThreadingServer,), {"address_family": family})
+        self._server = make_server(
+            address, self.port, make_wsgi_app(self.registry), server_class=server_class, handler_class=_QuietHandler
+        )
         self.port = self._server.server_port  # port 0: the one the system chose
+        self._thread = threading.Thread(target=self._server.serve_forever, name="trainwatch-metrics", daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         if self._server is not None:
@@ -189,3 +199,28 @@ class MetricsServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    """prometheus_client's ``start_http_server``, with a listen backlog for a
+    fleet: its default of 5 left connections of 50 scrapes at once waiting
+    for SYN retries, up to a minute (the kernel caps it at ``somaxconn``)."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """No log line per request on stderr; and a client that connects and says
+    nothing holds its thread for ``timeout`` seconds, not for ever."""
+
+    timeout = 30
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _family(host: str, port: int) -> tuple[socket.AddressFamily, str]:
+    """The address family and address to bind ``host`` with (IPv6 too)."""
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    return family, str(address[0])
