@@ -9,6 +9,7 @@ docs/SNAPSHOT.md: 0 with at least one run, 1 when no run was found,
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
 import io
 import os
@@ -16,7 +17,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 from trainwatch import __version__
 from trainwatch.core import fmt
@@ -54,11 +55,13 @@ class _Parser(argparse.ArgumentParser):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit status."""
-    # A file name that is not UTF-8 is printed as its bytes, as ls prints it,
-    # where a strict UTF-8 locale would raise UnicodeEncodeError.
+    # Never a UnicodeEncodeError on output: a file name that is not UTF-8 is
+    # printed as its bytes (as ls prints it), any other character the
+    # terminal's encoding lacks (an ISO-8859-1 locale, PYTHONIOENCODING=ascii) as "?".
     reconfigure = getattr(sys.stdout, "reconfigure", None)
     if reconfigure is not None:
-        reconfigure(errors="surrogateescape")
+        codecs.register_error(_LENIENT, _lenient)
+        reconfigure(errors=_LENIENT)
     if argv is None:
         from trainwatch.usage import complete
 
@@ -137,6 +140,9 @@ def parsers() -> Parsers:
     )
     snap.add_argument("--now", type=_moment, metavar="ISO", help="evaluate ETA/stall as of this time")
     snap.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (atomically)")
+    snap.add_argument(
+        "--ascii", action="store_true", help="ASCII glyphs only (the default where the terminal cannot show ✓ ● ⚑)"
+    )
     _run_options(snap)
     snap.set_defaults(run=_cmd_snapshot)
 
@@ -254,15 +260,20 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     if not snapshot.rows:
         where = ", ".join(str(p) for p in args.paths)
         return _fail(no_runs_reason(where, problems, snapshot.unrecognised), EXIT_NO_RUNS)
-    for problem in problems:
+    for problem in _summarised(problems):
         _warn(problem)
+    # Where the terminal cannot show ✓ ● ⚑ (or --ascii), each format in what it can.
+    encoding = "ascii" if args.ascii else (sys.stdout.encoding or "utf-8")
+    legacy = args.ascii or (args.output is None and not export.encodes_glyphs(encoding))
     if args.format == "table":
-        text = _table_text(snapshot, to_terminal=args.output is None)
+        text = _table_text(snapshot, to_terminal=args.output is None, encoding=encoding if legacy else None)
     else:
         text = export.render(snapshot, args.format)
         if args.format != "json":
-            for path, reason in snapshot.unrecognised:
-                _warn(f"unrecognised: {path} ({reason})")
+            for line in _summarised([f"unrecognised: {path} ({reason})" for path, reason in snapshot.unrecognised]):
+                _warn(line)
+    if legacy:
+        text = export.legacy_text(text, args.format, encoding)
     if args.output is None:
         if text:
             sys.stdout.write(text)
@@ -532,7 +543,9 @@ def _names(config: Path | None) -> Names:
         raise UsageError(str(exc)) from exc
 
 
-def _table_text(snapshot: Snapshot, to_terminal: bool) -> str:
+def _table_text(snapshot: Snapshot, to_terminal: bool, encoding: str | None = None) -> str:
+    """The terminal table: printed on stdout (``""`` returned), or as text
+    for a file. ``encoding``: a terminal that lacks trainwatch's glyphs."""
     from rich.console import Console
 
     from trainwatch.outputs.export import rich_table
@@ -544,12 +557,61 @@ def _table_text(snapshot: Snapshot, to_terminal: bool) -> str:
     if to_terminal:
         probe = Console(highlight=False)
         width = probe.width if probe.is_terminal else PIPED_WIDTH
-        terminal = _Console(highlight=False, width=width)
+        out = sys.stdout if encoding is None else cast(IO[str], _Legacy(sys.stdout, encoding))
+        terminal = _Console(highlight=False, width=width, file=out)
         terminal.print(rich_table(snapshot, width), soft_wrap=not terminal.is_terminal)
         return ""
     console = Console(record=True, width=PIPED_WIDTH, file=io.StringIO(), color_system=None, highlight=False)
     console.print(rich_table(snapshot, PIPED_WIDTH))
     return console.export_text()
+
+
+class _Legacy:
+    """A terminal that lacks trainwatch's glyphs, as Rich's file: each write
+    in ASCII glyphs (one cell each: the columns stay aligned), colours kept."""
+
+    def __init__(self, out: Any, encoding: str) -> None:
+        self._out, self.encoding = out, encoding
+
+    def write(self, text: str) -> int:
+        from trainwatch.outputs.export import legacy_text
+
+        return int(self._out.write(legacy_text(text, "table", self.encoding)))
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def isatty(self) -> bool:
+        return bool(self._out.isatty())
+
+    def fileno(self) -> int:
+        return int(self._out.fileno())
+
+
+#: Lines of one kind (problems, unrecognised files) printed before the rest are counted.
+_SHOWN = 10
+
+
+def _summarised(lines: list[str]) -> list[str]:
+    """``lines``, or the first ``_SHOWN`` and a count of the rest: 50,000 files
+    that are no logs are not 50,000 lines of stderr."""
+    if len(lines) <= _SHOWN + 1:
+        return lines
+    return [*lines[:_SHOWN], f"… and {len(lines) - _SHOWN:,} more like these"]
+
+
+_LENIENT = "trainwatch-lenient"
+
+
+def _lenient(error: UnicodeError) -> tuple[str | bytes, int]:
+    """Encoding errors on stdout: a file name's undecodable bytes (surrogates)
+    as those bytes, any other character the encoding lacks as ``?``."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start : error.end]
+    if all("\udc80" <= c <= "\udcff" for c in bad):
+        return bytes(ord(c) - 0xDC00 for c in bad), error.end
+    return "?" * len(bad), error.end
 
 
 def _count(text: str) -> int:
@@ -559,13 +621,20 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+#: The largest count an option takes: the largest integer a float (every
+#: derived figure) holds exactly. 400 digits overflowed float() in a figure.
+MAX_COUNT = 2**53
+#: The longest time in seconds an option takes (a year): a timeout of 1e308 s overflows.
+MAX_SECONDS = 365 * 86400.0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text.replace(",", "").replace("_", ""))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
+    if not 0 < value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_COUNT:,}, got {text[:40]!r}")
     return value
 
 
@@ -573,9 +642,9 @@ def _positive_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and up to {MAX_SECONDS:g}, got {text[:40]!r}")
     return value
 
 

@@ -32,6 +32,11 @@ The config is ``--config FILE``, else ``$TRAINWATCH_CONFIG``, else
 ``./trainwatch.toml``, else ``config.toml`` in the user's config folder
 (``$XDG_CONFIG_HOME/trainwatch``, by default ``~/.config/trainwatch``, as
 platformdirs finds it on each system; ``~/.config/trainwatch`` is read too).
+
+A config the user named (``--config``, ``$TRAINWATCH_CONFIG``) must be
+there; and whatever the file, a key trainwatch does not know (``[run.x]``,
+``nmae = ...``) or a name that is not text is an error that says where,
+never silently no names at all.
 """
 
 from __future__ import annotations
@@ -41,8 +46,14 @@ import tomllib
 from pathlib import Path
 
 from trainwatch.core.names import Names
+from trainwatch.ingest.files import NotRegularFile, read_regular
 from trainwatch.ingest.grouping import GroupRuleError, GroupRules
 from trainwatch.parsers.jsonl_metrics import KeyMappingError, resolve_keys
+
+#: A config is a few lines; a bigger file is not one (``--config /dev/zero`` never ends).
+MAX_CONFIG = 1 << 20
+#: The tables a config may hold.
+TABLES = ("runs", "jsonl", "group", "split")
 
 
 class ConfigError(Exception):
@@ -53,13 +64,15 @@ def config_path(explicit: Path | None) -> Path | None:
     """The config file in effect, or ``None`` where there is none."""
     if explicit is not None:
         return explicit
+    named = os.environ.get("TRAINWATCH_CONFIG")
+    if named:
+        return Path(named)  # asked for: read (and a missing one said), not skipped
     candidates = [
-        os.environ.get("TRAINWATCH_CONFIG"),
         "trainwatch.toml",
         str(default_config_file()),
         os.path.expanduser("~/.config/trainwatch/config.toml"),  # where macOS users were told to put it
     ]
-    return next((Path(c) for c in candidates if c and _is_file(c)), None)
+    return next((Path(c) for c in candidates if _is_file(c)), None)
 
 
 def default_config_file() -> Path:
@@ -79,11 +92,18 @@ def _is_file(path: str) -> bool:
 
 def _read(path: Path) -> dict[str, object]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        # Not open(): a FIFO would block it until a writer comes, /dev/zero never ends.
+        data = tomllib.loads(read_regular(path, MAX_CONFIG).decode("utf-8"))
+    except NotRegularFile:
+        raise ConfigError(f"cannot read config {path}: not a regular file") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from exc
+    unknown = sorted(set(data) - set(TABLES))
+    if unknown:
+        raise ConfigError(f"config {path}: unknown key {unknown[0]!r} (a config holds {', '.join(TABLES)})")
+    return data
 
 
 def load_jsonl_keys(explicit: Path | None = None) -> dict[str, tuple[str, ...]]:
@@ -121,11 +141,19 @@ def load_names(explicit: Path | None = None) -> Names:
     runs = data.get("runs", {})
     if not isinstance(runs, dict):
         raise ConfigError(f"config {path}: [runs] must be a table")
-    names = {
-        str(key): value["name"]
-        for key, value in runs.items()
-        if isinstance(value, dict) and isinstance(value.get("name"), str)
-    }
+    names = {}
+    for key, value in runs.items():
+        where = f"config {path}: [runs.{key}]"
+        if not isinstance(value, dict):
+            raise ConfigError(f'{where} must be a table with name = "..."')
+        extra = sorted(set(value) - {"name"})
+        if extra:
+            raise ConfigError(f"{where}: unknown key {extra[0]!r} (only name is read)")
+        if "name" not in value:
+            raise ConfigError(f'{where} has no name = "..."')
+        if not isinstance(value["name"], str):
+            raise ConfigError(f"{where}: name must be text in quotes, not {str(value['name'])[:40]}")
+        names[str(key)] = value["name"]
     return Names(names, path)
 
 

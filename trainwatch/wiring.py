@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from trainwatch.system.slurm import SlurmWatch
 
 Publish = Callable[[Snapshot], None]
+#: New problems written to stderr one by one at a time; the rest are counted in one more line.
+PROBLEMS_SHOWN = 10
 
 
 class Relay:
@@ -192,10 +194,12 @@ def serve(
     seen: set[str] = set()
 
     def report(snapshot: Snapshot) -> None:
-        for problem in watching.problems:
-            if problem not in seen:
-                seen.add(problem)
-                sys.stderr.write(f"trainwatch: {safe_text(problem)}\n")  # paths and ssh text: no escapes
+        new = [p for p in watching.problems if p not in seen]
+        seen.update(new)
+        if len(new) > PROBLEMS_SHOWN + 1:  # a folder of 50,000 FIFOs is not 50,000 lines
+            new[PROBLEMS_SHOWN:] = [f"… and {len(new) - PROBLEMS_SHOWN:,} more files that cannot be read"]
+        for problem in new:
+            sys.stderr.write(f"trainwatch: {safe_text(problem)}\n")  # paths and ssh text: no escapes
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()

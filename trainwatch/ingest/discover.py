@@ -7,6 +7,7 @@ remote side. Nothing is opened here: names and ``os.walk`` only.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from trainwatch.parsers.tfevents import is_event_file_name
@@ -48,12 +49,17 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[str]]:
     return list(reversed(unique.values())), problems
 
 
+#: trainwatch's own exports (``export.export``): a .csv or .json beside the logs, no log.
+_EXPORT = re.compile(r"trainwatch-\d{8}-\d{6}\.(?:md|csv|json|html)")
+
+
 def is_log_name(name: str) -> bool:
     """Could a file of this name be a training log? One rule for discovery,
-    the watcher's event filter and the remote side: not hidden, and a log
-    suffix, none, or a rotation number (``train.log.1``), or a TensorBoard
-    event file (``events.out.tfevents.<time>.<host>``: the host is the suffix)."""
-    if name.startswith("."):
+    the watcher's event filter and the remote side: not hidden, not one of
+    trainwatch's own exports, and a log suffix, none, or a rotation number
+    (``train.log.1``), or a TensorBoard event file
+    (``events.out.tfevents.<time>.<host>``: the host is the suffix)."""
+    if name.startswith(".") or (name.startswith("trainwatch-") and _EXPORT.fullmatch(name)):
         return False
     suffix = os.path.splitext(name)[1].lower()
     return suffix in LOG_SUFFIXES or suffix == "" or suffix.lstrip(".").isdigit() or is_event_file_name(name)

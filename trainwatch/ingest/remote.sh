@@ -164,7 +164,11 @@ tw_gone() {
 
 # File #$1 has identity $2, size $3, mtime $4: send what changed.
 tw_file() {
-    eval "tw_n=\$n_$1 tw_o=\$o_$1 tw_i=\$i_$1 tw_k=\$k_$1 tw_s=\$s_$1 g_$1=0"
+    eval "tw_n=\$n_$1"
+    # A FIFO or a device put where a log was: tail would block on it (a FIFO
+    # stats as size 0, so a document's "whole text" read would wait for ever).
+    if [ ! -f "$tw_n" ]; then tw_gone "$1"; return 0; fi
+    eval "tw_o=\$o_$1 tw_i=\$i_$1 tw_k=\$k_$1 tw_s=\$s_$1 g_$1=0"
     tw_stamp="$2 $3 $4"
     [ "$tw_stamp" = "$tw_s" ] && return 0
     eval "s_$1=\$tw_stamp"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from trainwatch.ingest.files import open_regular
 from trainwatch.ingest.source import CHUNK, LogSource, SourceError
@@ -31,6 +31,39 @@ class Rotations:
         #: Maybe such a copy, still being written, and since when (monotonic).
         self.undecided: dict[str, float] = {}
 
+    def skip(
+        self,
+        path: str,
+        moved_from: str | None,
+        shown: Callable[[str], LogSource | None],
+        accepts: Callable[[str], bool],
+    ) -> bool:
+        """Is ``path``, a file the watcher has no source for, a rotated copy (or
+        maybe one, still being written) of a log being shown? ``moved_from``:
+        the name it was renamed from; ``shown``: the source of a path, if any.
+        """
+        if moved_from is not None:
+            old = shown(moved_from)
+            if moved_from in self.ignored or (old is not None and old.ready):
+                # A rotated-away copy of a run already shown (log -> log.1) is not a new run.
+                self.ignored.add(path)
+                return True
+        elif path not in self.ignored and accepts(path) and (base := rotated_from(path)) is not None:
+            # logrotate's copytruncate: log copied to log.1, then emptied and written on.
+            # The copy holds lines the run shows already (its source keeps them).
+            copy = self.copy_of_shown(path, shown(base))
+            if copy:
+                self.ignored.add(path)
+                self.undecided.pop(path, None)
+            if copy is not False:
+                return True  # (undecided: looked at again at each pass)
+        self.undecided.pop(path, None)
+        if path in self.ignored:
+            if not os.path.lexists(path):
+                self.ignored.discard(path)  # deleted: whatever appears there next is new
+            return True
+        return False
+
     def copy_of_shown(self, path: str, source: LogSource | None) -> bool | None:
         """Is ``path``, new and named as a rotation (``train.log.1``) of the log
         that ``source`` reads (``train.log``), a copy of it? ``None``: it may
@@ -45,7 +78,8 @@ class Rotations:
         if source is None or not source.ready:
             return False
         try:
-            with open(path, "rb") as handle:
+            # Never open(): a FIFO named like a copy (train.log.1) blocked the watcher for good.
+            with open_regular(path) as handle:
                 size = os.fstat(handle.fileno()).st_size
 
                 def read(pos: int, n: int) -> bytes:
@@ -53,7 +87,7 @@ class Rotations:
                     return handle.read(n)
 
                 seen = [p.seen_in(read, size) for p in source.prints()]
-        except OSError:
+        except OSError:  # gone, unreadable, or no regular file: no copy
             return False
         if True in seen:
             return True

@@ -41,9 +41,9 @@ from trainwatch.ingest.grouping import GroupRules, Groups, named_folders, rotati
 from trainwatch.ingest.inbox import Inbox
 from trainwatch.ingest.publish import Publisher
 from trainwatch.ingest.roots import Roots
-from trainwatch.ingest.rotation import Rotations, read_copies, rotated_from
+from trainwatch.ingest.rotation import Rotations, read_copies
 from trainwatch.ingest.source import LogSource, SourceError
-from trainwatch.ingest.watches import EVENTS_LOST, Watches, native_name
+from trainwatch.ingest.watches import EVENTS_LOST, Watches
 from trainwatch.parsers import filekind
 
 log = logging.getLogger(__name__)
@@ -166,22 +166,9 @@ class Watcher:
         return " · ".join(m for m in (local, self._remote.mode if self._remote.links else "") if m)
 
     def _local_mode(self) -> str:
-        native = native_name()
-        if self._gauge.busy:
-            swept = len(self._sources) - len(self._remote_keys)
-            native += f" · busy: {swept} logs checked every {self._sweep_every:g}s"
-        if self._poll is not None:
-            return f"polling every {self._poll:g}s"
-        if self._watches.fallback is not None:
-            return f"polling every {self._network_poll:g}s · {self._watches.fallback}"
-        if not self._network:
-            return native
-        kinds = ", ".join(sorted(set(self._network.values())))
-        count = len(self._network)
-        where = f"{count} path{'s' if count > 1 else ''} on {kinds}"
-        if count == len(self._roots):
-            return f"polling every {self._network_poll:g}s · {where}"
-        return f"{native} · {where} polled every {self._network_poll:g}s"
+        swept = len(self._sources) - len(self._remote_keys)
+        busy = f" · busy: {swept} logs checked every {self._sweep_every:g}s" if self._gauge.busy else ""
+        return self._watches.mode(busy, self._network, len(self._roots))
 
     @property
     def network_paths(self) -> list[Path]:
@@ -386,38 +373,15 @@ class Watcher:
         key = path if path in self._sources else self._aliases.get(path)
         if key is not None:
             return key
-        if moved_from is not None:
-            old = self._sources.get(self._aliases.get(moved_from, moved_from))
-            if moved_from in self._rotations.ignored or (old is not None and old.ready):
-                # A rotated-away copy of a run already shown (log -> log.1) is not a new run.
-                self._rotations.ignored.add(path)
-                return None
-        elif (
-            path not in self._rotations.ignored
-            and self._tree.accepts(path)
-            and (copy := self._copy_of_shown(path)) is not False
-        ):
-            # logrotate's copytruncate: log copied to log.1, then emptied and written on.
-            # The copy holds lines the run shows already (its source keeps them).
-            if copy:
-                self._rotations.ignored.add(path)
-                self._rotations.undecided.pop(path, None)
-            return None  # (undecided: looked at again at each pass)
-        self._rotations.undecided.pop(path, None)
-        if path in self._rotations.ignored:
-            if not os.path.lexists(path):
-                self._rotations.ignored.discard(path)  # deleted: whatever appears there next is new
+        if self._rotations.skip(path, moved_from, self._shown, self._tree.accepts):
             return None
         if not self._tree.accepts(path) or not os.path.isfile(path):
             return None
         return self._add(path)
 
-    def _copy_of_shown(self, path: str) -> bool | None:
-        """Is ``path`` a rotated copy of a log being shown (``Rotations.copy_of_shown``)?"""
-        base = rotated_from(path)
-        if base is None:
-            return False
-        return self._rotations.copy_of_shown(path, self._sources.get(self._aliases.get(base, base)))
+    def _shown(self, path: str) -> LogSource | None:
+        """The source of ``path`` (or of the file it is another name of), if any."""
+        return self._sources.get(self._aliases.get(path, path))
 
     def _add(self, path: str) -> str | None:
         real = self._tree.real(path)
@@ -504,10 +468,11 @@ class Watcher:
         """Forget a source and everything kept about it."""
         source = self._sources.pop(key)
         self._publisher.forget(source)
+        self._groups.remove(key)
         for keep in (self._unread, self._behind):
             keep.discard(key)
-        self._problems.pop(key, None)
-        self._rotations.undecided.pop(key, None)
+        for by_key in (self._problems, self._unflushed, self._rotations.undecided):
+            by_key.pop(key, None)
         self._aliases = {alias: k for alias, k in self._aliases.items() if k != key}
 
     def _change_mode(self) -> None:

@@ -21,6 +21,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -165,6 +166,23 @@ class Watches:
                 if not target.lost:
                     back.append(target)
         return back
+
+    def mode(self, busy: str, network: dict[Path, str], roots: int) -> str:
+        """How changes under the local roots are noticed, for the header: ``busy``
+        says what the stat sweeps do, ``network`` the roots on network mounts."""
+        native = native_name() + busy
+        if self._poll is not None:
+            return f"polling every {self._poll:g}s"
+        if self.fallback is not None:
+            return f"polling every {self._network_poll:g}s · {self.fallback}"
+        if not network:
+            return native
+        kinds = ", ".join(sorted(set(network.values())))
+        count = len(network)
+        where = f"{count} path{'s' if count > 1 else ''} on {kinds}"
+        if count == roots:
+            return f"polling every {self._network_poll:g}s · {where}"
+        return f"{native} · {where} polled every {self._network_poll:g}s"
 
     def stop(self) -> None:
         for observer in (self._native, self._poller):

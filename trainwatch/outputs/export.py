@@ -60,6 +60,53 @@ def render(snapshot: Snapshot, kind: str) -> str:
     raise ValueError(f"unknown format {kind!r}")
 
 
+#: The glyphs trainwatch draws, each as one ASCII character (the width of a
+#: table cell stays), for a terminal whose encoding has none of them (an
+#: ISO-8859-1 locale, ``PYTHONIOENCODING=ascii``) or ``--ascii``.
+ASCII_GLYPHS = str.maketrans(
+    {
+        "●": "*",
+        "◐": "o",
+        "○": "-",
+        "✓": "+",
+        "✗": "x",
+        "⚑": "!",
+        "—": "-",
+        "–": "-",
+        "·": "-",
+        "×": "x",
+        "÷": "/",
+        "…": "~",
+        "━": "-",
+        "\ufffd": "?",
+        **dict.fromkeys("▁▂▃▄", "_"),
+        **dict.fromkeys("▅▆▇█", "#"),
+    }
+)
+#: Drawn in every format: when an encoding cannot carry these, ``legacy_text`` is needed.
+_GLYPHS = "●◐✓✗⚑—…"
+
+
+def encodes_glyphs(encoding: str | None) -> bool:
+    """Can text in ``encoding`` show trainwatch's glyphs (``✓ ● ⚑ —``)?"""
+    try:
+        _GLYPHS.encode(encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def legacy_text(text: str, kind: str, encoding: str) -> str:
+    """``text`` of format ``kind`` as ``encoding`` can carry it, meaning kept:
+    HTML as character references, JSON as ``\\u`` escapes (both exact),
+    the rest with ASCII glyphs and ``?`` for any other character it lacks."""
+    if kind == "html":
+        return text.encode(encoding, "xmlcharrefreplace").decode(encoding)
+    if kind == "json":
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=True) + "\n"
+    return text.translate(ASCII_GLYPHS).encode(encoding, "replace").decode(encoding)
+
+
 def export(snapshot: Snapshot, folder: Path, kinds: tuple[str, ...] = ("md", "csv", "json")) -> list[Path]:
     """Write the snapshot into ``folder`` in each format; the paths written."""
     stamp = snapshot.generated_at.strftime("%Y%m%d-%H%M%S")
@@ -71,12 +118,18 @@ def export(snapshot: Snapshot, folder: Path, kinds: tuple[str, ...] = ("md", "cs
     return written
 
 
+#: Files that hold no run, listed under the table before the rest are counted.
+UNRECOGNISED_SHOWN = 10
+
+
 def rich_table(snapshot: Snapshot, width: int = 100) -> Any:
     """A Rich renderable of the snapshot, fitted to ``width`` columns.
 
     Columns are dropped by priority (Run, Status, Iter, Loss and ETA last)
     rather than cut mid-number; names get the room left, up to the longest,
-    and are cut together so that they stay apart (``core.shorten``).
+    and are cut together so that they stay apart (``core.shorten``). Files
+    that hold no run are listed below it, the first ``UNRECOGNISED_SHOWN``
+    of them: a folder of 50,000 is not 50,000 lines.
     """
     from rich.table import Table
     from rich.text import Text
@@ -98,7 +151,12 @@ def rich_table(snapshot: Snapshot, width: int = 100) -> Any:
     # Text, not markup: shown as typed (escape() would show its backslashes);
     # safe_text: a file name can carry escape sequences as well as a log line.
     notes = [Text(safe_text(f"⚑ {row.name}: {w}"), style="yellow") for row in snapshot.rows for w in row.stats.warnings]
-    notes += [Text(safe_text(f"unrecognised: {p} ({r})"), style="dim") for p, r in snapshot.unrecognised]
+    shown = snapshot.unrecognised[:UNRECOGNISED_SHOWN]
+    notes += [Text(safe_text(f"unrecognised: {p} ({r})"), style="dim") for p, r in shown]
+    if len(snapshot.unrecognised) > len(shown):
+        notes.append(
+            Text(f"… and {len(snapshot.unrecognised) - len(shown):,} more files that hold no run", style="dim")
+        )
     return Group(table, Text(""), *notes)
 
 
@@ -279,4 +337,4 @@ td:first-child,th:first-child{{text-align:left}}</style></head>
 """
 
 
-__all__ = ["FILE_FORMATS", "FORMATS", "export", "render", "rich_table", "write_atomic"]
+__all__ = ["FILE_FORMATS", "FORMATS", "encodes_glyphs", "export", "legacy_text", "render", "rich_table", "write_atomic"]

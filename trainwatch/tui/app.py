@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from trainwatch.core.rows import Snapshot
 
 EXPORT_FALLBACK = "trainwatch-exports"
+#: New problems notified one by one at a time; the rest are counted in one more.
+PROBLEMS_SHOWN = 5
 
 
 class SnapshotSource(Protocol):
@@ -88,14 +90,21 @@ def describe_paths(paths: Sequence[Path]) -> str:
 
 def default_export_dir(watched: Iterable[Path], cwd: Path, home: Path) -> Path:
     """The current directory, unless it is watched: exports there would be
-    picked up as new logs (.csv, .json), so then ``~/trainwatch-exports``."""
-    here = cwd.resolve()
-    for path in watched:
-        root = path.resolve()
-        folder = root if root.is_dir() else root.parent
-        if here == folder or folder in here.parents:
-            return home / EXPORT_FALLBACK
-    return here
+    picked up as new logs (.csv, .json), so then ``~/trainwatch-exports``;
+    and if that is watched too (``trainwatch ~``), a hidden folder, which no
+    watch looks into: ``~/.local/share/trainwatch/exports``."""
+    roots = [root if root.is_dir() else root.parent for root in (path.resolve() for path in watched)]
+
+    def inside(folder: Path) -> bool:
+        # Below a root and in no hidden folder on the way (discovery skips those).
+        return any(
+            (folder == root or root in folder.parents)
+            and not any(part.startswith(".") for part in folder.relative_to(root).parts)
+            for root in roots
+        )
+
+    candidates = (cwd.resolve(), home / EXPORT_FALLBACK, home / ".local" / "share" / "trainwatch" / "exports")
+    return next((c for c in candidates if not inside(c)), candidates[-1])
 
 
 class TrainwatchApp(App[int]):
@@ -269,12 +278,17 @@ class TrainwatchApp(App[int]):
         self._driver.write(sequence)  # as Textual's own bell() writes BEL
 
     def _report_problems(self) -> None:
-        """Each new path problem (unreadable file, vanished folder) once, as one line."""
+        """Each new path problem (unreadable file, vanished folder) once, as one
+        line; past a few at once, one line that counts the rest (a folder of
+        50,000 FIFOs is not 50,000 notifications)."""
         problems = getattr(self._source, "problems", None) or []
-        for problem in problems:
-            if problem not in self._problems_seen:
-                self._problems_seen.add(problem)
-                self.notify(cells.safe_text(problem), severity="error", markup=False, timeout=15)
+        new = [p for p in problems if p not in self._problems_seen]
+        self._problems_seen.update(new)
+        for problem in new[:PROBLEMS_SHOWN]:
+            self.notify(cells.safe_text(problem), severity="error", markup=False, timeout=15)
+        if len(new) > PROBLEMS_SHOWN:
+            more = f"… and {len(new) - PROBLEMS_SHOWN:,} more files that cannot be read"
+            self.notify(more, severity="error", markup=False, timeout=15)
 
     # -------------------------------------------------------------- actions
 
