@@ -357,9 +357,11 @@ class HostLink:
 def _die_with_parent() -> Callable[[], None] | None:
     """What the ssh child runs before ``exec`` so that the kernel sends it
     SIGTERM when the thread that started it ends, with the process or not
-    (Linux's ``PR_SET_PDEATHSIG``; kept across ``exec``). ``None`` elsewhere:
-    there ``stop`` alone ends it. Only a system call, no Python object made:
-    safe between ``fork`` and ``exec`` in a process with threads."""
+    (Linux's ``PR_SET_PDEATHSIG``; kept across ``exec``): a SIGKILL, or a
+    SIGTERM or SIGHUP the app does not catch, no longer leaves ssh running.
+    ``None`` elsewhere: there ``stop`` alone ends it. It makes system calls
+    only (prctl looked up beforehand), so it is safe between ``fork`` and
+    ``exec`` in a process with threads."""
     if _prctl is None:
         return None
     parent = os.getpid()

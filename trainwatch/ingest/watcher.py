@@ -234,7 +234,9 @@ class Watcher:
                 self._problems["<worker>"] = f"internal error while updating: {exc}"
 
     def _timeout(self) -> float | None:
-        """Seconds until the clock next needs the worker: the tick, a sweep while busy."""
+        """Seconds until the clock next needs the worker: the tick, a sweep while busy (now: logs behind)."""
+        if self._behind:
+            return 0.0
         due = [self._publisher.next_tick] if self._publisher.live else []
         if self._gauge.busy:
             due.append(self._next_sweep)
