@@ -185,7 +185,10 @@ class LogSource:
                     return False
                 data = head
             changed = self._read_folder()
-            changed |= self._feed_records(data) if self._record_parser is not None else self._feed_lines(data)
+            if self._record_parser is not None:
+                changed |= self._feed_records(data)
+            else:  # (in CHUNKs, as a local file is read: what a long line holds back stays as small)
+                changed |= any([self._feed_lines(data[at : at + CHUNK]) for at in range(0, len(data), CHUNK)])
         self.ready = True
         if changed:
             self._observe(mtime)
