@@ -24,6 +24,7 @@ from trainwatch.cli import EXIT_OK
 from trainwatch.core.names import Names
 from trainwatch.core.options import RunOptions
 from trainwatch.core.rows import Snapshot
+from trainwatch.ingest.source import LogSource
 from trainwatch.ingest.watcher import Watcher
 from trainwatch.outputs.prometheus import MetricsServer
 from trainwatch.wiring import watcher_factory
@@ -82,10 +83,13 @@ def test_an_mtime_in_the_future_adds_nothing_to_the_eta(tmp_path: Path) -> None:
     year-2100 mtime: 26,688 days), and one past the year 9999 (tmpfs keeps
     them) crashed ``snapshot`` with a traceback.
 
-    Class: a time from another clock taken as "when did this change". Other
-    instances found and fixed: the remote host's mtime in its frames (and a
-    NaN or huge one there), the watcher's live reads (they now note the local
-    clock when a change is seen, finding 8's other half below).
+    Class: a time from another clock taken as "when did this change". The
+    ETA's countdown now ignores a file time after ``now`` (``metrics._eta``,
+    merged from main meanwhile); the crash is gone with ``files.from_timestamp``.
+    Other instances found and fixed: the remote host's mtime in its frames
+    (and a NaN or huge one there), a TensorBoard record's wall time, and the
+    watcher's live reads (they now note the local clock when a change is
+    seen: finding 8's other half, below).
     """
     now = datetime(2030, 6, 1, 12, 0, 0)
     log = write_log(tmp_path / "train.log", 0, 100)
@@ -107,6 +111,20 @@ def test_an_mtime_in_the_future_adds_nothing_to_the_eta(tmp_path: Path) -> None:
         snapshot_json(far, now)
     finally:
         far.unlink()
+
+
+def test_a_time_no_datetime_holds_is_no_time() -> None:
+    """Finding 8's other instances of "a time past the year 9999 raises": the
+    mtime of a remote log in its frame (and a NaN one), and a TensorBoard
+    record's wall time (the parser lost every record of its chunk)."""
+    from trainwatch.parsers import tfevents
+
+    source = LogSource(Path("host:/runs/train.log"))
+    chunks = [(PREAMBLE + lines(0, 3)).encode(), lines(4, 4).encode(), lines(5, 5).encode()]
+    for data, mtime in zip(chunks, (3e11, float("nan"), float("inf")), strict=True):
+        source.feed_bytes(data, "1:1", source.offset, mtime)
+    assert source.agg.stats(helpers.NOW).iter == 5
+    assert tfevents._moment(3e11) is None and tfevents._moment(1.7e9) is not None
 
 
 def test_a_watcher_ahead_of_the_file_server_sees_a_growing_run_running(tmp_path: Path, watchers: list[Watcher]) -> None:

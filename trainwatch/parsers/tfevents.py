@@ -327,7 +327,14 @@ def _common(last: frozenset[str] | None, current: dict[str, float]) -> tuple[fro
 
 
 def _moment(wall: float) -> datetime | None:
-    return datetime.fromtimestamp(wall) if wall > 0 else None
+    """A record's wall time; none for one no datetime holds (a corrupt record
+    past the year 9999 raised, and every record of its chunk was lost)."""
+    if not wall > 0:
+        return None
+    try:
+        return datetime.fromtimestamp(wall)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _never(head: str, filename: str) -> bool:
