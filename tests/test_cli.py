@@ -104,3 +104,17 @@ def test_table_is_the_default(corpus: Path) -> None:
     result = run_cli("snapshot", str(corpus / "llm_tii_json"))
     assert result.returncode == EXIT_OK
     assert "Run" in result.stdout and "finished" in result.stdout
+
+
+def test_ascii_reaches_the_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``trainwatch --ascii DIR`` draws with ASCII only; without it the app decides from the terminal."""
+    seen: list[object] = []
+
+    def fake_run_app(paths: list[Path], **kwargs: object) -> int:
+        seen.append(kwargs.get("ascii_glyphs"))
+        return 0
+
+    monkeypatch.setattr("trainwatch.tui.app.run_app", fake_run_app)
+    assert main(["--ascii", str(tmp_path)]) == 0
+    assert main([str(tmp_path)]) == 0
+    assert seen == [True, None]

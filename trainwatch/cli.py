@@ -112,6 +112,9 @@ def parsers() -> Parsers:
     watch.add_argument("--metrics-port", type=_port, metavar="PORT", help="also serve Prometheus metrics on PORT")
     watch.add_argument("--bell", action="store_true", help="ring the terminal bell on alerts")
     watch.add_argument(
+        "--ascii", action="store_true", help="ASCII glyphs only (the default where the terminal cannot show ✓ ● ⚑)"
+    )
+    watch.add_argument(
         "--export-dir",
         type=Path,
         metavar="DIR",
@@ -313,6 +316,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             source_factory=factory,
             bell=args.bell,
             export_dir=args.export_dir,
+            ascii_glyphs=args.ascii or None,  # (None: ASCII only where the terminal needs it)
             desktop=args.desktop_notify,
         )
     finally:
