@@ -109,7 +109,14 @@ def test_alert_without_a_destination_is_a_usage_error(tmp_path: Path) -> None:
         [sys.executable, "-m", "trainwatch", "alert", str(tmp_path / "runs")],
         capture_output=True,
         text=True,
-        env={**os.environ, "TRAINWATCH_CONFIG": str(tmp_path / "none.toml"), "HOME": str(tmp_path)},
+        # No config anywhere: none named (a named one must exist), none in the
+        # config folder or the working folder.
+        env={
+            **{k: v for k, v in os.environ.items() if k != "TRAINWATCH_CONFIG"},
+            "HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        },
+        cwd=tmp_path,
         timeout=60,
     )
     assert done.returncode == 2
