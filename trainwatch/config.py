@@ -52,8 +52,9 @@ from trainwatch.parsers.jsonl_metrics import KeyMappingError, resolve_keys
 
 #: A config is a few lines; a bigger file is not one (``--config /dev/zero`` never ends).
 MAX_CONFIG = 1 << 20
-#: The tables a config may hold.
-TABLES = ("runs", "jsonl", "group", "split")
+#: The top-level keys a config may hold (any other is a typo, said as one):
+#: a key read here from now on must be listed.
+TABLES = ("runs", "jsonl", "group", "split", "notify")
 
 
 class ConfigError(Exception):
