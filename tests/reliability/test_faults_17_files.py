@@ -290,6 +290,18 @@ def test_config_typos_are_errors(tmp_path: Path, run_log: Path, text: str, says:
     one_line(run_cli("snapshot", str(run_log), "--config", str(config)), EXIT_USAGE, says)
 
 
+def test_every_key_a_config_may_hold_is_read_not_refused(tmp_path: Path, run_log: Path) -> None:
+    """The other side of finding 19's strictness: each top-level key trainwatch
+    reads (names, JSON-lines keys, groups, alert destinations) is accepted."""
+    config = tmp_path / "all.toml"
+    config.write_text(
+        'notify = ["json://127.0.0.1:9/hook"]\n[runs.train]\nname = "A"\n[jsonl]\nstep = "s"\n'
+        '[[group]]\npaths = ["/nowhere/*/"]\n[[split]]\npaths = ["/nowhere/x"]\n'
+    )
+    result = run_cli("snapshot", str(run_log), "--config", str(config))
+    assert result.returncode == EXIT_OK, result.stderr
+
+
 def test_a_config_named_in_the_environment_must_exist(tmp_path: Path, run_log: Path) -> None:
     missing = tmp_path / "nope.toml"
     one_line(run_cli("snapshot", str(run_log), TRAINWATCH_CONFIG=str(missing)), EXIT_USAGE, "cannot read config")
