@@ -16,132 +16,39 @@ import random
 import struct
 from array import array
 from collections.abc import Sequence
-from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import bulkcheck
 import pytest
-
-# The corpus folder, needed at collection to parametrize over its logs
-# (../shared/corpus or $TRAINWATCH_CORPUS; tests/ is on sys.path).
-from conftest import CORPUS
+from bulkcheck import NOW, PerLineSource, assert_same, corpus_logs, expanded
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainwatch import parsers
 from trainwatch.core import aggregate_take
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
 from trainwatch.core.series import Series
-from trainwatch.core.stats import RunStats
 from trainwatch.ingest import source
 from trainwatch.ingest.source import LogSource
-from trainwatch.parsers.base import LineParser, ParserSpec
 from trainwatch.parsers.nanogpt_stdout import NanoGPTStdoutParser
 
-NOW = datetime(2030, 1, 1, 12, 0)
 FAST = settings(max_examples=150, deadline=None, derandomize=True, database=None)
 
 
-class PerLine:
-    """A parser seen as a plain ``LineParser``: ``LogSource`` feeds it line by line."""
-
-    def __init__(self, parser: LineParser) -> None:
-        self._parser = parser
-
-    def feed(self, line: str) -> Sequence[Record]:
-        return self._parser.feed(line)
-
-    def flush(self) -> Sequence[Record]:
-        return self._parser.flush()  # type: ignore[attr-defined, no-any-return]
-
-
-class PerLineSource(LogSource):
-    """``LogSource`` as it read line logs before the bulk path."""
-
-    def _make_line_parser(self, spec: ParserSpec) -> LineParser:
-        return PerLine(super()._make_line_parser(spec))
-
-
-def state(agg: RunAggregator) -> dict[str, str]:
-    """Everything an aggregator holds, as text (``repr``: NaN equals NaN, -0.0 differs from 0.0)."""
-    out: dict[str, str] = {}
-    for name, value in vars(agg).items():
-        if name in ("changes", "memo"):
-            continue  # a counter of calls, and what was derived from it
-        if isinstance(value, Series):
-            value = (value.points(), value._stride, value._pending, value._pend_x, value._pend_y)
-        elif isinstance(value, array):
-            value = (value.typecode, value.tobytes())  # bytes: float32 NaNs and signed zeros too
-        elif isinstance(value, bytearray):
-            value = bytes(value)
-        out[name] = repr(value)
-    return out
-
-
-def assert_same(bulk: RunAggregator, reference: RunAggregator) -> None:
-    """Every RunStats field (series included) and every piece of state are equal."""
-    got, want = bulk.stats(NOW), reference.stats(NOW)
-    for field in fields(RunStats):
-        assert repr(getattr(got, field.name)) == repr(getattr(want, field.name)), field.name
-    got_state, want_state = state(bulk), state(reference)
-    for name in want_state:
-        assert got_state[name] == want_state[name], name
-
-
-def expanded(records: Sequence[BulkRecord]) -> list[Record]:
-    """The records with each ``IterationColumns`` as its rows."""
-    out: list[Record] = []
-    for record in records:
-        if isinstance(record, IterationColumns):
-            out += record.iterations()
-        else:
-            out.append(record)
-    return out
-
-
 def feed_per_line(text: str) -> list[Record]:
-    parser = NanoGPTStdoutParser()
-    out: list[Record] = []
-    for line in text.split("\n")[:-1]:
-        out += parser.feed(line)
-    return out + parser.flush()
+    return bulkcheck.feed_per_line(NanoGPTStdoutParser, text)
 
 
 def feed_bulk(text: str, cuts: Sequence[int] = ()) -> list[BulkRecord]:
-    """``feed_text`` of ``text`` cut at line starts near ``cuts``, then ``flush``."""
-    parser = NanoGPTStdoutParser()
-    out: list[BulkRecord] = []
-    start = 0
-    for cut in sorted(cuts):
-        end = text.find("\n", cut) + 1
-        if end > start:
-            out += parser.feed_text(text[start:end])
-            start = end
-    out += parser.feed_text(text[start:])
-    return out + parser.flush()
+    return bulkcheck.feed_bulk(NanoGPTStdoutParser, text, cuts)
 
 
 # ------------------------------------------------------------------ corpus
 
 
-def nanogpt_logs() -> list[Path]:
-    """Every log of the corpus in nanoGPT's console format, as detection sees it."""
-    if not CORPUS.is_dir():
-        return []
-    found = []
-    for path in sorted(CORPUS.rglob("*")):
-        if path.is_file() and path.suffix != ".md":
-            with open(path, "rb") as handle:
-                head = handle.read(parsers.SNIFF_BYTES_MORE)  # as LogSource: the first bytes, else more
-            spec = parsers.detect_head(head, path.name)
-            if spec is not None and spec.format == "nanogpt_stdout":
-                found.append(path)
-    return found
-
-
-LOGS = nanogpt_logs()
+LOGS = corpus_logs("nanogpt_stdout")
 # None of the corpus logs echoes its config, so their eval steps are found by
 # the outlier rule. The same lines after a config echo take the interval rule.
 PREAMBLES = {
@@ -371,13 +278,34 @@ _step_lists = st.one_of(
     st.lists(_steps, min_size=1, max_size=25).map(sorted),
     st.lists(_steps, min_size=1, max_size=25),
 )
+
+
+def _column(n: int, values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """An optional column of ``n`` rows (``None``: no row has the field)."""
+    return st.none() | st.lists(values, min_size=n, max_size=n)
+
+
+# Times and losses: mostly logged (a run of timed rows), sometimes none or a
+# mix (untimed rows, as build-nanogpt's); rates, tokens seen and wall-clock
+# times now and then, as llm.c's, Megatron's and torchtitan's columns have them.
 _columns = _step_lists.flatmap(
     lambda steps: st.builds(
         IterationColumns,
         st.just(steps),
-        st.lists(_floats, min_size=len(steps), max_size=len(steps)),
-        st.lists(st.floats(0, 1e4) | _floats, min_size=len(steps), max_size=len(steps)),
+        st.lists(st.none() | _floats, min_size=len(steps), max_size=len(steps)),
+        st.one_of(
+            st.lists(st.floats(0, 1e4) | _floats, min_size=len(steps), max_size=len(steps)),
+            st.just([None] * len(steps)),
+            st.lists(st.none() | st.floats(0, 1e4), min_size=len(steps), max_size=len(steps)),
+        ),
         st.lists(st.none() | st.floats(1, 100) | _floats, min_size=len(steps), max_size=len(steps)),
+        tokens_per_sec=_column(len(steps), st.none() | st.floats(0, 1e5) | _floats),
+        lr=_column(len(steps), st.none() | _floats),
+        grad_norm=_column(len(steps), st.none() | _floats),
+        tokens_seen=_column(len(steps), st.none() | st.integers(-5, 2**63)),
+        wall_time=st.none()
+        | st.none()
+        | st.lists(st.none() | st.just(datetime(2025, 1, 1)), min_size=len(steps), max_size=len(steps)),
     )
 )
 _others = st.one_of(

@@ -25,15 +25,10 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import fields, replace
 from datetime import datetime
-from itertools import compress, pairwise
+from itertools import pairwise
 
-from trainwatch.core.aggregate_take import (
-    MAX_ITER,
-    MIN_COLUMN_ROWS,
-    restarts,
-    take_columns,
-    take_iterations,
-)
+from trainwatch.core.aggregate_columns import column_pieces, take_rows
+from trainwatch.core.aggregate_take import MAX_ITER, MIN_COLUMN_ROWS, restarts, take_iterations
 from trainwatch.core.box import BoxFacts
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
 from trainwatch.core.series import Series
@@ -177,19 +172,13 @@ class RunAggregator(RunState):
                 self._step_back(batch[index].iter)  # then take_iterations goes on from that entry
 
     def _add_columns(self, columns: IterationColumns) -> None:
-        """Take a run of plain logged iterations into account: what
+        """Take a run of logged iterations into account: what
         ``_add_iterations`` does with its rows, restarts included."""
         steps = columns.iters
         if not steps:
             return
         if min(steps) < 0 or max(steps) > MAX_ITER:  # corrupt rows, skipped as take_iterations skips them
-            keep = [0 <= step <= MAX_ITER for step in steps]
-            columns = IterationColumns(
-                list(compress(steps, keep)),
-                list(compress(columns.losses, keep)),
-                list(compress(columns.times_ms, keep)),
-                list(compress(columns.mfu_pct, keep)),
-            )
+            columns = columns.select([0 <= step <= MAX_ITER for step in steps])
             steps = columns.iters
             if not steps:
                 return
@@ -199,10 +188,12 @@ class RunAggregator(RunState):
         for start, stop in pairwise(cuts):
             if self.iters and steps[start] <= self.iters[-1]:
                 self._step_back(steps[start])
-            if stop - start >= MIN_COLUMN_ROWS:
-                take_columns(self, columns, start, stop)
-            else:  # (two ranks printing each line: a restart a row) cheaper row by row
-                take_iterations(self, columns.iterations(start, stop), 0)
+            for low, high, how in column_pieces(columns, start, stop):
+                if how is take_rows or high - low < MIN_COLUMN_ROWS:
+                    # (two ranks printing each line: a restart a row) cheaper row by row
+                    take_iterations(self, columns.iterations(low, high), 0)
+                else:
+                    how(self, columns, low, high)
 
     def _step_back(self, step: int) -> None:
         """An iteration not above the last one: the same step again replaces

@@ -215,11 +215,10 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
     steps between two eval steps are taken a slice at a time.
     """
     steps = columns.iters[start:stop]
-    times = columns.times_ms[start:stop]
+    times = cast("list[float]", columns.times_ms[start:stop])
     info = agg.info
-    if info.eval_timing not in (None, "same") or not _all_in(times, 0.0, MAX_TIME_MS):
-        # An eval timing no bulk parser has, or a time no log can mean (an
-        # overflowed number): the row-by-row loop knows what to do.
+    if not _all_in(times, 0.0, MAX_TIME_MS):
+        # A time no log can mean (an overflowed number): the row-by-row loop knows what to do.
         take_iterations(agg, columns.iterations(start, stop), 0)
         return
     losses = columns.losses[start:stop]
@@ -234,12 +233,13 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
     secs = list(map(truediv, times, repeat(1000)))
     recent = agg.recent
     checkpointed, agg.ckpt_pending = agg.ckpt_pending, False  # (the first row's, as row by row)
-    by_interval = bool(info.eval_interval)
+    by_interval = True  # (every training row enters the window; the outlier rule keeps it itself)
     excess: list[int] = []
-    if by_interval:
-        evals = _evals_by_interval(agg, steps, info.eval_interval, bool(info.eval_at_start))  # type: ignore[arg-type]
+    if info.eval_timing in ("next", "excluded") or info.eval_interval:
+        evals = evals_by_rule(agg, steps)
         excess = _excess_rows(agg, times, evals, first)
     else:
+        by_interval = False
         # (it keeps ``recent`` as it goes; its outliers are evals, so no row is a hang)
         evals = _evals_by_outliers(agg, steps, times, first)
     n_train, n_train_timed, n_eval, n_eval_timed = agg.n_train, agg.n_train_timed, agg.n_eval, agg.n_eval_timed
@@ -307,9 +307,6 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
     _extend(iters, steps)
     _extend(agg.times, times)
     _extend(agg.mfus, mfus)
-    for column in (agg.tps, agg.walls):  # columns that exist once some row had a value
-        if column is not None:
-            column += array(column.typecode, [_NAN]) * count
     flags = bytearray(count)
     for index in evals:
         flags[index] = EVAL
@@ -319,8 +316,7 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
     agg.is_warmup += bytes([first]) + bytes(count - 1)
     if not agg.segments:
         agg.segments = 1
-    agg.last_loss = losses[-1]
-    agg.loss_series.extend_steps(steps, losses)
+    take_losses(agg, steps, losses)
     agg.time_series.extend_steps(time_x, time_y)
     if all_mfus:
         agg.last_mfu = mfus[-1]
@@ -340,12 +336,44 @@ def _hang(hangs: list[tuple[int, float]], step: int, seconds: float) -> None:
         del hangs[:-MAX_HANGS]
 
 
+def evals_by_rule(agg: RunState, steps: list[int]) -> list[int]:
+    """Which of ``steps`` (rising) are eval steps by every rule but the outlier
+    one (``RunState.classify_eval``; the caller knows that rule does not apply):
+    none when the log's timer leaves evals out, the first row if an eval ran
+    since the last logged step when they fall in the next one, else the known
+    interval's multiples and the steps an eval was logged at."""
+    timing = agg.info.eval_timing
+    if timing == "excluded":
+        return []
+    if timing == "next":
+        pending, agg.eval_pending = agg.eval_pending, False
+        return [0] if pending else []
+    interval = agg.info.eval_interval
+    if interval:
+        return _evals_by_interval(agg, steps, interval, bool(agg.info.eval_at_start))
+    heap = agg.mark_heap
+    if heap and -heap[0] >= steps[0] and (marked := agg.eval_marks.keys() & steps):
+        return sorted(map(partial(bisect_left, steps), marked))
+    return []
+
+
+def take_losses(agg: RunState, steps: list[int], losses: Sequence[float | None]) -> None:
+    """The logged losses of rows ``steps`` (``None``: not logged) into the last loss and its series."""
+    if None in losses:
+        keep = [loss is not None for loss in losses]
+        steps, losses = list(compress(steps, keep)), list(compress(losses, keep))
+        if not losses:
+            return
+    agg.last_loss = losses[-1]
+    agg.loss_series.extend_steps(steps, cast("list[float]", losses))
+
+
 def restarts(steps: list[int]) -> list[int]:
     """The rows whose iteration number is not above the previous row's."""
     return [index + 1 for index in _indices(list(map(ge, steps, steps[1:])), True)]
 
 
-def _extend(column: array[Any], values: list[Any]) -> None:
+def _extend(column: array[Any], values: Sequence[Any]) -> None:
     """``column.extend(values)``, five times faster: ``array`` parses each item
     with ``PyArg_Parse``, ``struct`` packs them with the same C cast (to int,
     to float32) and no parse."""
@@ -363,7 +391,7 @@ def _all_in(values: list[float], low: float, high: float) -> bool:
         return False
 
 
-def _mfus(logged: list[float | None]) -> tuple[list[float], bool]:
+def _mfus(logged: Sequence[float | None]) -> tuple[list[float], bool]:
     """The MFU column as ``take_iterations`` stores it (NaN: none, or out of range); whether all are valid."""
     if _all_in(logged, math.ulp(0.0), MAX_MFU_PCT):  # type: ignore[arg-type]
         return cast("list[float]", logged), True

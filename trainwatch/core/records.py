@@ -7,10 +7,11 @@ log does not say", never zero.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from itertools import compress, repeat
+from typing import Any, Literal
 
 TokensScope = Literal["gpu", "total"]
 #: Where a format's per-step timer puts the cost of an evaluation pass: in the
@@ -127,25 +128,34 @@ Record = RunInfo | Iteration | Eval | Checkpoint | Outcome
 
 @dataclass(slots=True)
 class IterationColumns:
-    """A run of consecutive logged iterations that give only ``iter``, ``loss``,
-    ``time_ms`` and ``mfu_pct``, as parallel lists: row ``k`` is
-    ``Iteration(iters[k], losses[k], times_ms[k], mfu_pct[k])``.
+    """A run of consecutive logged iterations as parallel lists: row ``k`` is
+    ``Iteration(iters[k], losses[k], times_ms[k], mfu_pct[k], ...)``, with the
+    optional columns (``None``: no row of this run has the field) in the order
+    of ``Iteration``'s fields.
 
     A bulk line parser (``parsers.base.BulkLineParser``) emits these for the
-    bulk of a long log (nanoGPT's ``iter N: loss X, time Yms, mfu Z%`` lines):
-    building one frozen ``Iteration`` per line cost more than parsing the
-    line, and the aggregator takes columns in a few C-level passes
-    (``aggregate_take.take_columns``) to the same figures, bit for bit.
-    Not frozen (a frozen dataclass pays ``object.__setattr__`` per field),
-    but never changed once emitted. Only ``RunAggregator`` takes it; the
-    ``Record`` union leaves it out on purpose, so code that reads records
-    one by one never meets it (``iterations()`` expands it for those that must).
+    bulk of a long log (nanoGPT's ``iter N: loss X, time Yms, mfu Z%`` lines,
+    llm.c's ``step k/N | loss …`` lines, …): building one frozen ``Iteration``
+    per line cost more than parsing the line, and the aggregator takes
+    columns in a few C-level passes (``aggregate_take.take_columns``) to the
+    same figures, bit for bit. Not frozen (a frozen dataclass pays
+    ``object.__setattr__`` per field), but never changed once emitted. Only
+    ``RunAggregator`` takes it; the ``Record`` union leaves it out on purpose,
+    so code that reads records one by one never meets it (``iterations()``
+    expands it for those that must).
     """
 
     iters: list[int]
-    losses: list[float]
-    times_ms: list[float]
-    mfu_pct: list[float | None]
+    # (Sequence, not list, for the types only: a column of floats is a column
+    # of optional floats. Every column is a list.)
+    losses: Sequence[float | None]
+    times_ms: Sequence[float | None]
+    mfu_pct: Sequence[float | None]
+    tokens_per_sec: Sequence[float | None] | None = None
+    lr: Sequence[float | None] | None = None
+    grad_norm: Sequence[float | None] | None = None
+    tokens_seen: Sequence[int | None] | None = None
+    wall_time: Sequence[datetime | None] | None = None
 
     def __len__(self) -> int:
         return len(self.iters)
@@ -153,7 +163,25 @@ class IterationColumns:
     def iterations(self, start: int = 0, stop: int | None = None) -> list[Iteration]:
         """Rows ``start:stop`` as ``Iteration`` records."""
         part = slice(start, stop)
-        return list(map(Iteration, self.iters[part], self.losses[part], self.times_ms[part], self.mfu_pct[part]))
+        none = repeat(None)
+        extra = [none if column is None else column[part] for column in self._optional()]
+        return list(
+            map(Iteration, self.iters[part], self.losses[part], self.times_ms[part], self.mfu_pct[part], *extra)
+        )
+
+    def select(self, keep: list[bool]) -> IterationColumns:
+        """The rows where ``keep`` is true."""
+        kept = [None if column is None else list(compress(column, keep)) for column in self._optional()]
+        return IterationColumns(
+            list(compress(self.iters, keep)),
+            list(compress(self.losses, keep)),
+            list(compress(self.times_ms, keep)),
+            list(compress(self.mfu_pct, keep)),
+            *kept,
+        )
+
+    def _optional(self) -> tuple[Sequence[Any] | None, ...]:
+        return (self.tokens_per_sec, self.lr, self.grad_norm, self.tokens_seen, self.wall_time)
 
 
 #: What a bulk line parser emits and ``RunAggregator.add_all`` takes.

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import re
 
-from trainwatch.core.records import Checkpoint, Eval, Iteration, Record
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Record
+from trainwatch.parsers import bulk
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.text import to_float
 
@@ -31,6 +32,10 @@ FORMAT = "buildnanogpt_logtxt"
 
 _RECORD = re.compile(r"\d+ (?:train|val|hella) [-+0-9.eEnaif]+")
 _SNIFF_MIN = 3
+# A run of whole ``<step> train <loss>`` lines of the common shape (ASCII, one
+# space between), each one ``feed`` takes as such, for ``feed_text``.
+_TRAIN_RUN = re.compile(r"(?:[0-9]{1,18}+ train [-+.0-9A-Za-z_]++\n)*+")
+_TRAIN_ROW = re.compile(r"([0-9]+) train ([^\n]+)\n")
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -85,6 +90,35 @@ class BuildNanoGptParser:
                 held_out = None
             return self._evaluated(Eval(iter=step, val_loss=held_out, metrics=values))
         return []
+
+    def feed_text(self, text: str) -> list[BulkRecord]:
+        """Records for whole lines (each ending in ``\\n``): those of ``feed``
+        of each line in turn, with runs of train lines as ``IterationColumns``
+        (see ``parsers.base.BulkLineParser``)."""
+        out: list[BulkRecord] = []
+        text = bulk.whole_lines(text)
+        for begin, end, plain in bulk.runs(text, _TRAIN_RUN, ""):
+            block = text[begin:end]
+            columns = self._columns(block) if plain and block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
+            if columns is None:
+                bulk.feed_lines(self.feed, block, out)
+            else:
+                out.append(columns)
+        return out
+
+    @staticmethod
+    def _columns(block: str) -> IterationColumns | None:
+        """``feed``'s records of ``block`` (train lines) as columns; ``None`` if a loss does not convert."""
+        found = bulk.fields(_TRAIN_ROW, block, 2)
+        if found is None:
+            return None
+        try:
+            losses = bulk.floats(found[1])
+        except ValueError:
+            return None
+        done = list(map(int, found[0]))  # (the step as printed)
+        none = bulk.nones(len(done))
+        return IterationColumns(done, losses, none, none)
 
     def _evaluated(self, new: Eval) -> list[Record]:
         """``new``, with what an earlier evaluation of the same step said."""

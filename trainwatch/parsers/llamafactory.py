@@ -25,9 +25,13 @@ mean over the logging interval, at one-second resolution.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
+import orjson
+
+from trainwatch.core.records import BulkRecord, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
+from trainwatch.parsers import bulk
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.elapsed import ElapsedClock
 from trainwatch.parsers.jsonvalues import as_int, as_num, loads
@@ -39,6 +43,11 @@ _RECENT = 64
 #: A repeated step logged at no less than this share of its first elapsed
 #: time is on the same clock (a copy); a resume's clock starts again from 0.
 _SAME_CLOCK = 0.9
+
+
+# A run of whole train-log lines (a number for their loss), for ``feed_text``:
+# each is parsed as JSON with the others, in one call, and read as ``feed`` reads it.
+_TRAIN_RUN = re.compile(r'(?:\{"current_steps": [0-9]++, "total_steps": [0-9]++, "loss": [-+.0-9eE]++, [^\n]*+\n)*+')
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -129,6 +138,69 @@ class LlamaFactoryParser:
             self._trained = True
         records.extend(self._iteration(step, obj, loss, elapsed))
         return records
+
+    def feed_text(self, text: str) -> list[BulkRecord]:
+        """Records for whole lines (each ending in ``\\n``): those of ``feed``
+        of each line in turn, with runs of train logs as ``IterationColumns``
+        (see ``parsers.base.BulkLineParser``)."""
+        out: list[BulkRecord] = []
+        text = bulk.whole_lines(text)
+        for begin, end, plain in bulk.runs(text, _TRAIN_RUN, "{"):
+            block = text[begin:end]
+            if plain and self._target is None:  # the first train log states the target
+                newline = block.index("\n") + 1
+                out += self.feed(block[: newline - 1])
+                block = block[newline:]
+            columns = self._columns(block) if plain and block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
+            if columns is None:
+                bulk.feed_lines(self.feed, block, out)
+            elif columns.iters:
+                out.append(columns)
+        return out
+
+    def _columns(self, block: str) -> IterationColumns | None:
+        """``feed``'s records of ``block`` (train logs) as columns; ``None`` if a
+        line is not one (not JSON, another target) and the lines must go one by one."""
+        try:
+            objs = orjson.loads("[" + block[:-1].replace("\n", ",") + "]")
+        except orjson.JSONDecodeError:
+            return None  # (a bare NaN, which ``loads`` reads line by line; a cut-off line)
+        if len(objs) != block.count("\n") or not all(type(obj) is dict for obj in objs):
+            return None
+        target = self._target
+        if not all(obj.get("total_steps") == target for obj in objs):
+            return None
+        steps: list[int] = []
+        losses: list[float | None] = []
+        times: list[float | None] = []
+        rates: list[float | None] = []
+        lrs: list[float | None] = []
+        seen: list[int | None] = []
+        clock = self._clock
+        self._trained = True
+        for obj in objs:  # (_iteration, with what it emits kept as columns)
+            step = as_int(obj["current_steps"])
+            last = self._last_iter
+            if step is None or step < 0 or (last is not None and step == last):
+                continue
+            if last is not None and step < last:
+                clock.reset()
+                self._finished = False
+            elapsed = parse_duration(obj.get("elapsed_time"))
+            times.append(clock.interval_ms(step, elapsed))
+            clock.advance(step, elapsed)
+            self._last_iter = step
+            steps.append(step)
+            losses.append(as_num(obj["loss"], keep_nan=True))
+            tokens = as_int(obj.get("total_tokens"))
+            seen.append(tokens if tokens is not None and tokens > 0 else None)
+            rate = obj.get("throughput")
+            tps = to_float(rate) if isinstance(rate, str) else as_num(rate)
+            rates.append(tps if tps is not None and tps > 0 else None)
+            lr = as_num(obj.get("learning_rate"))
+            lrs.append(lr if lr is not None else as_num(obj.get("lr")))
+        none: list[float | None] = [None] * len(steps)
+        return IterationColumns(steps, losses, times, none, tokens_per_sec=rates, lr=lrs, tokens_seen=seen)
 
     def _iteration(self, step: int, obj: dict[str, Any], loss: float | None, elapsed: float | None) -> list[Record]:
         last = self._last_iter

@@ -49,7 +49,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
+from trainwatch.parsers import bulk
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.text import clean, slurm_kill, to_float, to_int
 
@@ -81,6 +82,18 @@ _FATAL = (
     "Aborted (core dumped)",
 )
 HELLASWAG_METRIC = "hellaswag"
+# A run of whole step lines of the common shape (ASCII digits), each one that
+# the fast path of ``feed`` fullmatches with the same fields (each field is
+# what lies between the same spaces and literals), for ``feed_text``.
+# Possessive: no class can give back what the next literal would take.
+_STEP_RUN = re.compile(
+    r"(?:step ++[0-9]++/[0-9]++ \| loss ++[^ \n]++ \([^)\n]*+\)\| norm ++[^ \n]++ \([^)\n]*+\)\| lr [^ \n]++"
+    r" \| [^ \n]++ ms \| [^ %\n]++% bf16 MFU \| [^ \n]++ tok/s\n)*+"
+)
+_STEP_ROW = re.compile(
+    r"step +([0-9]+)/([0-9]+) \| loss +([^ \n]+) \([^)\n]*\)\| norm +([^ \n]+) \([^)\n]*\)\| lr ([^ \n]+)"
+    r" \| ([^ \n]+) ms \| ([^ %\n]+)% bf16 MFU \| ([^ \n]+) tok/s\n"
+)
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -149,12 +162,64 @@ class LlmcStdoutParser:
             return out
         return out
 
+    def feed_text(self, text: str) -> list[BulkRecord]:
+        """Records for whole lines (each ending in ``\\n``): those of ``feed``
+        of each line in turn, with runs of plain step lines as
+        ``IterationColumns`` (see ``parsers.base.BulkLineParser``)."""
+        out: list[BulkRecord] = []
+        text = bulk.whole_lines(text)
+        for begin, end, plain in bulk.runs(text, _STEP_RUN, "step "):
+            if plain:
+                self._plain_lines(text[begin:end], out)
+            else:
+                bulk.feed_lines(self.feed, text[begin:end], out)
+        return out
+
     def flush(self) -> list[Record]:
         """End of input: emit what is still held back."""
         out: list[Record] = []
         self._release(out)
         self._close_box(out)
         return out
+
+    def _plain_lines(self, block: str, out: list[BulkRecord]) -> None:
+        """Take whole plain step lines as ``feed`` takes each of them."""
+        # Its fast path needs nothing held back and the target known: the
+        # general path of the first line settles that (or, in a sample, each).
+        pos = 0
+        while pos < len(block) and (self._pending is not None or self._sample or self._in_box or self._target is None):
+            newline = block.index("\n", pos)
+            out += self.feed(block[pos:newline])
+            pos = newline + 1
+        block = block[pos:]
+        columns = self._columns(block) if block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
+        if columns is None:
+            bulk.feed_lines(self.feed, block, out)
+            return
+        self._step = columns.iters[-1]
+        out.append(columns)
+
+    def _columns(self, block: str) -> IterationColumns | None:
+        """The fast path's records of ``block`` as columns; ``None`` where it would not take them all."""
+        found = bulk.fields(_STEP_ROW, block, 8)
+        if found is None or found[1].count(str(self._target)) != len(found[1]):
+            return None
+        try:
+            steps = list(map(int, found[0]))
+            times = bulk.floats(found[5])
+            mfus = bulk.floats(found[6])
+            columns = IterationColumns(
+                steps,
+                bulk.floats(found[2]),
+                times if bulk.above(times, 0) else [t if t >= 0 else None for t in times],
+                mfus if bulk.above(mfus, 0, strict=True) else [m if m > 0 else None for m in mfus],
+                tokens_per_sec=bulk.floats(found[7]),
+                lr=bulk.floats(found[4]),
+                grad_norm=bulk.floats(found[3]),
+            )
+        except ValueError:
+            return None
+        return columns
 
     # ------------------------------------------------------------ internals
 

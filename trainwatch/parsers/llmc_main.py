@@ -22,7 +22,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.records import BulkRecord, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
+from trainwatch.parsers import bulk
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.llmc import HELLASWAG_METRIC
 from trainwatch.parsers.text import to_float
@@ -30,6 +31,11 @@ from trainwatch.parsers.text import to_float
 FORMAT = "llmc_main_log"
 
 _TRAIN = re.compile(r"s:(\d+) trl:(\S+) lr:(\S+) norm:(\S+)")
+# A run of whole train lines of the common shape (ASCII values), each one the
+# fast path of ``feed`` fullmatches with the same values, for ``feed_text``.
+_NUMBER = r"[-+.0-9A-Za-z_]++"
+_TRAIN_RUN = re.compile(rf"(?:s:[0-9]++ trl:{_NUMBER} lr:{_NUMBER} norm:{_NUMBER}\n)*+")
+_TRAIN_ROW = re.compile(r"s:([0-9]+) trl:(\S+) lr:(\S+) norm:(\S+)\n")
 _MAIN = re.compile(r"s:(\d+) (trl|tel|eval):(\S+)(?: lr:(\S+))?(?: norm:(\S+))?")
 
 
@@ -61,6 +67,41 @@ class LlmcMainLogParser:
             line_failed(FORMAT, line)
             return out
         return out
+
+    def feed_text(self, text: str) -> list[BulkRecord]:
+        """Records for whole lines (each ending in ``\\n``): those of ``feed``
+        of each line in turn, with runs of train lines as ``IterationColumns``
+        (see ``parsers.base.BulkLineParser``)."""
+        out: list[BulkRecord] = []
+        text = bulk.whole_lines(text)
+        for begin, end, plain in bulk.runs(text, _TRAIN_RUN, "s:"):
+            block = text[begin:end]
+            if plain and self._pending is not None:  # (feed's general path releases it)
+                newline = block.index("\n") + 1
+                out += self.feed(block[: newline - 1])
+                block = block[newline:]
+            columns = self._columns(block) if plain and block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
+            if columns is None:
+                bulk.feed_lines(self.feed, block, out)
+            else:
+                out.append(columns)
+        return out
+
+    @staticmethod
+    def _columns(block: str) -> IterationColumns | None:
+        """The fast path's records of ``block`` as columns; ``None`` if a value does not convert."""
+        found = bulk.fields(_TRAIN_ROW, block, 4)
+        if found is None:
+            return None
+        try:
+            steps = list(map(int, found[0]))  # (the step as printed)
+            losses = bulk.floats(found[1])
+            lrs = bulk.floats(found[2])
+            norms = bulk.floats(found[3])
+        except ValueError:
+            return None
+        none = bulk.nones(len(steps))
+        return IterationColumns(steps, losses, none, none, lr=lrs, grad_norm=norms)
 
     def flush(self) -> list[Record]:
         """End of input: emit a held val loss."""

@@ -29,11 +29,13 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.parsers import bulk
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.megatron_args import ARG, MAX_ARG_LINES, WANTED_ARGS, run_info
 from trainwatch.parsers.megatron_args import as_int as _int
+from trainwatch.parsers.megatron_bulk import Shape, ints
 from trainwatch.parsers.text import clean, last_cr_segment, strip_ansi, to_float
 
 FORMAT = "megatron_stdout"
@@ -100,6 +102,10 @@ class MegatronParser:
         #: Achieved TFLOP/s per GPU of the last iteration (for derived MFU;
         #: ``Iteration`` has no field for it yet).
         self.last_tflops_per_gpu: float | None = None
+        # The last iteration line read one by one, to learn its shape from
+        # (``feed_text``), and the shape learnt.
+        self._learn: tuple[str, int, list[str], bool] | None = None
+        self._shape: Shape | None = None
 
     def feed(self, line: str) -> Sequence[Record]:
         """Records in one line of the log."""
@@ -108,6 +114,61 @@ class MegatronParser:
         except Exception:  # a parser never takes the monitor down
             line_failed(FORMAT, line)
             return ()
+
+    def feed_text(self, text: str) -> list[BulkRecord]:
+        """Records for whole lines (each ending in ``\\n``): those of ``feed``
+        of each line in turn, with runs of iteration lines of one shape as
+        ``IterationColumns`` (see ``parsers.base.BulkLineParser``, ``megatron_bulk``)."""
+        out: list[BulkRecord] = []
+        text = bulk.whole_lines(text)
+        pos, end = 0, len(text)
+        while pos < end:
+            if self._learn is not None:
+                self._shape = Shape.learn(*self._learn)
+                self._learn = None
+            shape = self._shape
+            if shape is not None:
+                stop = shape.run.match(text, pos).end()  # type: ignore[union-attr]
+                if stop > pos:
+                    self._plain_lines(shape, text[pos:stop], out)
+                    pos = stop
+                    continue
+            newline = text.index("\n", pos)
+            out += self.feed(text[pos:newline])
+            pos = newline + 1
+        return out
+
+    def _plain_lines(self, shape: Shape, block: str, out: list[BulkRecord]) -> None:
+        """Take whole iteration lines of ``shape`` as ``feed`` takes each of them."""
+        long = block.count("\n") >= bulk.MIN_COLUMN_ROWS and self._timing_sent and "validation loss at" not in block
+        found = shape.columns(block) if long else None
+        if found is None or not self._quiet(shape, found[0], found[1].tokens_per_sec):
+            bulk.feed_lines(self.feed, block, out)
+            return
+        values, columns = found
+        steps = columns.iters
+        # What ``_iteration`` does line by line: only the newest line's figures stay.
+        if self._crash.ended or bulk.goes_back(self._last_iter, steps):
+            self._crash.reset()
+        self._last_iter = steps[-1]
+        last = {key: values[at][-1] for key, at in shape.at.items()}
+        self.last_tflops_per_gpu = _nonneg(last.get("throughput per GPU (TFLOP/s/GPU)") or last.get("TFLOPs"))
+        out.append(columns)
+
+    def _quiet(self, shape: Shape, values: list[tuple[str, ...]], rates: Sequence[float | None] | None) -> bool:
+        """Whether no line of a block tells the run anything new (a ``RunInfo``), as every line of a long run."""
+        if not all(total == 0 or total == self._target for total in ints(values[shape.timed + 1])):
+            return False
+        if not self._scope_sent and rates is not None and rates.count(None) < len(rates):
+            return False
+        at = shape.at
+        batches = ints(values[at["global batch size"]]) if "global batch size" in at else [None]
+        if not any(batches):
+            return True
+        lengths = ints(values[at["actual seqlen"]]) if "actual seqlen" in at else [None] * len(batches)
+        known, seq = self._tokens_per_iter, self._seq_len
+        tokens = [b * (q or seq) if b and (q or seq) else known for b, q in zip(batches, lengths, strict=True)]  # type: ignore[operator]
+        return tokens.count(known) == len(tokens)
 
     def _feed(self, line: str) -> Sequence[Record]:
         # Hot path: a big log is mostly iteration lines and launcher noise, so
@@ -192,6 +253,8 @@ class MegatronParser:
             loss = math.nan  # Megatron counts NaN losses instead of printing them
         self.last_tflops_per_gpu = _nonneg(fields.get("throughput per GPU (TFLOP/s/GPU)") or fields.get("TFLOPs"))
         seen = _int(fields.get("consumed tokens"))
+        wall = _stamp_before(line, at)
+        self._learn = (line, at, list(fields), wall is not None)
         records.append(
             Iteration(
                 iter=step,
@@ -201,7 +264,7 @@ class MegatronParser:
                 lr=_float(fields.get("learning rate")),
                 grad_norm=_float(fields.get("grad norm")),
                 tokens_seen=seen if seen is not None and seen >= 0 else None,
-                wall_time=_stamp_before(line, at),
+                wall_time=wall,
             )
         )
         return records
