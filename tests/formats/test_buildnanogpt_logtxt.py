@@ -131,5 +131,5 @@ def test_hellaswag_keeps_the_val_loss_of_its_step() -> None:
     agg.add_all(records)
     st = agg.stats(now=NOW)
     assert st.val_loss == 6.0147
-    assert agg.val_series.points() == ((0.0, 250.0), (10.9853, 6.0147))  # one point per evaluation
+    assert agg.val_series.points().pairs() == ((0.0, 250.0), (10.9853, 6.0147))  # one point per evaluation
     assert "eval @ 250: val 6.0147, hellaswag 0.251" in st.events

@@ -4,6 +4,11 @@ A run can log millions of iterations; the UI needs a few hundred points. When
 the series fills up it merges neighbouring pairs of points (keeping their mean
 x and mean y), so memory stays bounded, the shape of the curve survives and
 the newest points stay at full resolution until the next merge.
+
+The points go out (``Series.points``, ``RunStats.*_series``) as ``Points``:
+two compact arrays that the series shares until it next changes, and then
+copies (8 bytes a value, where tuples of floats took 32, and were built
+again at every change of a live run).
 """
 
 from __future__ import annotations
@@ -12,6 +17,23 @@ from array import array
 from collections.abc import Sequence
 from functools import reduce
 from operator import add
+from typing import NamedTuple
+
+
+class Points(NamedTuple):
+    """A series' stored points: ``xs`` and ``ys`` as float64 arrays. Never
+    changed once handed out (the series copies before it changes them)."""
+
+    xs: array[float]
+    ys: array[float]
+
+    def pairs(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The xs and ys as tuples (for comparing with literal values)."""
+        return tuple(self.xs), tuple(self.ys)
+
+
+#: No points (shared: nothing changes a ``Points``).
+EMPTY = Points(array("d"), array("d"))
 
 
 class Series:
@@ -27,9 +49,10 @@ class Series:
         self._pend_y = 0.0
         self._xs: array[float] = array("d")
         self._ys: array[float] = array("d")
-        # ``points()`` until the next stored point: a live run's stats are
-        # derived every second and most of its series do not move between two.
-        self._points: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+        # The arrays as handed out by ``points()``, until the next stored point:
+        # a live run's stats are derived every second and most of its series
+        # do not move between two. While they are out, a change copies them first.
+        self._points: Points | None = None
 
     def append(self, x: float, y: float) -> None:
         """Add one raw point."""
@@ -38,10 +61,11 @@ class Series:
         self._pend_y += y
         if self._pending < self._stride:
             return
+        if self._points is not None:
+            self._own()
         self._xs.append(self._pend_x / self._pending)
         self._ys.append(self._pend_y / self._pending)
         self._pending, self._pend_x, self._pend_y = 0, 0.0, 0.0
-        self._points = None
         if len(self._xs) >= self._capacity:
             self._halve()
 
@@ -80,10 +104,11 @@ class Series:
             start = end
             if pending < stride:
                 break  # the input ended inside the bucket
+            if self._points is not None:
+                self._own()
             self._xs.append(pend_x / pending)
             self._ys.append(pend_y / pending)
             pending, pend_x, pend_y = 0, 0.0, 0.0
-            self._points = None
             if len(self._xs) >= self._capacity:
                 self._halve()
                 stride = self._stride
@@ -99,7 +124,6 @@ class Series:
             self._pend_y,
         )
         clone._xs, clone._ys = array("d", self._xs), array("d", self._ys)
-        clone._points = self._points  # immutable tuples: safe to share
         return clone
 
     def truncate_from(self, x: float) -> None:
@@ -107,22 +131,28 @@ class Series:
         keep = len(self._xs)
         while keep and self._xs[keep - 1] >= x:
             keep -= 1
-        del self._xs[keep:]
-        del self._ys[keep:]
+        if keep < len(self._xs):
+            self._own()
+            del self._xs[keep:]
+            del self._ys[keep:]
         self._pending, self._pend_x, self._pend_y = 0, 0.0, 0.0
-        self._points = None
 
-    def points(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """The stored xs and ys (the partial bucket is left out)."""
+    def points(self) -> Points:
+        """The stored xs and ys (the partial bucket is left out), shared until the series changes."""
         if self._points is None:
-            self._points = tuple(self._xs), tuple(self._ys)
+            self._points = Points(self._xs, self._ys)
         return self._points
 
     def __len__(self) -> int:
         return len(self._xs)
 
+    def _own(self) -> None:
+        """Arrays of its own to change: the ones handed out stay as they were."""
+        self._xs, self._ys = array("d", self._xs), array("d", self._ys)
+        self._points = None
+
     def _halve(self) -> None:
-        xs, ys = self._xs, self._ys
+        xs, ys = self._xs, self._ys  # (new arrays: any handed out stay as they were)
         self._xs = array("d", ((xs[i] + xs[i + 1]) / 2 for i in range(0, len(xs) - 1, 2)))
         self._ys = array("d", ((ys[i] + ys[i + 1]) / 2 for i in range(0, len(ys) - 1, 2)))
         self._stride *= 2

@@ -1,7 +1,7 @@
 """The frozen per-run figures that the aggregator hands to the UI and exports.
 
 Field names mirror the snapshot JSON contract (shared/design/SNAPSHOT.md);
-``None`` means unknown. Series are bounded, downsampled ``(xs, ys)`` pairs.
+``None`` means unknown. Series are bounded, downsampled ``Points`` (xs and ys as arrays).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import Literal
 
 from trainwatch.core.box import Gpu, Writer
+from trainwatch.core.series import EMPTY, Points
 
 Status = Literal["running", "stalled", "finished", "diverged", "failed", "exited"]
-Points = tuple[tuple[float, ...], tuple[float, ...]]
-EMPTY: Points = ((), ())
 
 
 @dataclass(frozen=True, slots=True)
