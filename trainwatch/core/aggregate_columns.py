@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import reduce
 from itertools import compress, filterfalse, pairwise
 from operator import add
 
 from trainwatch.core.aggregate_take import (
+    FIRST_EPOCH,
+    LAST_EPOCH,
     MAX_RATE,
     MAX_TIME_MS,
     MAX_TOKENS,
@@ -41,17 +44,17 @@ Take = Callable[[RunState, IterationColumns, int, int], None]
 def column_pieces(columns: IterationColumns, start: int, stop: int) -> list[tuple[int, int, Take]]:
     """Rows ``start:stop`` (rising) in pieces, each with the function that takes it."""
     walls = columns.wall_time
-    if walls is not None and walls[start:stop].count(None) < stop - start:
-        return [(start, stop, take_rows)]
+    stamped = walls is not None and walls[start:stop].count(None) < stop - start
     times = columns.times_ms[start:stop]
     if _all_in(times, 0.0, MAX_TIME_MS):  # type: ignore[arg-type]
         return [(start, stop, take_timed)]
+    untimed = take_rows if stamped else take_untimed  # (a wall-clock time without a step time: row by row)
     if times.count(None) == len(times):
-        return [(start, stop, take_untimed)]
+        return [(start, stop, untimed)]
     # (A time out of range, NaN or inf is "not logged", as row by row.)
     timed = [t is not None and 0 <= t <= MAX_TIME_MS for t in times]
     cuts = [0, *(k for k in range(1, len(timed)) if timed[k] != timed[k - 1]), len(timed)]
-    return [(start + a, start + b, take_timed if timed[a] else take_untimed) for a, b in pairwise(cuts)]
+    return [(start + a, start + b, take_timed if timed[a] else untimed) for a, b in pairwise(cuts)]
 
 
 def take_rows(agg: RunState, columns: IterationColumns, start: int, stop: int) -> None:
@@ -138,7 +141,10 @@ def take_optional(agg: RunState, columns: IterationColumns, start: int, stop: in
                 agg.tps_series.extend_steps(list(compress(steps, keep)), shown)  # type: ignore[arg-type]
     elif agg.tps is not None:
         agg.tps += array("d", [_NAN]) * count
-    if agg.walls is not None:
+    walls = columns.wall_time
+    if walls is not None:
+        _take_walls(agg, steps, walls[start:stop], before)
+    elif agg.walls is not None:
         agg.walls += array("d", [_NAN]) * count
     seen = columns.tokens_seen
     if seen is not None:
@@ -147,3 +153,35 @@ def take_optional(agg: RunState, columns: IterationColumns, start: int, stop: in
             if agg.seen_first is None:
                 agg.seen_first = (steps[found[0]], seen[start + found[0]])  # type: ignore[assignment]
             agg.seen_last = (steps[found[-1]], seen[start + found[-1]])  # type: ignore[assignment]
+
+
+def _take_walls(agg: RunState, steps: list[int], stamps: Sequence[datetime | None], before: int) -> None:
+    """The wall-clock times of rows ``steps`` (timed ones: a wall time then
+    only dates the step), as ``take_iterations`` takes them: epoch seconds in
+    the ``walls`` column (NaN: none, or out of range) and the wall series."""
+    count = len(steps)
+    if stamps.count(None):
+        secs: list[float | None] = [None if w is None else w.timestamp() for w in stamps]
+    else:
+        secs = list(map(datetime.timestamp, stamps))  # type: ignore[arg-type]
+    if not _all_between(secs, FIRST_EPOCH, LAST_EPOCH):
+        secs = [s if s is not None and FIRST_EPOCH <= s <= LAST_EPOCH else None for s in secs]
+    if agg.walls is None and secs.count(None) < count:
+        agg.walls = array("d", [_NAN]) * before  # (the column exists once some row has a time)
+    if agg.walls is None:
+        return
+    _extend(agg.walls, [_NAN if s is None else s for s in secs] if None in secs else secs)
+    keep = [s is not None for s in secs]
+    shown = list(compress(secs, keep))
+    if shown:
+        if agg.wall_first is None:
+            agg.wall_first = shown[0]
+        agg.last_wall = shown[-1]
+        agg.wall_series.extend_steps(list(compress(steps, keep)), shown)  # type: ignore[arg-type]
+
+
+def _all_between(values: list[float | None], low: float, high: float) -> bool:
+    try:
+        return low <= min(values) and max(values) <= high  # type: ignore[type-var, operator]
+    except TypeError:  # a None
+        return False
