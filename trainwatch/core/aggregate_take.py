@@ -460,6 +460,15 @@ def _evals_by_outliers(agg: RunState, steps: list[int], times: list[float], firs
     two values, and ``statistics.median``'s ``(a + b) / 2``).
     """
     marks, recent = agg.eval_marks, agg.recent
+    marked = evals_by_rule(agg, steps)  # (the rule's other half: the steps an eval was logged at)
+    if max(times) <= OUTLIER_FACTOR * min(min(recent, default=math.inf), min(times)):
+        # No row is over 5 × the fastest time of the window and the rows, so
+        # none is over 5 × any median: only the logged evals are evals, and
+        # every other row but the warm-up enters the window (its last 16 stay).
+        skip = {0, *marked} if first else set(marked)
+        kept = [t for index, t in enumerate(times) if index not in skip] if skip else times
+        recent.extend(kept[-(recent.maxlen or 0) :])
+        return marked
     window = sorted(recent)
     size = recent.maxlen
     found: list[int] = []

@@ -35,7 +35,7 @@ _SNIFF_MIN = 3
 # A run of whole ``<step> train <loss>`` lines of the common shape (ASCII, one
 # space between), each one ``feed`` takes as such, for ``feed_text``.
 _TRAIN_RUN = re.compile(r"(?:[0-9]{1,18}+ train [-+.0-9A-Za-z_]++\n)*+")
-_TRAIN_ROW = re.compile(r"([0-9]+) train ([^\n]+)\n")
+_NO_BLANK = bytes.maketrans(b"", b"")
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -109,14 +109,14 @@ class BuildNanoGptParser:
     @staticmethod
     def _columns(block: str) -> IterationColumns | None:
         """``feed``'s records of ``block`` (train lines) as columns; ``None`` if a loss does not convert."""
-        found = bulk.fields(_TRAIN_ROW, block, 2)
-        if found is None:
+        words = bulk.tokens(block, _NO_BLANK, 3)  # <step> train <loss>
+        if words is None:
             return None
         try:
-            losses = bulk.floats(found[1])
+            losses = bulk.floats(words[2::3])
         except ValueError:
             return None
-        done = list(map(int, found[0]))  # (the step as printed)
+        done = list(map(int, words[0::3]))  # (the step as printed)
         none = bulk.nones(len(done))
         return IterationColumns(done, losses, none, none)
 

@@ -26,12 +26,13 @@ mean over the logging interval, at one-second resolution.
 from __future__ import annotations
 
 import re
+from operator import methodcaller
 from typing import Any
 
 import orjson
 
 from trainwatch.core.records import BulkRecord, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
-from trainwatch.parsers import bulk
+from trainwatch.parsers import bulk, llamafactory_bulk
 from trainwatch.parsers.base import ParserSpec
 from trainwatch.parsers.elapsed import ElapsedClock
 from trainwatch.parsers.jsonvalues import as_int, as_num, loads
@@ -165,42 +166,35 @@ class LlamaFactoryParser:
             objs = orjson.loads("[" + block[:-1].replace("\n", ",") + "]")
         except orjson.JSONDecodeError:
             return None  # (a bare NaN, which ``loads`` reads line by line; a cut-off line)
-        if len(objs) != block.count("\n") or not all(type(obj) is dict for obj in objs):
+        if len(objs) != block.count("\n") or set(map(type, objs)) != {dict}:
             return None
-        target = self._target
-        if not all(obj.get("total_steps") == target for obj in objs):
-            return None
-        steps: list[int] = []
-        losses: list[float | None] = []
-        times: list[float | None] = []
-        rates: list[float | None] = []
-        lrs: list[float | None] = []
-        seen: list[int | None] = []
-        clock = self._clock
+        totals = list(map(methodcaller("get", "total_steps"), objs))
+        if totals.count(self._target) != len(totals):
+            return None  # (another target: the general path says so, line by line)
         self._trained = True
-        for obj in objs:  # (_iteration, with what it emits kept as columns)
+        fast = llamafactory_bulk.columns(objs, self._last_iter, self._clock)
+        if fast is not None:
+            columns, elapsed = fast
+            self._last_iter, self._last_time_ms = columns.iters[-1], columns.times_ms[-1]
+            for done, at in zip(columns.iters, elapsed, strict=True):
+                self._remember(done, at)
+            return columns
+        rows: list[Record] = []
+        for obj in objs:  # (a restart, a step again, a copy: _iteration, row by row)
             step = as_int(obj["current_steps"])
-            last = self._last_iter
-            if step is None or step < 0 or (last is not None and step == last):
-                continue
-            if last is not None and step < last:
-                clock.reset()
-                self._finished = False
-            elapsed = parse_duration(obj.get("elapsed_time"))
-            times.append(clock.interval_ms(step, elapsed))
-            clock.advance(step, elapsed)
-            self._last_iter = step
-            steps.append(step)
-            losses.append(as_num(obj["loss"], keep_nan=True))
-            tokens = as_int(obj.get("total_tokens"))
-            seen.append(tokens if tokens is not None and tokens > 0 else None)
-            rate = obj.get("throughput")
-            tps = to_float(rate) if isinstance(rate, str) else as_num(rate)
-            rates.append(tps if tps is not None and tps > 0 else None)
-            lr = as_num(obj.get("learning_rate"))
-            lrs.append(lr if lr is not None else as_num(obj.get("lr")))
-        none: list[float | None] = [None] * len(steps)
-        return IterationColumns(steps, losses, times, none, tokens_per_sec=rates, lr=lrs, tokens_seen=seen)
+            if step is not None and step >= 0:
+                loss = as_num(obj["loss"], keep_nan=True)
+                rows += self._iteration(step, obj, loss, parse_duration(obj.get("elapsed_time")))
+        its = [r for r in rows if isinstance(r, Iteration)]
+        return IterationColumns(
+            [r.iter for r in its],
+            [r.loss for r in its],
+            [r.time_ms for r in its],
+            [None] * len(its),
+            tokens_per_sec=[r.tokens_per_sec for r in its],
+            lr=[r.lr for r in its],
+            tokens_seen=[r.tokens_seen for r in its],
+        )
 
     def _iteration(self, step: int, obj: dict[str, Any], loss: float | None, elapsed: float | None) -> list[Record]:
         last = self._last_iter
@@ -223,10 +217,14 @@ class LlamaFactoryParser:
         self._clock.advance(step, elapsed)
         self._last_iter = step
         self._last_time_ms = time_ms
+        self._remember(step, elapsed)
+        return [self._record(step, obj, loss, time_ms)]
+
+    def _remember(self, step: int, elapsed: float | None) -> None:
+        """The elapsed time ``step`` was logged at (the last _RECENT steps)."""
         self._logged_at[step] = elapsed
         if len(self._logged_at) > _RECENT:
             del self._logged_at[next(iter(self._logged_at))]
-        return [self._record(step, obj, loss, time_ms)]
 
     def _copied(self, step: int, elapsed: float | None) -> bool:
         """Whether ``step``, below the last one, repeats an earlier line of the
@@ -239,17 +237,27 @@ class LlamaFactoryParser:
 
     def _record(self, step: int, obj: dict[str, Any], loss: float | None, time_ms: float | None) -> Iteration:
         tokens = as_int(obj.get("total_tokens"))
-        rate = obj.get("throughput")
-        tps = to_float(rate) if isinstance(rate, str) else as_num(rate)
-        lr = as_num(obj.get("learning_rate"))
         return Iteration(
             iter=step,
             loss=loss,
             time_ms=time_ms,
-            tokens_per_sec=tps if tps is not None and tps > 0 else None,
-            lr=lr if lr is not None else as_num(obj.get("lr")),
+            tokens_per_sec=rate_of(obj),
+            lr=lr_of(obj),
             tokens_seen=tokens if tokens is not None and tokens > 0 else None,
         )
+
+
+def rate_of(obj: dict[str, Any]) -> float | None:
+    """The logged throughput (tokens/s), if positive (a string in some versions)."""
+    rate = obj.get("throughput")
+    tps = to_float(rate) if isinstance(rate, str) else as_num(rate)
+    return tps if tps is not None and tps > 0 else None
+
+
+def lr_of(obj: dict[str, Any]) -> float | None:
+    """The learning rate (``learning_rate`` in older versions, ``lr`` in newer)."""
+    lr = as_num(obj.get("learning_rate"))
+    return lr if lr is not None else as_num(obj.get("lr"))
 
 
 def new_parser() -> LlamaFactoryParser:

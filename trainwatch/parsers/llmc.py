@@ -82,18 +82,19 @@ _FATAL = (
     "Aborted (core dumped)",
 )
 HELLASWAG_METRIC = "hellaswag"
-# A run of whole step lines of the common shape (ASCII digits), each one that
-# the fast path of ``feed`` fullmatches with the same fields (each field is
-# what lies between the same spaces and literals), for ``feed_text``.
-# Possessive: no class can give back what the next literal would take.
+# A run of whole step lines of the common shape (ASCII digits; a value is one
+# word, with no "/" or "%"), each one that the fast path of ``feed`` fullmatches
+# with the same fields (each is what lies between the same spaces and
+# literals), for ``feed_text``. Possessive: no class can give back what the
+# next literal would take.
 _STEP_RUN = re.compile(
-    r"(?:step ++[0-9]++/[0-9]++ \| loss ++[^ \n]++ \([^)\n]*+\)\| norm ++[^ \n]++ \([^)\n]*+\)\| lr [^ \n]++"
-    r" \| [^ \n]++ ms \| [^ %\n]++% bf16 MFU \| [^ \n]++ tok/s\n)*+"
+    r"(?:step ++[0-9]++/[0-9]++ \| loss ++[^ /%\n]++ \([^) \n]*+\)\| norm ++[^ /%\n]++ \([^) \n]*+\)"
+    r"\| lr [^ /%\n]++ \| [^ /%\n]++ ms \| [^ /%\n]++% bf16 MFU \| [^ /%\n]++ tok/s\n)*+"
 )
-_STEP_ROW = re.compile(
-    r"step +([0-9]+)/([0-9]+) \| loss +([^ \n]+) \([^)\n]*\)\| norm +([^ \n]+) \([^)\n]*\)\| lr ([^ \n]+)"
-    r" \| ([^ \n]+) ms \| ([^ %\n]+)% bf16 MFU \| ([^ \n]+) tok/s\n"
-)
+# Such a line with "/" and "%" as spaces is 23 words: step N T | loss X (z)| norm
+# G (z)| lr L | MS ms | MFU bf16 MFU | TPS tok s.
+_BLANK = bytes.maketrans(b"/%", b"  ")
+_WORDS = 23
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -201,21 +202,24 @@ class LlmcStdoutParser:
 
     def _columns(self, block: str) -> IterationColumns | None:
         """The fast path's records of ``block`` as columns; ``None`` where it would not take them all."""
-        found = bulk.fields(_STEP_ROW, block, 8)
-        if found is None or found[1].count(str(self._target)) != len(found[1]):
+        words = bulk.tokens(block, _BLANK, _WORDS)
+        if words is None:
             return None
+        totals = words[2::_WORDS]
+        if totals.count(str(self._target).encode()) != len(totals):
+            return None  # (another target: the general path says so, line by line)
         try:
-            steps = list(map(int, found[0]))
-            times = bulk.floats(found[5])
-            mfus = bulk.floats(found[6])
+            steps = list(map(int, words[1::_WORDS]))
+            times = bulk.floats(words[13::_WORDS])
+            mfus = bulk.floats(words[16::_WORDS])
             columns = IterationColumns(
                 steps,
-                bulk.floats(found[2]),
+                bulk.floats(words[5::_WORDS]),
                 times if bulk.above(times, 0) else [t if t >= 0 else None for t in times],
                 mfus if bulk.above(mfus, 0, strict=True) else [m if m > 0 else None for m in mfus],
-                tokens_per_sec=bulk.floats(found[7]),
-                lr=bulk.floats(found[4]),
-                grad_norm=bulk.floats(found[3]),
+                tokens_per_sec=bulk.floats(words[20::_WORDS]),
+                lr=bulk.floats(words[11::_WORDS]),
+                grad_norm=bulk.floats(words[8::_WORDS]),
             )
         except ValueError:
             return None

@@ -35,7 +35,8 @@ _TRAIN = re.compile(r"s:(\d+) trl:(\S+) lr:(\S+) norm:(\S+)")
 # fast path of ``feed`` fullmatches with the same values, for ``feed_text``.
 _NUMBER = r"[-+.0-9A-Za-z_]++"
 _TRAIN_RUN = re.compile(rf"(?:s:[0-9]++ trl:{_NUMBER} lr:{_NUMBER} norm:{_NUMBER}\n)*+")
-_TRAIN_ROW = re.compile(r"s:([0-9]+) trl:(\S+) lr:(\S+) norm:(\S+)\n")
+# Such a line with ":" as a space is 8 words: s N trl X lr Y norm Z.
+_BLANK = bytes.maketrans(b":", b" ")
 _MAIN = re.compile(r"s:(\d+) (trl|tel|eval):(\S+)(?: lr:(\S+))?(?: norm:(\S+))?")
 
 
@@ -90,14 +91,14 @@ class LlmcMainLogParser:
     @staticmethod
     def _columns(block: str) -> IterationColumns | None:
         """The fast path's records of ``block`` as columns; ``None`` if a value does not convert."""
-        found = bulk.fields(_TRAIN_ROW, block, 4)
-        if found is None:
+        words = bulk.tokens(block, _BLANK, 8)
+        if words is None:
             return None
         try:
-            steps = list(map(int, found[0]))  # (the step as printed)
-            losses = bulk.floats(found[1])
-            lrs = bulk.floats(found[2])
-            norms = bulk.floats(found[3])
+            steps = list(map(int, words[1::8]))  # (the step as printed)
+            losses = bulk.floats(words[3::8])
+            lrs = bulk.floats(words[5::8])
+            norms = bulk.floats(words[7::8])
         except ValueError:
             return None
         none = bulk.nones(len(steps))
