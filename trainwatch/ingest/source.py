@@ -150,6 +150,11 @@ class LogSource:
         return [p for p in (now, self._before) if p is not None]
 
     @property
+    def mid_write(self) -> bool:
+        """Whether the last refresh met a document half written (its writer is at work)."""
+        return self._document.incomplete
+
+    @property
     def offset(self) -> int:
         """Bytes of a line log consumed so far: where its next bytes start."""
         return self._offset
