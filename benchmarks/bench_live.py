@@ -88,6 +88,64 @@ def latency(ctx: Context) -> None:
         )
 
 
+#: Logged iterations in the seed-format document the rewrite benchmark grows (~220 KB, as the seed's runs).
+REWRITE_ENTRIES = 200
+
+
+def _rewrite(path: Path, data: bytes) -> None:
+    """Rewrite ``path`` whole, as the seed's logger does (``json.dump`` into a
+    file opened with "w": truncated, then written 8 KB at a time)."""
+    with open(path, "wb", buffering=0) as out:
+        for start in range(0, len(data), 8192):
+            out.write(data[start : start + 8192])
+
+
+def rewrite_latency(ctx: Context) -> None:
+    """A seed-format JSON log rewritten whole with one more entry: the time
+    until its new iteration number is on screen, against the append rows."""
+    folder = ctx.data / "live" / "rewrite"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    doc = generate.seed_doc(REWRITE_ENTRIES, finished=False)
+    log = folder / "run_bench.json"
+    log.write_bytes(generate.dump(doc))
+    appends = ctx.sizes.live_appends
+    last = doc["training_iterations"][-1]["iter"]
+    rng = random.Random(2)
+    times = []
+    with tmux.Pane([*apps.trainwatch(), str(folder)]) as pane:
+        if pane.wait(lambda s: apps.progress_marker(last) in s, timeout=30.0) is None:
+            ctx.notes.append(f"live: the app never showed the seed-format run:\n{pane.screen()}")
+            return
+        for k in range(appends):
+            time.sleep(rng.uniform(0.15, 0.4))
+            doc = generate.grow(doc, 1, seed=k)
+            data = generate.dump(doc)
+            step = doc["training_iterations"][-1]["iter"]
+            start = time.perf_counter()
+            _rewrite(log, data)
+            seen = pane.wait(lambda s, step=step: apps.progress_marker(step) in s, timeout=10.0, since=start)  # type: ignore[misc]
+            if seen is not None:
+                times.append(seen)
+    if not times:
+        ctx.notes.append("live: no rewrite latency could be measured")
+        return
+    kb = len(data) / 1000
+    for pct in (50, 95):
+        value = percentile(times, pct) * 1000
+        ctx.add(
+            Row(
+                "live",
+                f"seed JSON rewrite ({kb:,.0f} KB) → on screen, p{pct} ({len(times)})",
+                value,
+                "ms",
+                target="p95 ≤ 50 ms" if pct == 95 else "",
+                met=value <= 50 if pct == 95 else None,
+                note=f"{appends - len(times)} never seen" if len(times) < appends else "",
+            )
+        )
+
+
 def watcher_latency(ctx: Context) -> None:
     """The core's share of the latency: append → snapshot published by ``Watcher`` (no UI)."""
     from trainwatch.core.names import Names
@@ -131,6 +189,59 @@ def watcher_latency(ctx: Context) -> None:
                 percentile(times, 95) * 1000,
                 "ms",
                 note=f"p50 {percentile(times, 50) * 1000:.1f} ms; the rest of the end-to-end latency is the UI",
+            )
+        )
+
+
+def watcher_rewrite_latency(ctx: Context) -> None:
+    """The core's share of the rewrite latency: rewrite → snapshot published by ``Watcher`` (no UI)."""
+    from trainwatch.core.names import Names
+    from trainwatch.core.options import RunOptions
+    from trainwatch.core.rows import Snapshot
+    from trainwatch.ingest.watcher import Watcher
+
+    folder = ctx.data / "live" / "watcher-rewrite"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    doc = generate.seed_doc(REWRITE_ENTRIES, finished=False)
+    log = folder / "run_bench.json"
+    log.write_bytes(generate.dump(doc))
+    latest: list[int | None] = [None]
+    changed = threading.Event()
+
+    def publish(snapshot: Snapshot) -> None:
+        latest[0] = snapshot.rows[0].stats.iter if snapshot.rows else None
+        changed.set()
+
+    watcher = Watcher([folder], RunOptions(), Names(), publish)
+    watcher.start()
+    times = []
+    try:
+        deadline = time.monotonic() + 30
+        while latest[0] != doc["training_iterations"][-1]["iter"] and time.monotonic() < deadline:
+            changed.wait(0.1)
+        rng = random.Random(3)
+        for k in range(ctx.sizes.live_appends):
+            time.sleep(rng.uniform(0.15, 0.4))
+            doc = generate.grow(doc, 1, seed=k)
+            data, step = generate.dump(doc), doc["training_iterations"][-1]["iter"]
+            start = time.perf_counter()
+            _rewrite(log, data)
+            while latest[0] != step and time.perf_counter() - start < 10:
+                changed.wait(0.001)
+                changed.clear()
+            if latest[0] == step:
+                times.append(time.perf_counter() - start)
+    finally:
+        watcher.stop()
+    if times:
+        ctx.add(
+            Row(
+                "live",
+                f"seed JSON rewrite → snapshot published (Watcher, no UI), p95 ({len(times)})",
+                percentile(times, 95) * 1000,
+                "ms",
+                note=f"p50 {percentile(times, 50) * 1000:.1f} ms",
             )
         )
 
@@ -259,9 +370,12 @@ def run(ctx: Context) -> None:
     if not tmux.available():
         ctx.notes.append("live: tmux is not installed; the terminal figures were skipped")
         watcher_latency(ctx)
+        watcher_rewrite_latency(ctx)
         return
     latency(ctx)
+    rewrite_latency(ctx)
     watcher_latency(ctx)
+    watcher_rewrite_latency(ctx)
     idle(ctx)
     watcher_idle(ctx, 8)
     busy(ctx)
