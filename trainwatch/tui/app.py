@@ -265,10 +265,11 @@ class TrainwatchApp(App[int]):
                 self.bell()
             if self.desktop:
                 self._desktop_notify(alert.status, alert.message)
-        with self.batch_update():
-            for screen in self.screen_stack:
-                if isinstance(screen, LiveScreen):
-                    screen.snapshot = new
+        # Only the screen shown: one below it (the main screen under the help,
+        # a detail view, a dialog) takes the newest when it comes back.
+        if isinstance(self.screen, LiveScreen):
+            with self.batch_update():
+                self.screen.snapshot = new
 
     def _desktop_notify(self, status: str, message: str) -> None:
         """Raise ``message`` on the user's desktop through the terminal (``alerts.desktop_sequence``)."""
@@ -329,8 +330,13 @@ class TrainwatchApp(App[int]):
     def action_help(self) -> None:
         from trainwatch.tui.dialogs import HelpScreen
 
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        if isinstance(self.screen, HelpScreen):
+            return
+        # Installed once, shown again and again: composing and mounting it
+        # anew cost more than drawing it.
+        if not self.is_screen_installed("help"):
+            self.install_screen(HelpScreen(), "help")
+        self.push_screen("help")
 
     def action_export(self) -> None:
         snapshot = self.snapshot

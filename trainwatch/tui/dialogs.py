@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import io
 from typing import ClassVar
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from textual import on
@@ -62,6 +65,26 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
+@functools.cache
+def help_text() -> Text:
+    """``help_table`` laid out once, as styled text: a Rich ``Table`` is laid
+    out again at every render of its widget (a dozen times as the help screen
+    opens and closes), which cost most of the time ``?`` took."""
+    console = Console(width=HELP_WIDTH, file=io.StringIO(), color_system=None)
+    text = Text(end="")
+    for index, line in enumerate(console.render_lines(help_table(), pad=False)):
+        if index:
+            text.append("\n")
+        for segment in line:
+            text.append(segment.text, segment.style)
+    text.rstrip()
+    return text
+
+
+#: The help's text width: the dialog's 78 columns less its border and padding.
+HELP_WIDTH = 72
+
+
 def help_table() -> Table:
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold", no_wrap=True)
@@ -82,7 +105,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box", classes="dialog"):
-            yield Static(help_table())
+            yield Static(help_text())
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = "trainwatch · keys"
