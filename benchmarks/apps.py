@@ -22,6 +22,29 @@ Floor().run()
 """
 
 
+#: The smallest Textual app whose "?" opens and closes a screen: the floor of a key that shows a screen.
+TEXTUAL_KEY_FLOOR = """
+from textual.app import App
+from textual.screen import Screen
+from textual.widgets import Static
+
+class Help(Screen):
+    BINDINGS = [("question_mark", "app.pop_screen", "Close")]
+
+    def compose(self):
+        yield Static("trainwatch · keys")
+
+class Floor(App):
+    BINDINGS = [("question_mark", "push_screen('help')", "Help")]
+    SCREENS = {"help": Help}
+
+    def compose(self):
+        yield Static("floor-ready")
+
+Floor().run()
+"""
+
+
 def trainwatch() -> list[str]:
     """The installed console script, as a user runs it (else ``python -m trainwatch``)."""
     script = shutil.which("trainwatch")
