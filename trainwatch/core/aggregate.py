@@ -27,6 +27,7 @@ from dataclasses import fields, replace
 from datetime import datetime
 from itertools import pairwise
 
+from trainwatch.core import timeline
 from trainwatch.core.aggregate_columns import column_pieces, take_rows
 from trainwatch.core.aggregate_take import MAX_ITER, MIN_COLUMN_ROWS, restarts, take_iterations
 from trainwatch.core.box import BoxFacts
@@ -70,8 +71,10 @@ class RunAggregator(RunState):
         self.changes += 1
         if isinstance(record, Iteration):
             self._add_iteration(record)
+            timeline.trim(self)
         elif isinstance(record, IterationColumns):
             self._add_columns(record)
+            timeline.trim(self)
         elif isinstance(record, RunInfo):
             self._merge_info(record)
         elif isinstance(record, Eval):
@@ -116,6 +119,7 @@ class RunAggregator(RunState):
                 self.add(record)
         if batch:
             self._add_iterations(batch)
+        timeline.trim(self)
 
     def copy(self) -> RunAggregator:
         """An independent copy: a document's stable part is kept, its tail re-applied to copies."""
@@ -168,7 +172,8 @@ class RunAggregator(RunState):
         index = 0
         while index < len(batch):
             index = take_iterations(self, batch, index)
-            if index < len(batch):
+            timeline.save(self)  # (it stops where a copy of the sums is due, and at a restart)
+            if index < len(batch) and self.iters and batch[index].iter <= self.iters[-1]:
                 self._step_back(batch[index].iter)  # then take_iterations goes on from that entry
 
     def _add_columns(self, columns: IterationColumns) -> None:
@@ -188,12 +193,16 @@ class RunAggregator(RunState):
         for start, stop in pairwise(cuts):
             if self.iters and steps[start] <= self.iters[-1]:
                 self._step_back(steps[start])
-            for low, high, how in column_pieces(columns, start, stop):
-                if how is take_rows or high - low < MIN_COLUMN_ROWS:
-                    # (two ranks printing each line: a restart a row) cheaper row by row
-                    take_iterations(self, columns.iterations(low, high), 0)
-                else:
-                    how(self, columns, low, high)
+            while start < stop:  # up to each multiple of EVERY, where a copy of the sums is due
+                end = min(stop, start + timeline.boundary(self) - len(self.iters))
+                for low, high, how in column_pieces(columns, start, end):
+                    if how is take_rows or high - low < MIN_COLUMN_ROWS:
+                        # (two ranks printing each line: a restart a row) cheaper row by row
+                        take_iterations(self, columns.iterations(low, high), 0)
+                    else:
+                        how(self, columns, low, high)
+                timeline.save(self)
+                start = end
 
     def _step_back(self, step: int) -> None:
         """An iteration not above the last one: the same step again replaces
@@ -209,6 +218,9 @@ class RunAggregator(RunState):
         checkpoints. (The plotted series keep its point: a downsampled series
         cannot give one back, and the newer point lands on the same step.)"""
         index = len(self.iters) - 1
+        if self.dropped + index < timeline.floor(self):
+            self._rewind(self.iters[index])  # (past the floor: as a restart to it, ``timeline.restore``)
+            return
         step = self.iters[index]
         time_ms, mfu = self.times[index], self.mfus[index]
         kind, warmup = self.is_eval[index], self.is_warmup[index]
@@ -222,7 +234,8 @@ class RunAggregator(RunState):
                 del column[index:]
         del self.is_eval[index:]
         del self.is_warmup[index:]
-        if index == 0:  # nothing left: no float residue of the subtractions either
+        del self.saved[bisect_left([s.position for s in self.saved], self.logged + 1) :]
+        if not self.logged:  # nothing left: no float residue of the subtractions either
             self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
             self.pause_s = self.wall_s = self.excess_ms = 0.0
         if kind == EVAL:
@@ -241,28 +254,39 @@ class RunAggregator(RunState):
             self.seen_last = self.seen_first
         # Rescan a column only where the dropped entry was its newest value.
         if not math.isnan(wall):
-            self.wall_first = next((w for w in self.walls or () if not math.isnan(w)), None)
-            self.last_wall = _newest(self.walls)
+            self._forget_walls_from(self.logged)
         if not math.isnan(mfu):
-            self.last_mfu = _newest(self.mfus)
+            self.last_mfu = timeline.newest(self, 0)
         if not math.isnan(tps):
-            self.last_tps = _newest(self.tps)
+            self.last_tps = timeline.newest(self, 1)
 
     def _rewind(self, step: int) -> None:
         """A restart from ``step``: drop the superseded tail of the timeline."""
         keep = len(self.iters)
-        while keep and self.iters[keep - 1] >= step:
+        low = timeline.floor(self) - self.dropped  # (entries from here on can be taken out one by one)
+        while keep > max(low, 0) and self.iters[keep - 1] >= step:
             keep -= 1
-        for index in range(keep, len(self.iters)):
-            self._account(index, -1, self.times[index], self.mfus[index])
-        for column in (self.iters, self.times, self.mfus, self.tps, self.walls):
-            if column is not None:
-                del column[keep:]
-        del self.is_eval[keep:]
-        del self.is_warmup[keep:]
-        if keep == 0:  # nothing left: no float residue of the subtractions either
-            self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
-            self.pause_s = self.wall_s = self.excess_ms = 0.0
+        if keep == low > 0 and self.iters[keep - 1] >= step:
+            # Further back than the floor: the sums as last saved before ``step``.
+            last = timeline.restore(self, step)
+            del self.eval_at[bisect_left(self.eval_at, last + 1) :]
+            self.hangs = [h for h in self.hangs if h[0] <= last]
+        else:
+            for index in range(keep, len(self.iters)):
+                self._account(index, -1, self.times[index], self.mfus[index])
+            for column in (self.iters, self.times, self.mfus, self.tps, self.walls):
+                if column is not None:
+                    del column[keep:]
+            del self.is_eval[keep:]
+            del self.is_warmup[keep:]
+            del self.saved[bisect_left([s.position for s in self.saved], self.logged + 1) :]
+            if not self.logged:  # nothing left: no float residue of the subtractions either
+                self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
+                self.pause_s = self.wall_s = self.excess_ms = 0.0
+            self._forget_walls_from(self.logged)
+            self.last_mfu = timeline.newest(self, 0)
+            self.last_tps = timeline.newest(self, 1)
+            self.segment_start = keep
         # Cost proportional to what is dropped, not to the run: a log where
         # every line goes back (two ranks printing each line) is a restart per line.
         del self.eval_at[bisect_left(self.eval_at, step) :]  # ascending: the timeline's order
@@ -275,21 +299,22 @@ class RunAggregator(RunState):
             self.seen_first = None
         if self.seen_last is not None and self.seen_last[0] >= step:
             self.seen_last = self.seen_first
-        self.wall_first = next((w for w in self.walls or () if not math.isnan(w)), None)
-        self.last_wall = _newest(self.walls)
-        self.last_mfu = _newest(self.mfus)
-        self.last_tps = _newest(self.tps)
         for series in (self.loss_series, self.val_series, self.time_series, self.mfu_series):
             series.truncate_from(step)
         for series in (self.tps_series, self.wall_series):
             series.truncate_from(step)
         self.recent.clear()
         self.eval_pending = self.ckpt_pending = False
-        self.segment_start = keep
         self.segments += 1
         self.outcome = None  # a resumed run is running again
         if self.info.end_time is not None:
             self.info = replace(self.info, end_time=None)
+
+    def _forget_walls_from(self, position: int) -> None:
+        """Entries from ``position`` on are gone: the wall-clock figures they gave."""
+        if self.wall_first_at is not None and self.wall_first_at >= position:
+            self.wall_first = self.wall_first_at = None  # (it was the first: none is left before)
+        self.last_wall = timeline.newest(self, 2)
 
     def _account(self, index: int, sign: int, time_ms: float, mfu: float) -> None:
         """Add (+1) or remove (-1) one logged iteration from the running sums.

@@ -175,7 +175,7 @@ def _take_walls(agg: RunState, steps: list[int], stamps: Sequence[datetime | Non
     shown = list(compress(secs, keep))
     if shown:
         if agg.wall_first is None:
-            agg.wall_first = shown[0]
+            agg.wall_first, agg.wall_first_at = shown[0], agg.dropped + before + keep.index(True)
         agg.last_wall = shown[-1]
         agg.wall_series.extend_steps(list(compress(steps, keep)), shown)  # type: ignore[arg-type]
 

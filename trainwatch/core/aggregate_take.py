@@ -21,7 +21,7 @@ from itertools import compress, filterfalse, repeat
 from operator import add, eq, ge, gt, mod, mul, sub, truediv
 from typing import Any, cast
 
-from trainwatch.core import fmt
+from trainwatch.core import fmt, timeline
 from trainwatch.core.records import Iteration, IterationColumns
 from trainwatch.core.state import EVAL, EXCESS, MAX_HANGS, OUTLIER_FACTOR, TRAIN, RunState, hang_limit
 
@@ -65,12 +65,16 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
     points: tuple[list[float], ...] = ([], [], [], [], [], [], [], [], [], [])
     loss_x, loss_y, time_x, time_y, mfu_x, mfu_y, wall_x, wall_y, tps_x, tps_y = points
     stop = len(batch)
+    due = timeline.boundary(agg)
     for index in range(start, len(batch)):
         it = batch[index]
         step = it.iter
         if not 0 <= step <= MAX_ITER:
             continue  # no real run gets here; a corrupt line must not break the columns
         n = len(iters)
+        if n == due:
+            stop = index  # a copy of the sums is due (timeline.save), then on from here
+            break
         if n and step <= iters[-1]:
             stop = index  # a restart: _rewind, then on from here
             break
@@ -112,7 +116,7 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
             walls = agg.walls
         if wall is not None:
             if agg.wall_first is None:
-                agg.wall_first = wall
+                agg.wall_first, agg.wall_first_at = wall, agg.dropped + n
             agg.last_wall = wall
             wall_x.append(step)
             wall_y.append(wall)

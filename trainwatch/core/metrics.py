@@ -115,7 +115,7 @@ def derive(agg: RunState, now: datetime, facts: box.BoxFacts | None = None) -> R
         progress_pct=_progress(done, target, target_source, past_default),
         loss=agg.last_loss if agg.last_loss is not None else info.final_loss,
         val_loss=_last_val(agg),
-        logged_iters=len(agg.iters),
+        logged_iters=agg.logged,
         eval_iters=agg.n_eval,
         eval_at=tuple(agg.eval_at),
         segments=agg.segments,
@@ -257,9 +257,10 @@ def _measure_rate(agg: RunState) -> tuple[float | None, str | None]:
     ][-RATE_WINDOW:]
     if recent:
         return sum(recent) / len(recent) / 1000, "logged iteration times"
-    if len(agg.observed) >= 2 and len(agg.iters) >= 2 and agg.iters[-1] > agg.iters[0]:
+    first = agg.first_iter
+    if len(agg.observed) >= 2 and agg.logged >= 2 and first is not None and agg.iters[-1] > first:
         span = (agg.observed[-1] - agg.observed[0]).total_seconds()
-        return span / (agg.iters[-1] - agg.iters[0]), "file update times"
+        return span / (agg.iters[-1] - first), "file update times"
     return None, None
 
 

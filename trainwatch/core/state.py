@@ -71,10 +71,18 @@ class RunState:
         self.tokens_per_iter_override = tokens_per_iter_override
         self.info = RunInfo(params=params_override, gpu=gpu_override)
         self.pinned = {"params": params_override, "gpu": gpu_override}
-        # Per logged iteration of the current timeline (restarts truncate it).
-        # Compact columns: a million logged steps cost ~17 MB. Sums are kept
+        # Per logged iteration of the newest part of the current timeline
+        # (restarts truncate it; ``core.timeline`` keeps it bounded: the first
+        # ``dropped`` entries are gone, copies of the sums every EVERY entries
+        # stand for them). Compact columns, ~15 bytes an entry. Sums are kept
         # in float64 from the exact inputs; the float32 copies serve rate
         # windows and the subtraction of superseded entries after a restart.
+        self.dropped = 0
+        self.floor = 0  # entries from here on can be taken back out one by one (timeline.floor)
+        self.saved: list[Any] = []  # timeline.Saved, every EVERY entries
+        self.head_iter: int | None = None  # the iteration of the timeline's first entry, once dropped
+        self.wall_first_at: int | None = None  # the entry ``wall_first`` came from
+        self.trimmed_last: tuple[float | None, float | None, float | None] = (None, None, None)  # mfu, tps, wall
         self.iters: array[int] = array("i")
         self.times: array[float] = array("f")  # ms, NaN = not logged
         self.mfus: array[float] = array("f")  # %, NaN = not logged / sentinel
@@ -116,6 +124,16 @@ class RunState:
         self.memo: dict[str, tuple[int, Any]] = {}
         self.new_series()
         self.reset_sums()
+
+    @property
+    def logged(self) -> int:
+        """Logged iterations in the current timeline (the columns hold the newest)."""
+        return self.dropped + len(self.iters)
+
+    @property
+    def first_iter(self) -> int | None:
+        """The iteration of the timeline's first entry."""
+        return self.head_iter if self.dropped else (self.iters[0] if self.iters else None)
 
     def append_optional(self, column: str, value: float | None) -> None:
         """Append to a column that exists only once some entry has a value."""
