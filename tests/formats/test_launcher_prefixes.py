@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from array import array
 from datetime import datetime
 from pathlib import Path
 
@@ -35,7 +36,7 @@ def _stats(path: Path) -> tuple[str | None, RunStats]:
 def _same(a: object, b: object) -> bool:
     if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
         return True
-    if isinstance(a, tuple) and isinstance(b, tuple):
+    if isinstance(a, tuple | array) and isinstance(b, tuple | array):  # (a chart series: arrays of floats)
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
 
