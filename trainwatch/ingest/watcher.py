@@ -56,6 +56,12 @@ MIN_PASS_INTERVAL = 0.1
 PASS_BYTES = 16 << 20
 #: While the first read of many files runs, publish rows this often.
 LOAD_PUBLISH_INTERVAL = 0.25
+#: While the app draws its first frame (``Watcher.hold_until``), the first
+#: read goes on for this long at most, then waits for that frame (the two
+#: threads share the GIL: reading a large folder took half of Textual's start)
+#: ... for this long at most.
+FIRST_FRAME_READ_S = 0.03
+FIRST_FRAME_WAIT_S = 2.0
 #: Line parsers hold some records back until a later line completes them (an
 #: eval waiting for its HellaSwag result, a failure held while no phase is
 #: training): a log quiet this long is told that no more input is due.
@@ -109,6 +115,7 @@ class Watcher:
         self._publisher = Publisher(names, publish, clock, tick)
         self._unflushed: dict[str, float] = {}  # source key -> when (monotonic) it last changed
         self._last_pass = 0.0
+        self._drawn: threading.Event | None = None  # hold_until
         self._pass_cost = 0.0  # seconds the last pass took
         # The last pass met a document mid-rewrite (truncated, half written):
         # its writer is at work, and the event of its last write must not wait.
@@ -143,6 +150,12 @@ class Watcher:
             return
         self._worker = threading.Thread(target=self._run, name="trainwatch-watcher", daemon=True)
         self._worker.start()
+
+    def hold_until(self, drawn: threading.Event) -> None:
+        """Before ``start``: a consumer is drawing its first frame, which our
+        first read would slow down. Read the smallest logs for
+        FIRST_FRAME_READ_S, publish them, and go on once ``drawn`` is set."""
+        self._drawn = drawn
 
     def stop(self) -> None:
         """Join the worker and the observers; safe to call twice."""
@@ -285,10 +298,16 @@ class Watcher:
         sizes = {key: _size(key) for key in self._unread}
         pending = sorted(self._unread, key=sizes.__getitem__)  # small files first: many rows appear at once
         self._loading = (0, len(pending))
-        last = time.monotonic()
+        last = began = time.monotonic()
         for done, key in enumerate(pending, 1):
             if self._stopping.is_set():
                 return
+            drawn = self._drawn
+            if drawn is not None and time.monotonic() - began >= FIRST_FRAME_READ_S:
+                self._drawn = None
+                if not drawn.is_set():
+                    self._publish()  # (what is read so far, for that first frame)
+                    drawn.wait(FIRST_FRAME_WAIT_S)
             self._read_copies(key)
             self._first_read(key, sizes[key])
             self._regroup(key)

@@ -154,6 +154,7 @@ class TrainwatchApp(App[int]):
         self._early_lock = threading.Lock()
         self._mounted = False
         self._early: Snapshot | None = None
+        self._drawn = threading.Event()  # the first frame is on screen (start_source)
         self._problems_seen: set[str] = set()
         self.chart_options = ChartOptions()
         #: Why no run was found, when the app ends with none (printed on stderr then).
@@ -187,6 +188,11 @@ class TrainwatchApp(App[int]):
         Without this call the source starts after the first frame."""
         try:
             self._source = self._source_factory(self._publish)
+            # A watcher can read only the smallest logs until the first frame
+            # is drawn (an optional extra: ``Watcher.hold_until``).
+            hold = getattr(self._source, "hold_until", None)
+            if hold is not None:
+                hold(self._drawn)
             self._source.start()
         except OSError as exc:
             self._source_error = exc
@@ -212,6 +218,7 @@ class TrainwatchApp(App[int]):
         self.call_after_refresh(self._start_source)
 
     def _start_source(self) -> None:
+        self._drawn.set()  # the first frame is on screen
         if self._source is None and self._source_error is None:
             self.start_source()
         if self._source_error is not None:
