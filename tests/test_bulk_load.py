@@ -16,7 +16,7 @@ import random
 import struct
 from array import array
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,10 @@ _step_lists = st.one_of(
 )
 
 
+# Wall-clock times now steady, now far apart (a hang), now going back.
+_walls = st.integers(0, 4000).map(lambda s: datetime(2025, 1, 1) + timedelta(seconds=s * s / 100))
+
+
 def _column(n: int, values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """An optional column of ``n`` rows (``None``: no row has the field)."""
     return st.none() | st.lists(values, min_size=n, max_size=n)
@@ -303,9 +307,7 @@ _columns = _step_lists.flatmap(
         lr=_column(len(steps), st.none() | _floats),
         grad_norm=_column(len(steps), st.none() | _floats),
         tokens_seen=_column(len(steps), st.none() | st.integers(-5, 2**63)),
-        wall_time=st.none()
-        | st.none()
-        | st.lists(st.none() | st.just(datetime(2025, 1, 1)), min_size=len(steps), max_size=len(steps)),
+        wall_time=st.none() | st.lists(st.none() | _walls, min_size=len(steps), max_size=len(steps)),
     )
 )
 _others = st.one_of(
@@ -464,3 +466,31 @@ def test_all_in_bounds() -> None:
         assert not aggregate_take._all_in(bad, 0.0, 10.0), bad
     assert not aggregate_take._all_in([1.0, None], 0.0, 10.0)  # type: ignore[list-item]
     assert struct.calcsize("3f") == array("f").itemsize * 3  # packed as the array lays them out
+
+
+@pytest.mark.parametrize("timing", [None, "next"])
+def test_stamped_columns_with_hangs(timing: str | None) -> None:
+    """Untimed rows with wall-clock times (torchtitan's): each interval is its
+    step's pace; a 20-minute gap among 5-second steps is a hang; a save
+    announced before it is none. Columns and rows agree."""
+    start = datetime(2026, 4, 27, 16, 0)
+    seconds = [5.0 * k for k in range(40)] + [5.0 * 40 + 1200 + 5.0 * k for k in range(40)]
+    steps = list(range(1, 81))
+    columns = IterationColumns(
+        steps,
+        [2.0] * 80,
+        [None] * 80,
+        [30.0] * 80,
+        tokens_per_sec=[3200.0] * 80,
+        wall_time=[start + timedelta(seconds=s) for s in seconds],
+    )
+    for save in (False, True):
+        records: list[BulkRecord] = [RunInfo(eval_timing=timing), columns]
+        if save:  # the save comes just before the slow step, as a log announces it
+            records = [RunInfo(eval_timing=timing), columns.select([k < 40 for k in range(80)]), Checkpoint(40)]
+            records.append(columns.select([k >= 40 for k in range(80)]))
+        bulk, reference = RunAggregator(), RunAggregator()
+        bulk.add_all(records)
+        reference.add_all(expanded(records))
+        assert_same(bulk, reference)
+        assert [h[0] for h in bulk.hangs] == ([] if save else [41])

@@ -28,7 +28,7 @@ from datetime import datetime
 from itertools import pairwise
 
 from trainwatch.core import timeline
-from trainwatch.core.aggregate_columns import column_pieces, take_rows
+from trainwatch.core.aggregate_columns import column_pieces
 from trainwatch.core.aggregate_take import MAX_ITER, MIN_COLUMN_ROWS, restarts, take_iterations
 from trainwatch.core.box import BoxFacts
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, RunInfo
@@ -196,7 +196,7 @@ class RunAggregator(RunState):
             while start < stop:  # up to each multiple of EVERY, where a copy of the sums is due
                 end = min(stop, start + timeline.boundary(self) - len(self.iters))
                 for low, high, how in column_pieces(columns, start, end):
-                    if how is take_rows or high - low < MIN_COLUMN_ROWS:
+                    if high - low < MIN_COLUMN_ROWS:
                         # (two ranks printing each line: a restart a row) cheaper row by row
                         take_iterations(self, columns.iterations(low, high), 0)
                     else:

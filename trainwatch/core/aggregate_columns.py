@@ -20,6 +20,7 @@ from functools import reduce
 from itertools import compress, filterfalse, pairwise
 from operator import add
 
+from trainwatch.core.aggregate_stamped import take_stamped
 from trainwatch.core.aggregate_take import (
     FIRST_EPOCH,
     LAST_EPOCH,
@@ -31,7 +32,6 @@ from trainwatch.core.aggregate_take import (
     _mfus,
     evals_by_rule,
     take_columns,
-    take_iterations,
     take_losses,
 )
 from trainwatch.core.records import IterationColumns
@@ -48,18 +48,13 @@ def column_pieces(columns: IterationColumns, start: int, stop: int) -> list[tupl
     times = columns.times_ms[start:stop]
     if _all_in(times, 0.0, MAX_TIME_MS):  # type: ignore[arg-type]
         return [(start, stop, take_timed)]
-    untimed = take_rows if stamped else take_untimed  # (a wall-clock time without a step time: row by row)
+    untimed = take_stamped if stamped else take_untimed
     if times.count(None) == len(times):
         return [(start, stop, untimed)]
     # (A time out of range, NaN or inf is "not logged", as row by row.)
     timed = [t is not None and 0 <= t <= MAX_TIME_MS for t in times]
     cuts = [0, *(k for k in range(1, len(timed)) if timed[k] != timed[k - 1]), len(timed)]
     return [(start + a, start + b, take_timed if timed[a] else untimed) for a, b in pairwise(cuts)]
-
-
-def take_rows(agg: RunState, columns: IterationColumns, start: int, stop: int) -> None:
-    """Rows ``start:stop`` one by one, as records."""
-    take_iterations(agg, columns.iterations(start, stop), 0)
 
 
 def take_timed(agg: RunState, columns: IterationColumns, start: int, stop: int) -> None:
@@ -119,7 +114,9 @@ def take_untimed(agg: RunState, columns: IterationColumns, start: int, stop: int
     take_optional(agg, columns, start, stop, before)
 
 
-def take_optional(agg: RunState, columns: IterationColumns, start: int, stop: int, before: int) -> None:
+def take_optional(
+    agg: RunState, columns: IterationColumns, start: int, stop: int, before: int, with_walls: bool = True
+) -> None:
     """The optional columns of rows ``start:stop``, which the timeline had
     ``before`` entries before: the logged rates, the tokens seen, and a
     not-logged mark in the wall-clock column if it exists."""
@@ -143,7 +140,8 @@ def take_optional(agg: RunState, columns: IterationColumns, start: int, stop: in
         agg.tps += array("d", [_NAN]) * count
     walls = columns.wall_time
     if walls is not None:
-        _take_walls(agg, steps, walls[start:stop], before)
+        if with_walls:
+            _take_walls(agg, steps, _epochs(walls[start:stop]), before)
     elif agg.walls is not None:
         agg.walls += array("d", [_NAN]) * count
     seen = columns.tokens_seen
@@ -155,17 +153,21 @@ def take_optional(agg: RunState, columns: IterationColumns, start: int, stop: in
             agg.seen_last = (steps[found[-1]], seen[start + found[-1]])  # type: ignore[assignment]
 
 
-def _take_walls(agg: RunState, steps: list[int], stamps: Sequence[datetime | None], before: int) -> None:
-    """The wall-clock times of rows ``steps`` (timed ones: a wall time then
-    only dates the step), as ``take_iterations`` takes them: epoch seconds in
-    the ``walls`` column (NaN: none, or out of range) and the wall series."""
-    count = len(steps)
+def _epochs(stamps: Sequence[datetime | None]) -> list[float | None]:
+    """Wall-clock times as ``take_iterations`` reads them: epoch seconds, ``None`` out of range."""
     if stamps.count(None):
         secs: list[float | None] = [None if w is None else w.timestamp() for w in stamps]
     else:
         secs = list(map(datetime.timestamp, stamps))  # type: ignore[arg-type]
     if not _all_between(secs, FIRST_EPOCH, LAST_EPOCH):
         secs = [s if s is not None and FIRST_EPOCH <= s <= LAST_EPOCH else None for s in secs]
+    return secs
+
+
+def _take_walls(agg: RunState, steps: list[int], secs: list[float | None], before: int) -> None:
+    """The wall-clock times of rows ``steps`` (epoch seconds, ``_epochs``) as
+    ``take_iterations`` takes them: in the ``walls`` column (NaN: none) and the wall series."""
+    count = len(steps)
     if agg.walls is None and secs.count(None) < count:
         agg.walls = array("d", [_NAN]) * before  # (the column exists once some row has a time)
     if agg.walls is None:
