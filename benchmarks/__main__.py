@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     # PYTHONDONTWRITEBYTECODE (set on some machines) would recompile every
     # module at each launch (~0.13 s), which no installed trainwatch pays.
     compileall.compile_dir(Path(trainwatch.__file__).parent, quiet=1)
+    # The apps in tmux and the probes are subprocesses: they measure the
+    # trainwatch this process imports (a worktree's), not the one installed.
+    root = str(Path(trainwatch.__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     described = machine()
     described["bytecode"] = "trainwatch precompiled (compileall), as an installed package is"
     print(f"trainwatch benchmarks, {sizes.name} sizes, inputs in {data}")

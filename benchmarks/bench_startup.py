@@ -10,6 +10,7 @@ smallest Textual app. Targets: 0.5 s each.
 
 from __future__ import annotations
 
+import re
 import shutil
 import statistics
 import subprocess
@@ -17,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import apps, tmux
+from benchmarks import apps, formats, tmux
 from benchmarks.core import Context, Row
 
 
@@ -65,7 +66,65 @@ def _watcher_first(paths: list[Path]) -> float:
         watcher.stop()
 
 
+_RUNS_IN = re.compile(r"· ([\d,]+) runs? in")
+
+
+def _shown_runs(screen: str) -> int:
+    """How many runs the header says it shows (0 before the first snapshot)."""
+    m = _RUNS_IN.search(screen.split("\n", 1)[0])
+    return int(m.group(1).replace(",", "")) if m else 0
+
+
+def _folder_frames(folder: Path) -> tuple[float | None, float | None]:
+    """Seconds from launching ``trainwatch FOLDER`` until its first run is on
+    screen, and until every run is read (the header's count, no "reading")."""
+    with tmux.Pane([*apps.trainwatch(), str(folder)]) as pane:
+        first = pane.wait(lambda s: _shown_runs(s) > 0, 30.0, since=pane.started)
+        done = pane.wait(
+            lambda s: _shown_runs(s) > 0 and "reading" not in s.split("\n", 1)[0], 120.0, since=pane.started
+        )
+        return first, done
+
+
+def folders(ctx: Context) -> None:
+    """First frame on realistic folders: the corpus (~50 logs of every format) and a generated mixed one."""
+    corpus = apps.CORPUS.parent
+    mixed = formats.mixed_folder(ctx.sizes.mixed_runs, ctx.data)
+    launches = ctx.sizes.repeats + 2
+    for what, folder, target in (("the corpus", corpus, True), (f"{ctx.sizes.mixed_runs} mixed runs", mixed, False)):
+        if not folder.is_dir():
+            ctx.notes.append(f"startup: {folder} is missing; its first-frame row was skipped")
+            continue
+        ours, alls, floors = [], [], []
+        for _ in range(launches):  # alternately, so that the machine's drift hits both alike
+            first, done = _folder_frames(folder)
+            floor = _first_frame([sys.executable, "-c", apps.TEXTUAL_FLOOR], "floor-ready", 1)[0]
+            if first is not None and floor is not None:
+                ours.append(first)
+                floors.append(floor)
+            if done is not None:
+                alls.append(done)
+        if not ours:
+            ctx.notes.append(f"startup: no first frame seen on {folder}")
+            continue
+        value, base = statistics.median(ours), statistics.median(floors)
+        ctx.add(
+            Row(
+                "startup",
+                f"first frame with a run: trainwatch DIR ({what}) in tmux",
+                value,
+                "s",
+                "minimal Textual app",
+                base,
+                "≤ 0.5 s and ≤ 2× floor" if target else "",
+                (value <= 0.5 and value <= 2 * base) if target else None,
+                f"median of {len(ours)}; every run read after {statistics.median(alls):.2f} s" if alls else "",
+            )
+        )
+
+
 def run(ctx: Context) -> None:
+    folders(ctx)
     sizes = ctx.sizes
     runs = apps.seed_runs()
     if not runs:

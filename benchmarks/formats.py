@@ -289,7 +289,7 @@ def write(fmt: Format, path: Path, size_bytes: int, *, seed: int = 0) -> None:
     written = 0
     with open(path, "w", encoding="utf-8") as out:
         while written < size_bytes:
-            block = "\n".join(next(lines) for _ in range(2000)) + "\n"
+            block = "\n".join(next(lines) for _ in range(200)) + "\n"
             written += out.write(block)
 
 
@@ -306,3 +306,31 @@ def cached(name: str, size_bytes: int, folder: Path) -> Path:
         write(fmt, tmp, size_bytes)
         tmp.rename(path)
     return path
+
+
+def mixed_folder(runs: int, folder: Path) -> Path:
+    """A cached folder of ``runs`` runs in every format with a bulk path, and
+    nanoGPT, the seed's JSON and TensorBoard events, each of 20 KB to 2 MB."""
+    from benchmarks import generate
+
+    out = folder / f"mixed-v{VERSION}-{runs}"
+    if out.exists():
+        return out
+    tmp = out.with_name(out.name + ".tmp")
+    kinds = [*FORMATS, "nanogpt_stdout", "llm_tii_json", "tfevents"]
+    rng = random.Random(runs)
+    for k in range(runs):
+        kind = kinds[k % len(kinds)]
+        size = int(20_000 * 100 ** rng.random())  # 20 KB to 2 MB, most of them small
+        run = tmp / f"run{k:03d}"
+        if kind == "nanogpt_stdout":
+            generate.write_nanogpt(run / "train.log", size, seed=k)
+        elif kind == "llm_tii_json":
+            generate.write_seed_json(run / f"run_{k:03d}.json", max(10, size // 1000), seed=k)
+        elif kind == "tfevents":
+            run.mkdir(parents=True)
+            generate.write_tfevents(run / f"events.out.tfevents.1777795372.bench.{k}.0", size, seed=k)
+        else:
+            write(FORMATS[kind], run / FORMATS[kind].filename, size, seed=k)
+    tmp.rename(out)
+    return out
