@@ -254,7 +254,7 @@ class RunAggregator(RunState):
             self.seen_last = self.seen_first
         # Rescan a column only where the dropped entry was its newest value.
         if not math.isnan(wall):
-            self._forget_walls_from(self.logged)
+            timeline.forget_walls_from(self, self.logged)
         if not math.isnan(mfu):
             self.last_mfu = timeline.newest(self, 0)
         if not math.isnan(tps):
@@ -283,7 +283,7 @@ class RunAggregator(RunState):
             if not self.logged:  # nothing left: no float residue of the subtractions either
                 self.train_ms = self.eval_ms = self.mfu_sum = self.replay_s = 0.0
                 self.pause_s = self.wall_s = self.excess_ms = 0.0
-            self._forget_walls_from(self.logged)
+            timeline.forget_walls_from(self, self.logged)
             self.last_mfu = timeline.newest(self, 0)
             self.last_tps = timeline.newest(self, 1)
             self.segment_start = keep
@@ -309,12 +309,6 @@ class RunAggregator(RunState):
         self.outcome = None  # a resumed run is running again
         if self.info.end_time is not None:
             self.info = replace(self.info, end_time=None)
-
-    def _forget_walls_from(self, position: int) -> None:
-        """Entries from ``position`` on are gone: the wall-clock figures they gave."""
-        if self.wall_first_at is not None and self.wall_first_at >= position:
-            self.wall_first = self.wall_first_at = None  # (it was the first: none is left before)
-        self.last_wall = timeline.newest(self, 2)
 
     def _account(self, index: int, sign: int, time_ms: float, mfu: float) -> None:
         """Add (+1) or remove (-1) one logged iteration from the running sums.

@@ -118,6 +118,13 @@ def newest(agg: RunState, which: int) -> float | None:
     return found if found is not None else agg.trimmed_last[which]
 
 
+def forget_walls_from(agg: RunState, position: int) -> None:
+    """Entries from ``position`` on are gone: the wall-clock figures they gave."""
+    if agg.wall_first_at is not None and agg.wall_first_at >= position:
+        agg.wall_first = agg.wall_first_at = None  # (it was the first: none is left before)
+    agg.last_wall = newest(agg, 2)
+
+
 def restore(agg: RunState, step: int) -> int:
     """A restart to ``step`` that goes back past the floor: the sums as the
     newest copy saved before ``step`` has them. Returns the iteration of the

@@ -49,8 +49,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
-from trainwatch.parsers import bulk
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.parsers import bulk, llmc_bulk
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.text import clean, slurm_kill, to_float, to_int
 
@@ -82,19 +82,6 @@ _FATAL = (
     "Aborted (core dumped)",
 )
 HELLASWAG_METRIC = "hellaswag"
-# A run of whole step lines of the common shape (ASCII digits; a value is one
-# word, with no "/" or "%"), each one that the fast path of ``feed`` fullmatches
-# with the same fields (each is what lies between the same spaces and
-# literals), for ``feed_text``. Possessive: no class can give back what the
-# next literal would take.
-_STEP_RUN = re.compile(
-    r"(?:step ++[0-9]++/[0-9]++ \| loss ++[^ /%\n]++ \([^) \n]*+\)\| norm ++[^ /%\n]++ \([^) \n]*+\)"
-    r"\| lr [^ /%\n]++ \| [^ /%\n]++ ms \| [^ /%\n]++% bf16 MFU \| [^ /%\n]++ tok/s\n)*+"
-)
-# Such a line with "/" and "%" as spaces is 23 words: step N T | loss X (z)| norm
-# G (z)| lr L | MS ms | MFU bf16 MFU | TPS tok s.
-_BLANK = bytes.maketrans(b"/%", b"  ")
-_WORDS = 23
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -169,7 +156,7 @@ class LlmcStdoutParser:
         ``IterationColumns`` (see ``parsers.base.BulkLineParser``)."""
         out: list[BulkRecord] = []
         text = bulk.whole_lines(text)
-        for begin, end, plain in bulk.runs(text, _STEP_RUN, "step "):
+        for begin, end, plain in bulk.runs(text, llmc_bulk.STEP_RUN, "step "):
             if plain:
                 self._plain_lines(text[begin:end], out)
             else:
@@ -193,37 +180,13 @@ class LlmcStdoutParser:
             out += self.feed(block[pos:newline])
             pos = newline + 1
         block = block[pos:]
-        columns = self._columns(block) if block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
+        long = block.count("\n") >= bulk.MIN_COLUMN_ROWS
+        columns = llmc_bulk.step_columns(block, self._target) if long else None
         if columns is None:
             bulk.feed_lines(self.feed, block, out)
             return
         self._step = columns.iters[-1]
         out.append(columns)
-
-    def _columns(self, block: str) -> IterationColumns | None:
-        """The fast path's records of ``block`` as columns; ``None`` where it would not take them all."""
-        words = bulk.tokens(block, _BLANK, _WORDS)
-        if words is None:
-            return None
-        totals = words[2::_WORDS]
-        if totals.count(str(self._target).encode()) != len(totals):
-            return None  # (another target: the general path says so, line by line)
-        try:
-            steps = list(map(int, words[1::_WORDS]))
-            times = bulk.floats(words[13::_WORDS])
-            mfus = bulk.floats(words[16::_WORDS])
-            columns = IterationColumns(
-                steps,
-                bulk.floats(words[5::_WORDS]),
-                times if bulk.above(times, 0) else [t if t >= 0 else None for t in times],
-                mfus if bulk.above(mfus, 0, strict=True) else [m if m > 0 else None for m in mfus],
-                tokens_per_sec=bulk.floats(words[20::_WORDS]),
-                lr=bulk.floats(words[11::_WORDS]),
-                grad_norm=bulk.floats(words[8::_WORDS]),
-            )
-        except ValueError:
-            return None
-        return columns
 
     # ------------------------------------------------------------ internals
 

@@ -30,12 +30,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
-from trainwatch.parsers import bulk
+from trainwatch.parsers import bulk, megatron_bulk
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.megatron_args import ARG, MAX_ARG_LINES, WANTED_ARGS, run_info
 from trainwatch.parsers.megatron_args import as_int as _int
-from trainwatch.parsers.megatron_bulk import Shape, ints
+from trainwatch.parsers.megatron_bulk import Shape
 from trainwatch.parsers.text import clean, last_cr_segment, strip_ansi, to_float
 
 FORMAT = "megatron_stdout"
@@ -115,6 +115,10 @@ class MegatronParser:
             line_failed(FORMAT, line)
             return ()
 
+    def _said(self) -> tuple[int | None, bool, int | None, int | None]:
+        """What the iteration lines have told so far: target, rate scope sent, tokens per step, sequence length."""
+        return self._target, self._scope_sent, self._tokens_per_iter, self._seq_len
+
     def feed_text(self, text: str) -> list[BulkRecord]:
         """Records for whole lines (each ending in ``\\n``): those of ``feed``
         of each line in turn, with runs of iteration lines of one shape as
@@ -142,7 +146,8 @@ class MegatronParser:
         """Take whole iteration lines of ``shape`` as ``feed`` takes each of them."""
         long = block.count("\n") >= bulk.MIN_COLUMN_ROWS and self._timing_sent and "validation loss at" not in block
         found = shape.columns(block) if long else None
-        if found is None or not self._quiet(shape, found[0], found[1].tokens_per_sec):
+        news = found is not None and megatron_bulk.news(shape, found[0], found[1].tokens_per_sec, self._said())
+        if found is None or news:
             bulk.feed_lines(self.feed, block, out)
             return
         values, columns = found
@@ -154,21 +159,6 @@ class MegatronParser:
         last = {key: values[at][-1] for key, at in shape.at.items()}
         self.last_tflops_per_gpu = _nonneg(last.get("throughput per GPU (TFLOP/s/GPU)") or last.get("TFLOPs"))
         out.append(columns)
-
-    def _quiet(self, shape: Shape, values: list[tuple[str, ...]], rates: Sequence[float | None] | None) -> bool:
-        """Whether no line of a block tells the run anything new (a ``RunInfo``), as every line of a long run."""
-        if not all(total == 0 or total == self._target for total in ints(values[shape.timed + 1])):
-            return False
-        if not self._scope_sent and rates is not None and rates.count(None) < len(rates):
-            return False
-        at = shape.at
-        batches = ints(values[at["global batch size"]]) if "global batch size" in at else [None]
-        if not any(batches):
-            return True
-        lengths = ints(values[at["actual seqlen"]]) if "actual seqlen" in at else [None] * len(batches)
-        known, seq = self._tokens_per_iter, self._seq_len
-        tokens = [b * (q or seq) if b and (q or seq) else known for b, q in zip(batches, lengths, strict=True)]  # type: ignore[operator]
-        return tokens.count(known) == len(tokens)
 
     def _feed(self, line: str) -> Sequence[Record]:
         # Hot path: a big log is mostly iteration lines and launcher noise, so

@@ -154,3 +154,27 @@ def _column(
     found: list[tuple[str, ...]], at: dict[str, int], key: str, convert: Callable[[Sequence[str]], list[T]], n: int
 ) -> list[T] | list[None]:
     return convert(found[at[key]]) if key in at else [None] * n
+
+
+def news(
+    shape: Shape,
+    values: list[tuple[str, ...]],
+    rates: Sequence[float | None] | None,
+    said: tuple[int | None, bool, int | None, int | None],
+) -> bool:
+    """Whether a line of a block tells the run something new (``_iteration``
+    would emit a ``RunInfo``): another target, a first per-GPU rate, another
+    batch of tokens. ``said``: the parser's target, whether the rate's scope
+    went out, its tokens per step and sequence length."""
+    target, scope_sent, known, seq = said
+    if not all(total == 0 or total == target for total in ints(values[shape.timed + 1])):
+        return True
+    if not scope_sent and rates is not None and rates.count(None) < len(rates):
+        return True
+    at = shape.at
+    batches = ints(values[at["global batch size"]]) if "global batch size" in at else [None]
+    if not any(batches):
+        return False
+    lengths = ints(values[at["actual seqlen"]]) if "actual seqlen" in at else [None] * len(batches)
+    tokens = [b * (q or seq) if b and (q or seq) else known for b, q in zip(batches, lengths, strict=True)]  # type: ignore[operator]
+    return tokens.count(known) != len(tokens)
