@@ -11,6 +11,7 @@ bit with the bounds made tiny (every trim, copy and restore is exercised).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
 from bulkcheck import assert_same, expanded
@@ -30,12 +31,15 @@ def plain(steps: range | list[int], ms: float = 100.0) -> IterationColumns:
 
 def test_memory_stays_bounded() -> None:
     agg = RunAggregator()
-    for start in range(0, 200_000, 5000):
+    for start in range(0, 400_000, 5000):
         agg.add_all([plain(range(start, start + 5000))])
         assert len(agg.iters) <= timeline.KEEP + 2 * timeline.EVERY
     stats = agg.stats()
-    assert stats.logged_iters == 200_000 and stats.iter == 199_999
-    assert len(agg.saved) == 200_000 // timeline.EVERY  # (tuples of ~25 numbers: 0.2 bytes an entry)
+    assert stats.logged_iters == 400_000 and stats.iter == 399_999
+    assert len(agg.saved) <= 2 * timeline.SAVED  # (the older copies thinned out: a bound, whatever the length)
+    positions = [0] + [copy.position for copy in agg.saved]
+    assert agg.spacing > timeline.EVERY  # (thinned)
+    assert max(b - a for a, b in pairwise(positions)) <= agg.spacing  # spread over the whole timeline
 
 
 def test_restart_within_the_kept_entries_is_exact() -> None:
@@ -124,20 +128,37 @@ def _records(gaps: list[list[int]], evals: list[int], interval: int | None) -> I
     st.lists(_steps, min_size=1, max_size=12),
     st.lists(st.integers(0, 500), max_size=6),
     st.sampled_from([None, 5]),
-    st.sampled_from([(4, 4), (8, 4), (4, 8), (16, 16)]),
+    st.sampled_from([(4, 4, 2), (8, 4, 3), (4, 8, 2), (16, 16, 128)]),
 )
 def test_columns_equal_their_rows_with_tiny_bounds(
-    gaps: list[list[int]], evals: list[int], interval: int | None, bounds: tuple[int, int]
+    gaps: list[list[int]], evals: list[int], interval: int | None, bounds: tuple[int, int, int]
 ) -> None:
-    """Trims, copies and restores at every few entries: the bulk path and the
-    row path keep and restore the same entries, to the bit."""
+    """Trims, copies (thinned) and restores at every few entries: the bulk path
+    and the row path keep and restore the same entries, to the bit."""
     records = list(_records(gaps, evals, interval))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(timeline, "KEEP", bounds[0])
         patch.setattr(timeline, "EVERY", bounds[1])
+        patch.setattr(timeline, "SAVED", bounds[2])
         bulk, reference = RunAggregator(), RunAggregator()
         bulk.add_all(records)
         for record in expanded(records):
             reference.add(record)  # one at a time: every batch boundary differs
         assert_same(bulk, reference)
         assert len(bulk.iters) <= bounds[0] + 2 * bounds[1] + 1
+
+
+def test_evaluations_kept_are_bounded() -> None:
+    """An eval every 10 steps over 100,000 steps: the newest MAX_EVALS results
+    (events, rules) and eval steps (charts) stay; the sums count them all."""
+    agg = RunAggregator()
+    agg.add(RunInfo(eval_interval=10))
+    for start in range(0, 100_000, 1000):
+        agg.add_all([plain(range(start, start + 1000))])
+        for step in range(start, start + 1000, 10):
+            agg.add(Eval(step, val_loss=1.0 + step / 1e6))
+    assert len(agg.eval_marks) <= 2 * timeline.MAX_EVALS
+    assert len(agg.eval_at) <= 2 * timeline.MAX_EVALS + timeline.EVERY  # (trimmed with the copies)
+    stats = agg.stats()
+    assert stats.eval_iters == 9_999  # (step 0 is no eval without eval_at_start)
+    assert stats.val_loss == 1.0 + 99_990 / 1e6 and stats.eval_at[-1] == 99_990

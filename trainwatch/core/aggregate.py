@@ -86,6 +86,7 @@ class RunAggregator(RunState):
             if earlier is None:
                 heapq.heappush(self.mark_heap, -record.iter)
             self.eval_marks[record.iter] = record
+            timeline.forget_old_evals(self)
             self._time_pass(earlier, -1)
             self._time_pass(record, +1)
             # A later Eval of a step repeats its val loss beside a new metric: one point.

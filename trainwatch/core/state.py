@@ -80,6 +80,7 @@ class RunState:
         self.dropped = 0
         self.floor = 0  # entries from here on can be taken back out one by one (timeline.floor)
         self.saved: list[Any] = []  # timeline.Saved, every EVERY entries
+        self.spacing = 0  # entries between two of the older copies (timeline.SAVED; 0: EVERY)
         self.head_iter: int | None = None  # the iteration of the timeline's first entry, once dropped
         self.wall_first_at: int | None = None  # the entry ``wall_first`` came from
         self.trimmed_last: tuple[float | None, float | None, float | None] = (None, None, None)  # mfu, tps, wall

@@ -3,12 +3,14 @@
 Restarts and re-logged steps take entries back out of the running sums, so a
 run used to keep the columns of every logged iteration (~15 bytes each: 285
 MB for a 1 GB nanoGPT log). Now it keeps the newest (KEEP at least) and,
-every EVERY entries, a copy of its running sums (``Saved``). A restart that
-goes back no further than ``floor`` takes the superseded entries out one by
-one, as before; one that goes further restores the newest copy saved before
-its step (``restore``): the entries between that copy and the restart point
-are then lost from the sums, EVERY of them at most, where before they were
-taken out as float32 copies (a few thousand in a run of millions).
+every EVERY entries, a copy of its running sums (``Saved``; the older ones
+thinned out, see SAVED). A restart that goes back no further than ``floor``
+takes the superseded entries out one by one, as before; one that goes
+further restores the newest copy saved before its step (``restore``): the
+entries between that copy and the restart point are then lost from the sums
+(EVERY of them at most over the last SAVED × EVERY entries, a 128th of the
+timeline at most further back), where before they were taken out as float32
+copies.
 
 Which case applies, and where the copies are, depends only on the timeline's
 length and the restart's step, never on how records came in batches: the
@@ -18,6 +20,7 @@ bulk load and a per-line load agree to the bit.
 
 from __future__ import annotations
 
+import heapq
 import math
 from array import array
 from bisect import bisect_right
@@ -27,8 +30,19 @@ from trainwatch.core.state import RunState
 
 #: Entries a restart can always take back out one by one.
 KEEP = 1024
-#: Entries between two copies of the running sums.
+#: Entries between two copies of the running sums ...
 EVERY = 1024
+#: ... for the newest SAVED copies; past twice as many, the older ones are
+#: thinned to twice their spacing (``RunState.spacing``), evenly over the
+#: whole timeline (a 37M-iteration log kept 36,000 copies, 1.2 bytes an entry:
+#: the peak grew with the log). The copies, SAVED to 2 × SAVED of them, cost
+#: ~0.3 MB whatever the length.
+SAVED = 128
+#: Evaluations are kept per evaluation (``RunState.eval_marks``: their results
+#: for the events list and the rules; ``eval_at``: the eval steps of the
+#: timeline, for the charts), one every few hundred steps: past twice this
+#: many, only the newest this many stay (the sums keep the rest).
+MAX_EVALS = 1024
 #: The running sums (``RunState.reset_sums``) and the newest values a copy keeps.
 SUMS = (
     "n_train",
@@ -85,6 +99,15 @@ def save(agg: RunState) -> None:
     )
     sums = tuple(getattr(agg, name) for name in SUMS)
     agg.saved.append(Saved(position, agg.iters[last], sums, tuple(getattr(agg, n) for n in LASTS), entry))
+    if len(agg.eval_at) > 2 * MAX_EVALS:  # (here: at the same entries whichever way the rows came)
+        del agg.eval_at[:-MAX_EVALS]
+    if len(agg.saved) > 2 * SAVED:
+        spacing = agg.spacing or EVERY
+        older = [s for s in agg.saved[:-SAVED] if s.position % spacing == 0]
+        while len(older) > SAVED:
+            spacing *= 2
+            older = [s for s in older if s.position % spacing == 0]
+        agg.saved[:-SAVED], agg.spacing = older, spacing
 
 
 def floor(agg: RunState) -> int:
@@ -116,6 +139,15 @@ def newest(agg: RunState, which: int) -> float | None:
     column = (agg.mfus, agg.tps, agg.walls)[which]
     found = _newest(column, len(agg.iters))
     return found if found is not None else agg.trimmed_last[which]
+
+
+def forget_old_evals(agg: RunState) -> None:
+    """Past 2 × MAX_EVALS evaluation results, keep the newest MAX_EVALS."""
+    if len(agg.eval_marks) > 2 * MAX_EVALS:
+        kept = sorted(agg.eval_marks)[-MAX_EVALS:]
+        agg.eval_marks = {step: agg.eval_marks[step] for step in kept}
+        agg.mark_heap = [-step for step in kept]
+        heapq.heapify(agg.mark_heap)
 
 
 def forget_walls_from(agg: RunState, position: int) -> None:
