@@ -95,16 +95,7 @@ class BuildNanoGptParser:
         """Records for whole lines (each ending in ``\\n``): those of ``feed``
         of each line in turn, with runs of train lines as ``IterationColumns``
         (see ``parsers.base.BulkLineParser``)."""
-        out: list[BulkRecord] = []
-        text = bulk.whole_lines(text)
-        for begin, end, plain in bulk.runs(text, _TRAIN_RUN, ""):
-            block = text[begin:end]
-            columns = self._columns(block) if plain and block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
-            if columns is None:
-                bulk.feed_lines(self.feed, block, out)
-            else:
-                out.append(columns)
-        return out
+        return bulk.feed_runs(text, _TRAIN_RUN, "", self.feed, self._columns)
 
     @staticmethod
     def _columns(block: str) -> IterationColumns | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from operator import ge
 from typing import Any
 
-from trainwatch.core.records import BulkRecord, Record
+from trainwatch.core.records import BulkRecord, IterationColumns, Record
 
 #: Fewer plain lines in a row than this are fed one by one: columns cost
 #: ~30 µs a run to set up (measured break-even: 5-6 lines).
@@ -45,6 +45,36 @@ def runs(text: str, run: re.Pattern[str], start: str) -> Iterator[tuple[int, int
         following = text.find(needle, stop)
         pos = end if following < 0 else following + 1
         yield stop, pos, False
+
+
+def feed_runs(
+    text: str,
+    run: re.Pattern[str],
+    start: str,
+    feed: Callable[[str], Sequence[Record]],
+    columns: Callable[[str], IterationColumns | None],
+    settle: Callable[[], bool] = lambda: False,
+) -> list[BulkRecord]:
+    """A bulk parser's ``feed_text``: the records of ``feed`` of each line of
+    ``text`` in turn, with each run of at least MIN_COLUMN_ROWS lines that
+    ``run`` matches as ``columns`` makes it (``None``: ``feed`` takes those
+    lines after all). While ``settle()`` is true, the first line of a run goes
+    to ``feed`` first: its general path sets what the columns rely on (the
+    target, the rank read, a record held back)."""
+    out: list[BulkRecord] = []
+    text = whole_lines(text)
+    for begin, end, plain in runs(text, run, start):
+        block = text[begin:end]
+        if plain and settle():
+            newline = block.index("\n") + 1
+            out += feed(block[: newline - 1])
+            block = block[newline:]
+        found = columns(block) if plain and block.count("\n") >= MIN_COLUMN_ROWS else None
+        if found is None:
+            feed_lines(feed, block, out)
+        elif found.iters:
+            out.append(found)
+    return out
 
 
 def feed_lines(feed: Callable[[str], Sequence[Record]], text: str, out: list[BulkRecord]) -> None:

@@ -144,20 +144,8 @@ class LlamaFactoryParser:
         """Records for whole lines (each ending in ``\\n``): those of ``feed``
         of each line in turn, with runs of train logs as ``IterationColumns``
         (see ``parsers.base.BulkLineParser``)."""
-        out: list[BulkRecord] = []
-        text = bulk.whole_lines(text)
-        for begin, end, plain in bulk.runs(text, _TRAIN_RUN, "{"):
-            block = text[begin:end]
-            if plain and self._target is None:  # the first train log states the target
-                newline = block.index("\n") + 1
-                out += self.feed(block[: newline - 1])
-                block = block[newline:]
-            columns = self._columns(block) if plain and block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
-            if columns is None:
-                bulk.feed_lines(self.feed, block, out)
-            elif columns.iters:
-                out.append(columns)
-        return out
+        # (the first train log states the target)
+        return bulk.feed_runs(text, _TRAIN_RUN, "{", self.feed, self._columns, lambda: self._target is None)
 
     def _columns(self, block: str) -> IterationColumns | None:
         """``feed``'s records of ``block`` (train logs) as columns; ``None`` if a

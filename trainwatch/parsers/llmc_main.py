@@ -73,20 +73,8 @@ class LlmcMainLogParser:
         """Records for whole lines (each ending in ``\\n``): those of ``feed``
         of each line in turn, with runs of train lines as ``IterationColumns``
         (see ``parsers.base.BulkLineParser``)."""
-        out: list[BulkRecord] = []
-        text = bulk.whole_lines(text)
-        for begin, end, plain in bulk.runs(text, _TRAIN_RUN, "s:"):
-            block = text[begin:end]
-            if plain and self._pending is not None:  # (feed's general path releases it)
-                newline = block.index("\n") + 1
-                out += self.feed(block[: newline - 1])
-                block = block[newline:]
-            columns = self._columns(block) if plain and block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
-            if columns is None:
-                bulk.feed_lines(self.feed, block, out)
-            else:
-                out.append(columns)
-        return out
+        # (a record held back: feed's general path releases it)
+        return bulk.feed_runs(text, _TRAIN_RUN, "s:", self.feed, self._columns, lambda: self._pending is not None)
 
     @staticmethod
     def _columns(block: str) -> IterationColumns | None:

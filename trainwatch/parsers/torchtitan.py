@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
+from trainwatch.core.records import BulkRecord, Checkpoint, Eval, Iteration, IterationColumns, Outcome, Record, RunInfo
 from trainwatch.parsers import bulk
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
@@ -105,27 +105,23 @@ class TorchtitanParser:
         """Records for whole lines (each ending in ``\\n``): those of ``feed``
         of each line in turn, with runs of step lines as ``IterationColumns``
         (see ``parsers.base.BulkLineParser``)."""
-        out: list[BulkRecord] = []
-        text = bulk.whole_lines(text)
-        for begin, end, plain in bulk.runs(text, STEP_RUN, "["):
-            block = text[begin:end]
-            if plain and self._metrics_rank is None:  # the first step line says which rank is read
-                newline = block.index("\n") + 1
-                out += self.feed(block[: newline - 1])
-                block = block[newline:]
-            found = step_columns(block) if plain and block.count("\n") >= bulk.MIN_COLUMN_ROWS else None
-            if found is None or found[0].count(self._metrics_rank or "") != len(found[0]):
-                bulk.feed_lines(self.feed, block, out)  # (another rank's lines are skipped one by one)
-                continue
-            columns = found[1]
-            steps = columns.iters
-            # What ``_step`` does line by line: only the newest step stays.
-            self._model_json = None
-            if self._crash.ended or bulk.goes_back(self._last_step, steps):
-                self._crash.reset()
-            self._last_step = steps[-1]
-            out.append(columns)
-        return out
+        # (the first step line says which rank is read)
+        return bulk.feed_runs(text, STEP_RUN, "[", self.feed, self._columns, lambda: self._metrics_rank is None)
+
+    def _columns(self, block: str) -> IterationColumns | None:
+        """``feed``'s records of ``block`` (step lines) as columns; ``None`` if
+        a line is another rank's (skipped one by one) or a value does not convert."""
+        found = step_columns(block)
+        if found is None or found[0].count(self._metrics_rank or "") != len(found[0]):
+            return None
+        columns = found[1]
+        steps = columns.iters
+        # What ``_step`` does line by line: only the newest step stays.
+        self._model_json = None
+        if self._crash.ended or bulk.goes_back(self._last_step, steps):
+            self._crash.reset()
+        self._last_step = steps[-1]
+        return columns
 
     def _feed(self, line: str) -> Sequence[Record]:
         if "\r" in line:
