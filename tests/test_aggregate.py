@@ -221,3 +221,37 @@ def test_wall_clock_without_timestamps_runs_from_the_first_sighting() -> None:
     # The file's birth time, where the filesystem keeps one, is an earlier start.
     agg.observe(start + timedelta(seconds=1000), born=start - timedelta(seconds=60))
     assert agg.stats(now=start + timedelta(seconds=1000)).wall_elapsed_s == 1060
+
+
+@pytest.mark.parametrize("kind", ["failed", "finished"])
+def test_an_outcome_the_log_goes_on_past_is_forgotten(kind: str) -> None:
+    # A job killed at step 10 (its last checkpoint) and requeued appends to
+    # the same log from step 11: no step goes back, so no restart clears it.
+    agg = _run([(i, 100.0) for i in range(1, 11)])
+    agg.add(Outcome(kind, "DUE TO TIME LIMIT"))
+    agg.observe(NOW)
+    agg.add(Iteration(iter=11, time_ms=100.0))  # the dying process's last lines (a flush at exit)...
+    agg.add(Iteration(iter=12, time_ms=100.0))
+    agg.observe(NOW + timedelta(seconds=2))
+    assert agg.stats(now=NOW).status == kind
+    agg.add(Iteration(iter=13, time_ms=100.0))  # a minute on: one line more is not enough...
+    agg.observe(NOW + timedelta(seconds=60))
+    assert agg.stats(now=NOW).status == kind
+    agg.add(Iteration(iter=14, time_ms=100.0))  # ... two are: the job runs again
+    agg.observe(NOW + timedelta(seconds=61))
+    assert agg.stats(now=NOW).status == "running"
+
+
+def test_steps_flushed_after_a_traceback_leave_the_failure() -> None:
+    # stdout buffered behind stderr's traceback reaches the log after it, in
+    # the same read: those steps are older than the crash.
+    from trainwatch.core.records import IterationColumns
+
+    agg = _run([(i, 100.0) for i in range(1, 11)])
+    agg.add(Outcome("failed", "Python traceback"))
+    steps = list(range(11, 31))
+    agg.add(IterationColumns(steps, [2.0] * len(steps), [100.0] * len(steps), [None] * len(steps)))
+    agg.observe(NOW)
+    agg.observe(NOW + timedelta(minutes=5))  # (the file touched, nothing logged)
+    stats = agg.stats(now=NOW)
+    assert (stats.status, stats.iter) == ("failed", 30)

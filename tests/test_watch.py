@@ -459,6 +459,25 @@ def test_stall_detected_by_the_tick(tmp_path: Path, start: Callable[..., tuple[W
     rec.wait(lambda s: bool(s.rows) and s.rows[0].stats.status == "stalled")
 
 
+def test_a_job_requeued_after_a_kill_runs_again(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    # Slurm kills the job right after its step-20 checkpoint and requeues it
+    # (--open-mode=append): the new job logs on from step 30, above the last
+    # step logged, so no restart clears the kill.
+    log = write_log(tmp_path / "slurm-1.out", range(0, 30, 10))
+    append(log, "slurmstepd: error: *** JOB 1 ON g1 CANCELLED AT 2026-01-01T00:00:00 DUE TO TIME LIMIT ***\n")
+    now = [datetime.now()]
+    _, rec = start([tmp_path], clock=lambda: now[0], tick=0.05)
+    rec.wait(lambda s: (r := row(s, log)) is not None and r.stats.status == "failed")
+    now[0] += timedelta(seconds=1)
+    append(log, iter_line(30))  # (the dying job's stdout, flushed: not a new run yet)
+    failed = rec.wait(at_iter(log, 30))
+    assert row(failed, log).stats.status == "failed"  # type: ignore[union-attr]
+    now[0] += timedelta(minutes=3)
+    append(log, iter_line(40) + iter_line(50))
+    resumed = rec.wait(at_iter(log, 50))
+    assert row(resumed, log).stats.status == "running"  # type: ignore[union-attr]
+
+
 def test_set_target_and_refresh_now(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
     log = write_log(tmp_path / "train.log", range(0, 30, 10))
     doc = tmp_path / "run_1.json"

@@ -59,6 +59,9 @@ _POSITIVE = ("mfu_peak_tflops", "runtime_s", "eval_cost_steps")
 _FIRST_TIME, _LAST_TIME = datetime(1971, 1, 1), datetime(2200, 1, 1)
 #: Checkpoints kept for the events list; a restart filters them.
 MAX_CHECKPOINTS = 512
+#: Seconds after an outcome was seen within which new steps are still the
+#: ending process's output (``_outlive``).
+OUTCOME_SETTLE_S = 10.0
 
 
 class RunAggregator(RunState):
@@ -102,6 +105,7 @@ class RunAggregator(RunState):
                 del self.checkpoints[:-MAX_CHECKPOINTS]
         elif isinstance(record, Outcome):
             self.outcome = record
+            self.outcome_seen = None  # (``_outlive`` at the next update seen)
 
     def add_all(self, records: Iterable[BulkRecord]) -> None:
         """``add`` each record in order (runs of iterations take the bulk path)."""
@@ -143,9 +147,13 @@ class RunAggregator(RunState):
         self.first_seen = first
         if restart:
             self.observed.clear()
+            if self.outcome_seen is not None:
+                self.outcome_seen = at  # (on the new clock: its settling time starts again)
         if not self.observed or at > self.observed[-1]:
             self.observed.append(at)
             del self.observed[:-64]
+        if self.outcome is not None:
+            self._outlive(at)
 
     def stats(self, now: datetime | None = None, facts: BoxFacts | None = None) -> RunStats:
         """The run's figures as of ``now`` (default: the current local time);
@@ -204,6 +212,23 @@ class RunAggregator(RunState):
                         how(self, columns, low, high)
                 timeline.save(self)
                 start = end
+
+    def _outlive(self, at: datetime) -> None:
+        """Forget an outcome the log has gone on past (at ``at``, an update
+        seen): the run did not end there if two newer steps came in an update
+        OUTCOME_SETTLE_S or more after the outcome was seen (a Slurm job
+        requeued after a kill appends to its log and resumes from a checkpoint
+        above the last step logged; a traceback the run survived). Steps in
+        the updates before then are the dying process's: stdout buffered
+        behind stderr's traceback and flushed at exit, a bar's closing frame,
+        another rank's last lines. A log read whole cannot tell the two apart:
+        its outcome stands."""
+        seen = self.outcome_seen
+        if seen is None or (at - seen).total_seconds() < OUTCOME_SETTLE_S:
+            self.outcome_seen = seen or at
+            self.outcome_step = self.iters[-1] if self.iters else -1
+        elif len(self.iters) >= 2 and self.iters[-2] > self.outcome_step:
+            self.outcome = self.outcome_seen = None
 
     def _step_back(self, step: int) -> None:
         """An iteration not above the last one: the same step again replaces

@@ -108,6 +108,10 @@ class RunState:
         self.checkpoints: list[Checkpoint] = []
         self.hangs: list[tuple[int, float]] = []  # (iteration, seconds the step took)
         self.outcome: Outcome | None = None
+        # When the outcome was first seen, and the newest step logged by the
+        # end of its settling time (``RunAggregator._outlive``).
+        self.outcome_seen: datetime | None = None
+        self.outcome_step = -1
         self.last_loss: float | None = None
         self.observed: list[datetime] = []  # file update times seen by the watcher (the last 64)
         # The first sighting (or the file's birth, where known): the start of
