@@ -164,8 +164,13 @@ class LlamaFactoryParser:
         if fast is not None:
             columns, elapsed = fast
             self._last_iter, self._last_time_ms = columns.iters[-1], columns.times_ms[-1]
-            for done, at in zip(columns.iters, elapsed, strict=True):
-                self._remember(done, at)
+            logged = self._logged_at
+            if len(columns.iters) >= _RECENT and columns.iters[0] > max(logged, default=-1):
+                # (every step new and as many as are kept: _remember's dict is their last _RECENT)
+                self._logged_at = dict(zip(columns.iters[-_RECENT:], elapsed[-_RECENT:], strict=True))
+            else:
+                for done, at in zip(columns.iters, elapsed, strict=True):
+                    self._remember(done, at)
             return columns
         rows: list[Record] = []
         for obj in objs:  # (a restart, a step again, a copy: _iteration, row by row)

@@ -12,8 +12,9 @@ elapsed time, a value of another type) is left to the row-by-row reading.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from itertools import repeat
-from operator import add, methodcaller, mul, sub, truediv
+from operator import add, itemgetter, methodcaller, mul, sub, truediv
 from typing import Any
 
 from trainwatch.core.records import IterationColumns
@@ -26,11 +27,12 @@ def columns(
     """The records of train logs ``objs`` as columns, and each one's elapsed
     time, the clock advanced past them; ``None`` (nothing changed) if they are
     not the usual case."""
-    steps = list(map(methodcaller("get", "current_steps"), objs))
+    get = _columns_of(objs)
+    steps = get("current_steps")
     if not _ints(steps) or (last is not None and steps[0] <= last) or not _rising(steps):
         return None
-    elapsed = _durations(list(map(methodcaller("get", "elapsed_time"), objs)))
-    losses = _numbers(list(map(methodcaller("get", "loss"), objs)), keep_nan=True)
+    elapsed = _durations(get("elapsed_time"))
+    losses = _numbers(get("loss"), keep_nan=True)
     if elapsed is None or losses is None:
         return None
     # ElapsedClock.interval_ms of each row after the first: from the row before it.
@@ -40,21 +42,39 @@ def columns(
     times: list[float | None] = [clock.interval_ms(steps[0], elapsed[0])]
     times += map(truediv, map(mul, spans, repeat(1000.0)), map(sub, steps[1:], steps))
     clock.advance(steps[-1], elapsed[-1])
-    seen = list(map(methodcaller("get", "total_tokens"), objs))
+    seen = get("total_tokens")
     if not (_ints(seen) and min(seen) > 0):
         seen = [None if (n := _as_int(v)) is None or n <= 0 else n for v in seen]
     from trainwatch.parsers.llamafactory import lr_of, rate_of
 
-    rates = _numbers(list(map(methodcaller("get", "throughput"), objs)))
+    rates = _numbers(get("throughput"))
     if rates is None or not (rates.count(None) == len(rates) or _all_over(rates, 0.0)):
         rates = list(map(rate_of, objs))
-    lrs = _numbers(list(map(methodcaller("get", "learning_rate"), objs)))
+    lrs = _numbers(get("learning_rate"))
     if lrs is not None and lrs.count(None) == len(lrs):
-        lrs = _numbers(list(map(methodcaller("get", "lr"), objs)))  # (newer versions call it "lr")
+        lrs = _numbers(get("lr"))  # (newer versions call it "lr")
     if lrs is None or None in lrs:
         lrs = list(map(lr_of, objs))
     none: list[float | None] = [None] * len(steps)
     return IterationColumns(steps, losses, times, none, tokens_per_sec=rates, lr=lrs, tokens_seen=seen), elapsed
+
+
+def _columns_of(objs: list[dict[str, Any]]) -> Callable[[str], list[Any]]:
+    """``key`` -> the column of ``obj.get(key)`` over ``objs``. Where every
+    object has the first one's keys (the same count, and all of them), one
+    ``itemgetter`` call a row takes them all, three times cheaper than a
+    ``get`` a key and a row."""
+    first = objs[0]
+    if len(first) > 1 and len(set(map(len, objs))) == 1:
+        try:
+            rows = list(map(itemgetter(*first), objs))
+        except KeyError:
+            pass  # (another key in some row)
+        else:
+            table = dict(zip(first, map(list, zip(*rows, strict=True)), strict=True))
+            none = [None] * len(objs)
+            return lambda key: table.get(key, none)
+    return lambda key: list(map(methodcaller("get", key), objs))
 
 
 def _ints(values: list[Any]) -> bool:
