@@ -16,6 +16,7 @@ import json
 
 from trainwatch.parsers import (
     buildnanogpt,
+    composer_console,
     generic_text,
     hf_console,
     hf_trainer_state,
@@ -29,6 +30,7 @@ from trainwatch.parsers import (
     modded_nanogpt,
     nanochat,
     nanogpt_stdout,
+    olmo_console,
     swift_jsonl,
     tfevents,
     torchtitan,
@@ -47,6 +49,8 @@ PARSERS: tuple[ParserSpec, ...] = (
     megatron.SPEC,
     llmc.SPEC,
     llmc_main.SPEC,
+    olmo_console.SPEC,  # an indented name=value block under a [step=N/T] marker
+    composer_console.SPEC,  # an indented "Train name: value" block under a [batch=N/T]: marker
     # Both print their own code or installs first: their sniffs look for
     # their metric lines or their own log signatures, never another's.
     modded_nanogpt.SPEC,
