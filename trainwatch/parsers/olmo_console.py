@@ -221,8 +221,10 @@ class OlmoConsoleParser:
             self._block.when = stamp(text)
             self._block.seconds = float(m.group(1)) if NUMBER.fullmatch(m.group(1)) else None
             return out
-        out += self._other(text)
-        if not out and text[:1] not in (" ", "\t", ""):
+        facts = self._other(text)
+        if facts:
+            return out + facts
+        if text[:1] not in (" ", "\t", ""):
             self._block = _Block("other")  # maybe an OLMo eval label: its lines will tell
             self._block.when = stamp(text)
         return out
