@@ -191,6 +191,13 @@ def test_autoresume_starts_a_new_segment() -> None:
     assert st.status == "finished"  # the marker reached the target it states
 
 
+def test_values_that_are_no_number_are_skipped() -> None:
+    lines = console("[batch=3/10]", {"time/batch": 2, "loss/train/total": 2.5})
+    lines.insert(2, "\t Train metrics/train/Counts: Tensor of shape torch.Size([3])")
+    lines.append('\t Train Table: {"columns":["a"],"data":[[1]]}')
+    assert its(feed(lines)) == [Iteration(3, loss=2.5)]
+
+
 def test_a_block_is_held_until_the_next_print() -> None:
     parser = composer_console.ComposerConsoleParser()
     assert [r for line in console("[batch=1/10]", {"loss/train/total": 2.0}) for r in parser.feed(line)] == []

@@ -59,7 +59,8 @@ _TRAIN = re.compile(
     r"^(?:\[epoch=(\d{1,9})\])?\[(batch|token|sample|epoch|iteration|duration)=(\d{1,18})(?:/([\d.]{1,24}))?\]:?\s*$"
 )
 _EVAL = re.compile(r"^\[Eval batch=\d{1,18}/\d{1,18}\] Eval on (.{1,200}) data:?\s*$")
-_METRIC = re.compile(r"^\s+(Train|Eval) ([^:]{1,200}): (\S{1,40})\s*$")
+# Any value: a table's JSON or "Tensor of shape ..." is skipped, not taken for the block's end.
+_METRIC = re.compile(r"^\s+(Train|Eval) ([^:]{1,200}): (.*)$")
 _NUMBER = re.compile(r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?")
 _RULE = "*" * 30
 _YAML = re.compile(r"^(\w{1,60}): *(\S{1,200})\s*$")
@@ -143,7 +144,7 @@ class ComposerConsoleParser:
         if block is not None and text[:1] in (" ", "\t"):
             m = _METRIC.match(text)
             if m is not None:
-                value = _value(m.group(3))
+                value = _value(m.group(3).strip())
                 if value is not None and len(block.metrics) < MAX_METRICS:
                     block.metrics.setdefault(m.group(2), value)
                 return []
