@@ -306,6 +306,7 @@ def test_core_rich_log() -> None:
     assert c.tokens_seen == 41_943_040
     info = [r for r in records if isinstance(r, RunInfo)]
     assert info[0].target == 1000 and info[1].tokens_per_sec_scope == "gpu"
+    assert info[1].eval_timing == "same"  # step 5's BPS holds its eval
     ev = next(r for r in records if isinstance(r, Eval))
     # Evaluated in step 5's post-step hook, printed before step 5's metrics.
     assert (ev.iter, ev.val_loss, ev.seconds) == (5, 3.988, 12.3)

@@ -27,13 +27,16 @@ message itself (a launcher's rank tag may come before the indentation)::
   ``ConsoleLoggerCallback.log_metrics``: ``[step=N/T,epoch=E,eta=2h3m]``
   (``T`` is ``???`` without a step limit), keys ``train/CE loss``,
   ``optim/LR (group 0)``, ``optim/total grad norm``, ``throughput/total
-  tokens``, ``throughput/device/TPS``, ``.../BPS`` (1 / that step's time) and
-  ``.../MFU`` (a percentage); ``utils.format_float`` adds ``2.00E-05`` and the
-  suffixes ``B``/``T``/``P``/``E`` over 1e9. Steps without metrics get a bare
+  tokens``, ``throughput/device/TPS``, ``.../BPS`` (1 / that step's time,
+  its evals and checkpoints included) and ``.../MFU`` (a percentage);
+  ``utils.format_float`` adds ``2.00E-05`` and the suffixes
+  ``B``/``T``/``P``/``E`` over 1e9. Steps without metrics get a bare
   marker, not read: metrics are reduced in the background and may be printed
   after later markers. The evaluator callback logs ``Finished <name> evals in
   12.3 seconds. Metrics:`` then ``    <task>/CE loss=...`` lines, from the
-  post-step of the step whose metrics come right after it. Checkpoints are
+  post-step of the step whose metrics come right after it (with an eval
+  interval that is no multiple of the metrics interval, the next metrics
+  step: up to ``metrics_collect_interval`` steps late). Checkpoints are
   ``Saving checkpoint for step N to '<p>'...`` and ``Checkpoint saved`` (or
   ``Checkpoint for step N saved successfully``); ``Training for N steps``
   gives the target. The rich handler's lines read ``[2024-02-01 12:00:00]
@@ -273,6 +276,11 @@ class OlmoConsoleParser:
         if not self._timing_sent and "throughput/device/batches_per_second" in m:
             self._timing_sent = True
             timing = "excluded"  # OLMo resets its speed monitor after an eval or a checkpoint
+        elif not self._timing_sent and "throughput/device/BPS" in m:
+            # OLMo-core's speed monitor (priority -2) times a step's post-step
+            # hooks after the evaluator's and the checkpointer's have run.
+            self._timing_sent = True
+            timing = "same"
         if target is not None or scope is not None or timing is not None:
             out.append(RunInfo(target=target, tokens_per_sec_scope=scope, eval_timing=timing))
         bps = _nonneg(_first(m, "throughput/device/batches_per_second", "throughput/device/BPS"))
