@@ -8,12 +8,15 @@ composer/loggers/logger.py ``format_log_data_value``).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from trainwatch.cli import EXIT_OK, main
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.core.stats import RunStats
@@ -214,3 +217,12 @@ def test_detection() -> None:
         assert not olmo_console.sniff(head.decode(), "train.log")
     assert by_format("composer_console") is composer_console.SPEC
     assert not composer_console.sniff("[batch=3/10]: done\nTrain loss 2.0\n", "x.log")
+
+
+def test_snapshot_of_a_log_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Detected by name and head, read to its end: the last block comes out at the end of input."""
+    path = tmp_path / "stdout.log"
+    path.write_text("\n".join(foundry_log()) + "\n")
+    assert main(["snapshot", str(path), "-f", "json", "--now", "2026-01-01T00:00:00"]) == EXIT_OK
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert (run["format"], run["iter"]) == ("composer_console", 510)

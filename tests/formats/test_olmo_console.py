@@ -7,11 +7,14 @@ formatting copied here (and quoted where it comes from).
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
+from trainwatch.cli import EXIT_OK, main
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.records import Checkpoint, Eval, Iteration, Outcome, Record, RunInfo
 from trainwatch.core.stats import RunStats
@@ -402,3 +405,12 @@ def test_detection() -> None:
     assert detect_fallback(text.encode(), "x.log") is None
     assert not generic_text.sniff("\n".join(classic_log()), "x.log")
     assert not olmo_console.sniff("step=1 loss=2.0\n[step=5/10] done\n", "x.log")  # no OLMo logger, no metric line
+
+
+def test_snapshot_of_a_log_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Detected by name and head, read to its end: the last block comes out at the end of input."""
+    path = tmp_path / "stdout.log"
+    path.write_text("\n".join(core_log()) + "\n")
+    assert main(["snapshot", str(path), "-f", "json", "--now", "2026-01-01T00:00:00"]) == EXIT_OK
+    (run,) = json.loads(capsys.readouterr().out)["runs"]
+    assert (run["format"], run["iter"]) == ("olmo_console", 10)
