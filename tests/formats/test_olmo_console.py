@@ -366,13 +366,21 @@ def test_core_resumed_run_and_a_failure() -> None:
 
 def test_core_sync_checkpoint_and_the_end() -> None:
     lines = rich("2025-03-01 09:00:00", CORE, 73, block("[step=20/20,epoch=0]", core_step(20, 3.0), core_float))
+    # eval_on_finish: two evaluators after the last metrics, then the end.
+    for name, metrics in (("lm", {"c4_en-validation/CE loss": 2.9}), ("downstream", {"hellaswag/acc": 0.31})):
+        message = block(f"Finished {name} evals in 4.0 seconds. Metrics:", metrics, core_float)
+        lines += rich("2025-03-01 09:00:00", "olmo_core.train.callbacks.evaluator_callback", 178, message)
     lines += rich(
         "2025-03-01 09:00:01", "olmo_core.train.trainer", 970, "Saving checkpoint for step 20 to '/ckpt/step20'..."
     )
     lines += rich("2025-03-01 09:00:09", "olmo_core.train.trainer", 990, "Checkpoint saved")
     lines += rich("2025-03-01 09:00:10", "olmo_core.train.trainer", 764, "Training complete")
-    records = feed(lines)
+    records = feed(lines, flush=False)
     assert Checkpoint(20, "/ckpt/step20", datetime(2025, 3, 1, 9, 0, 9)) in records
+    evals = [r for r in records if isinstance(r, Eval)]
+    assert [(e.iter, e.val_loss, e.seconds) for e in evals] == [(20, 2.9, 4.0), (20, 2.9, 8.0)]
+    assert evals[-1].metrics["hellaswag/acc"] == 0.31
+    assert records.index(evals[-1]) < len(records) - 1  # out before the Outcome
     assert stats(records).status == "finished"
 
 

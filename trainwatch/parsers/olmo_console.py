@@ -179,7 +179,7 @@ class OlmoConsoleParser:
         self._scope_sent = False
         self._timing_sent = False
         self._evals = EvalsAtStep()
-        self._core_eval: Eval | None = None  # OLMo-core's, waiting for its step's metrics
+        self._core_evals: list[Eval] = []  # OLMo-core's, waiting for their step's metrics
         self._saving: dict[int, str] = {}
         self._saving_last: int | None = None
 
@@ -195,11 +195,7 @@ class OlmoConsoleParser:
     def flush(self) -> Sequence[Record]:
         """No more input is due now: hand over the block still open (its late lines are dropped)."""
         try:
-            out = self._release()
-            if self._core_eval is not None and self._last_step is not None:
-                out += self._merge_eval(self._core_eval, self._last_step)
-            self._core_eval = None
-            return out
+            return self._release() + self._evals_at_last()
         except Exception:
             line_failed(FORMAT, "<flush>")
             return ()
@@ -226,6 +222,8 @@ class OlmoConsoleParser:
             return out
         facts = self._other(text)
         if facts:
+            if isinstance(facts[-1], Outcome):
+                out += self._evals_at_last()  # the evals on finish (or before a crash) are over
             return out + facts
         if text[:1] not in (" ", "\t", ""):
             self._block = _Block("other")  # maybe an OLMo eval label: its lines will tell
@@ -244,7 +242,8 @@ class OlmoConsoleParser:
             ev = _eval(block.metrics, "/CE loss", block.seconds, block.when)
             if self._last_step is None:
                 return self._merge_eval(ev, 0)  # eval_on_startup, before any step
-            self._core_eval = ev
+            if len(self._core_evals) < 64:
+                self._core_evals.append(ev)
             return []
         if self._last_step is not None and any(k.startswith("eval/") for k in block.metrics):
             return self._merge_eval(_eval(block.metrics, "/CrossEntropyLoss", None, block.when), self._last_step)
@@ -252,11 +251,12 @@ class OlmoConsoleParser:
 
     def _step(self, block: _Block, step: int) -> list[Record]:
         out: list[Record] = []
-        if self._core_eval is not None:
+        if self._core_evals:
             # OLMo-core evaluates in a step's post-step hook, before that step's
             # metrics are printed; a bare marker printed between does not count.
-            ev, self._core_eval = self._core_eval, None
-            out += self._merge_eval(ev, step if self._last_step is None or step > self._last_step else self._last_step)
+            at = step if self._last_step is None or step > self._last_step else self._last_step
+            out += [self._evals.add(ev, at) for ev in self._core_evals]
+            self._core_evals = []
         if self._crash.ended or (self._last_step is not None and step <= self._last_step):
             self._crash.reset()  # resumed, or a new run appended to the file
             self._evals = EvalsAtStep()
@@ -303,6 +303,12 @@ class OlmoConsoleParser:
 
     def _merge_eval(self, ev: Eval, step: int) -> list[Record]:
         return [self._evals.add(ev, step)]
+
+    def _evals_at_last(self) -> list[Record]:
+        """OLMo-core evals still waiting for a step's metrics, at the last step (no more are due)."""
+        evals, self._core_evals = self._core_evals, []
+        step = self._last_step
+        return [self._evals.add(ev, step) for ev in evals] if step is not None else []
 
     # ------------------------------------------------------------ other lines
 
