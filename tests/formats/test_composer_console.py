@@ -194,6 +194,18 @@ def test_autoresume_starts_a_new_segment() -> None:
     assert st.status == "finished"  # the marker reached the target it states
 
 
+def test_evals_under_the_training_marker_before_0_13() -> None:
+    """Composer < 0.13 printed ``eval_end``'s ``state.eval_metric_values`` under the training marker."""
+    lines = console("[batch=100/200]", train(100, 3.5))
+    lines += console("[batch=100/200]", {"LanguageCrossEntropy": 3.25, "LanguagePerplexity": 25.79}, "Eval ")
+    lines += console("[batch=110/200]", train(110, 3.4))
+    records = feed(lines)
+    assert [i.iter for i in its(records)] == [100, 110]
+    (ev,) = [r for r in records if isinstance(r, Eval)]
+    assert (ev.iter, ev.val_loss, ev.metrics["LanguagePerplexity"]) == (100, 3.25, 25.79)
+    assert stats(records).segments == 1
+
+
 def test_values_that_are_no_number_are_skipped() -> None:
     lines = console("[batch=3/10]", {"time/batch": 2, "loss/train/total": 2.5})
     lines.insert(2, "\t Train metrics/train/Counts: Tensor of shape torch.Size([3])")

@@ -91,7 +91,7 @@ def _value(text: str) -> float | None:
 
 
 class _Block:
-    __slots__ = ("epoch", "is_eval", "metrics", "n", "total", "unit")
+    __slots__ = ("epoch", "evals", "is_eval", "metrics", "n", "total", "unit")
 
     def __init__(self, is_eval: bool, unit: str = "", n: int = 0, total: str | None = None) -> None:
         self.is_eval = is_eval
@@ -100,6 +100,7 @@ class _Block:
         self.total = total
         self.epoch: int | None = None
         self.metrics: dict[str, float] = {}
+        self.evals: dict[str, float] = {}  # "Eval " lines under a train marker (Composer < 0.13)
 
 
 class ComposerConsoleParser:
@@ -145,8 +146,9 @@ class ComposerConsoleParser:
             m = _METRIC.match(text)
             if m is not None:
                 value = _value(m.group(3).strip())
-                if value is not None and len(block.metrics) < MAX_METRICS:
-                    block.metrics.setdefault(m.group(2), value)
+                into = block.evals if m.group(1) == "Eval" and not block.is_eval else block.metrics
+                if value is not None and len(into) < MAX_METRICS:
+                    into.setdefault(m.group(2), value)
                 return []
         out = self._release() if block is not None else []
         if self._config is not None or text.startswith(("Config:", _RULE)):
@@ -166,11 +168,19 @@ class ComposerConsoleParser:
 
     def _release(self) -> list[Record]:
         block, self._block = self._block, None
-        if block is None or not block.metrics:
+        if block is None:
             return []
         if block.is_eval:
-            return self._eval(block.metrics)
-        return self._train(block)
+            return self._eval(block.metrics) if block.metrics else []
+        out = self._train(block) if block.metrics else []
+        if block.evals:
+            # Before 0.13 (2023-01) eval_end printed its metrics under the
+            # training marker; they are no new step.
+            step = self._step_of(block)[0]
+            if step is not None and (self._last_step is None or step > self._last_step):
+                self._last_step = step
+            out += self._eval(block.evals)
+        return out
 
     def _step_of(self, block: _Block) -> tuple[int | None, int | None, bool]:
         """The block's step, the target it states, whether the step is derived."""
@@ -250,7 +260,8 @@ class ComposerConsoleParser:
 
     def _eval(self, metrics: dict[str, float]) -> list[Record]:
         finite = {k: v for k, v in metrics.items() if math.isfinite(v)}
-        loss_key = next((k for k in metrics if k.endswith("/LanguageCrossEntropy")), None)
+        # "metrics/eval/LanguageCrossEntropy"; bare "LanguageCrossEntropy" before 0.13.
+        loss_key = next((k for k in metrics if k.rpartition("/")[2] == "LanguageCrossEntropy"), None)
         ev = Eval(0, metrics[loss_key] if loss_key is not None else None, metrics=finite)
         return [self._evals.add(ev, self._last_step or 0)]  # before training: eval_first
 
