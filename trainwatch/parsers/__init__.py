@@ -25,6 +25,7 @@ from trainwatch.parsers import (
     llm_tii_json,
     llmc,
     llmc_main,
+    maxtext,
     megatron,
     modded_nanogpt,
     nanochat,
@@ -53,6 +54,7 @@ PARSERS: tuple[ParserSpec, ...] = (
     nanochat.SPEC,
     nanogpt_stdout.SPEC,
     torchtitan.SPEC,
+    maxtext.SPEC,
     buildnanogpt.SPEC,
     # Any console with an HF Trainer dict or an unnamed tqdm bar counting
     # iterations: after the formats with markers of their own.
