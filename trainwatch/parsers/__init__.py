@@ -21,6 +21,7 @@ from trainwatch.parsers import (
     hf_trainer_state,
     jsonl_metrics,
     lightning_csv,
+    litgpt,
     llamafactory,
     llm_tii_json,
     llmc,
@@ -55,6 +56,7 @@ PARSERS: tuple[ParserSpec, ...] = (
     nanogpt_stdout.SPEC,
     torchtitan.SPEC,
     maxtext.SPEC,
+    litgpt.SPEC,
     buildnanogpt.SPEC,
     # Any console with an HF Trainer dict or an unnamed tqdm bar counting
     # iterations: after the formats with markers of their own.
