@@ -34,6 +34,7 @@ from trainwatch.parsers import (
     swift_jsonl,
     tfevents,
     torchtitan,
+    torchtune,
     wandb_files,
 )
 from trainwatch.parsers.base import LineParser, ParserSpec
@@ -57,6 +58,7 @@ PARSERS: tuple[ParserSpec, ...] = (
     torchtitan.SPEC,
     maxtext.SPEC,
     litgpt.SPEC,
+    torchtune.SPEC,
     buildnanogpt.SPEC,
     # Any console with an HF Trainer dict or an unnamed tqdm bar counting
     # iterations: after the formats with markers of their own.
