@@ -203,6 +203,31 @@ def test_resume_goes_back_a_segment() -> None:
     assert (st.iter, st.segments, st.loss) == (3, 2, 10.46)
 
 
+_SAMPLES = {"pretrain": PRETRAIN, "finetune": FINETUNE}
+
+
+@pytest.mark.parametrize("prefix", ["[1,0]<stdout>:", "3: [default3]:", "[rank0]:", "0: "])
+@pytest.mark.parametrize("name", sorted(_SAMPLES))
+def test_launcher_prefix_changes_nothing(name: str, prefix: str) -> None:
+    """mpirun --tag-output, srun --label (alone or before torchrun's tag), torchrun's tee."""
+    lines = _SAMPLES[name]
+    tagged = [prefix + line if line else line for line in lines]
+    assert detect("\n".join(tagged).encode(), "x.log") is litgpt.SPEC
+    bare, got = _stats(_feed(lines)), _stats(_feed(tagged))
+    for field in (
+        "iter",
+        "target",
+        "loss",
+        "val_loss",
+        "status",
+        "segments",
+        "tokens_per_sec_logged",
+        "mean_iter_s",
+        "events",
+    ):
+        assert repr(getattr(got, field)) == repr(getattr(bare, field)), field  # repr: nan == nan
+
+
 @pytest.mark.parametrize(
     "text",
     [

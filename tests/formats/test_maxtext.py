@@ -252,6 +252,31 @@ def test_ansi_and_cr() -> None:
     assert [(i.iter, i.loss, i.time_ms, i.tokens_per_sec) for i in its] == [(3, 4.25, 2500.0, 9.5)]
 
 
+_SAMPLES = {"2024": LOG_2024, "2026": LOG_2026}
+
+
+@pytest.mark.parametrize("prefix", ["[1,0]<stdout>:", "3: [default3]:", "[rank0]:", "0: "])
+@pytest.mark.parametrize("name", sorted(_SAMPLES))
+def test_launcher_prefix_changes_nothing(name: str, prefix: str) -> None:
+    """mpirun --tag-output, srun --label (alone or before torchrun's tag), torchrun's tee."""
+    lines = _SAMPLES[name]
+    tagged = [prefix + line if line else line for line in lines]
+    assert detect("\n".join(tagged).encode(), "x.log") is maxtext.SPEC
+    bare, got = _stats(_feed(lines)), _stats(_feed(tagged))
+    for field in (
+        "iter",
+        "target",
+        "loss",
+        "val_loss",
+        "status",
+        "segments",
+        "tokens_per_sec_logged",
+        "mean_iter_s",
+        "events",
+    ):
+        assert repr(getattr(got, field)) == repr(getattr(bare, field)), field  # repr: nan == nan
+
+
 @pytest.mark.parametrize(
     "text",
     [

@@ -173,6 +173,31 @@ def test_distributed_console_with_rank_prefix_validation_and_crash() -> None:
     assert st.target == 2000  # no "epochs:" line: the target is not stated (the default)
 
 
+_SAMPLES = {"console": _console_run(), "disk": DISK_LOG}
+
+
+@pytest.mark.parametrize("prefix", ["[1,0]<stdout>:", "3: [default3]:", "[rank0]:", "0: "])
+@pytest.mark.parametrize("name", sorted(_SAMPLES))
+def test_launcher_prefix_changes_nothing(name: str, prefix: str) -> None:
+    """mpirun --tag-output, srun --label (alone or before torchrun's tag), torchrun's tee."""
+    text = _SAMPLES[name]
+    tagged = "\n".join(prefix + line if line else line for line in text.split("\n"))
+    assert detect(tagged.encode(), "x.log") is torchtune.SPEC
+    bare, got = _stats(_feed_text(text)), _stats(_feed_text(tagged))
+    for field in (
+        "iter",
+        "target",
+        "loss",
+        "val_loss",
+        "status",
+        "segments",
+        "tokens_per_sec_logged",
+        "mean_iter_s",
+        "events",
+    ):
+        assert repr(getattr(got, field)) == repr(getattr(bare, field)), field  # repr: nan == nan
+
+
 @pytest.mark.parametrize(
     "text",
     [

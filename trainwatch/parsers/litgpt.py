@@ -64,9 +64,10 @@ _END = re.compile(r"^(?:\| - Training Time\s*:\s*[\d.]+ s|Training time: [\d.]+s
 _TOTAL_PARAMS = re.compile(r"^Total parameters:? ([\d,]+)")
 _HPARAM_INT = re.compile(r"\b(global_batch_size|micro_batch_size|max_seq_length)=(\d+)|'(devices|num_nodes)': (\d+)")
 _SNIFF = re.compile(
-    r"Epoch \d+ \| iter \d+ step \d+ \| loss train: |^iter \d+ \|? ?step \d+: loss \S+, iter time: [\d.]+ ?ms",
-    re.M,
+    r"Epoch \d+ \| iter \d+ step \d+ \| loss train: |(?<!\w)iter \d+ \|? ?step \d+: loss \S+, iter time: [\d.]+ ?ms"
 )
+# srun --label's bare "0: " (text.clean leaves it: elsewhere a line may start "10: ..."; no line read here does).
+_LABEL = re.compile(r"^\d{1,6}: ")
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -95,6 +96,8 @@ class LitgptParser:
 
     def _feed(self, raw: str) -> Sequence[Record]:
         line = clean(raw)
+        if line[:1].isdigit():
+            line = _LABEL.sub("", line, count=1)
         if "iter time: " in line:
             m = _LINE.search(line)
             if m is not None:
@@ -114,7 +117,7 @@ class LitgptParser:
             return [Outcome("finished", "Training time reported")]
         if not self._started:
             return self._preamble(line)
-        failure = self._crash.check(raw)
+        failure = self._crash.check(line)  # cleaned: CrashWatch keeps srun's bare label
         return [failure] if failure is not None else ()
 
     def _step(self, it: int, step: int, loss: str, iter_ms: str, optimizer_step: bool) -> list[Record]:

@@ -126,6 +126,8 @@ class MaxTextParser:
         if "Training stopped: " in line or "Early stop and exit loop after reaching" in line:
             self._crash.finished()
             return [*self.flush(), Outcome("finished", _ABSL.sub("", clean(line))[:240])]
+        if line[:1].isdigit() and (label := _RANK.match(line)) is not None:
+            line = line[label.end() :]  # srun's bare "0: ", which CrashWatch keeps
         failure = self._crash.check(line)
         return [failure] if failure is not None else ()
 

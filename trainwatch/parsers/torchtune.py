@@ -57,7 +57,9 @@ _STEP_DIR = re.compile(r"(?:^|/)step_(\d+)(?:/|$)")
 _VALIDATION = re.compile(r"Validation loss: (\S+)")
 _EPOCHS = re.compile(r"^epochs: (\d+)\s*$")
 _SNIFF_BAR = re.compile(r"\d+\|\d+\|Loss: \S+: +\d+%\|")
-_SNIFF_DISK = re.compile(r"^Step \d+ \| loss:\S+ (?:lr|tokens_per_second_per_gpu):", re.M)
+_SNIFF_DISK = re.compile(r"(?<![\w|])Step \d+ \| loss:\S+ (?:lr|tokens_per_second_per_gpu):")
+# srun --label's bare "0: " (text.clean leaves it; no line read here starts with a number and ": ").
+_LABEL = re.compile(r"^\d{1,6}: ")
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -94,13 +96,15 @@ class TorchtuneParser:
         records: list[Record] = []
         if "%|" in line:
             for segment in line.split("\r"):
-                records.extend(self._frame(strip_prefixes(strip_ansi(segment)).strip()))
+                records.extend(self._frame(_LABEL.sub("", strip_prefixes(strip_ansi(segment)).strip(), count=1)))
         if "Step " in line and (m := _STEP_LINE.search(line)) is not None:
             records.extend(self._step_line(int(m.group(1)), m.group(2), line))
             return records
         if records:
             return records
         text = clean(line)
+        if text[:1].isdigit():
+            text = _LABEL.sub("", text, count=1)
         if "aved to " in text and (m := _SAVED.search(text)) is not None:
             return self._checkpoint(m.group(1))
         if "Validation loss: " in text and (m := _VALIDATION.search(text)) is not None:
@@ -109,7 +113,7 @@ class TorchtuneParser:
         if text.startswith("epochs: ") and (m := _EPOCHS.match(text)) is not None:
             self._epochs = to_int(m.group(1))
             return self._target()
-        failure = self._crash.check(line)
+        failure = self._crash.check(text)  # cleaned: CrashWatch keeps srun's bare label
         return [failure] if failure is not None else ()
 
     def _scope(self, records: list[Record]) -> None:
