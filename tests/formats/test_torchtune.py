@@ -198,6 +198,14 @@ def test_launcher_prefix_changes_nothing(name: str, prefix: str) -> None:
         assert repr(getattr(got, field)) == repr(getattr(bare, field)), field  # repr: nan == nan
 
 
+def test_knowledge_distillation_line() -> None:
+    """recipes/knowledge_distillation_single_device.py logs loss, class_loss, kd_loss, then lr."""
+    text = "Step 1 | loss:1.5 class_loss:1.25 kd_loss:1.75 lr:3e-04 tokens_per_second_per_gpu:900.5 \n"
+    assert detect(text.encode(), "log_1.txt") is torchtune.SPEC
+    its = [r for r in _feed_text(text) if isinstance(r, Iteration)]
+    assert [(i.iter, i.loss, i.lr, i.tokens_per_sec) for i in its] == [(1, 1.5, 3e-04, 900.5)]
+
+
 @pytest.mark.parametrize(
     "text",
     [
