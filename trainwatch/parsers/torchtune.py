@@ -56,7 +56,8 @@ _SAVED = re.compile(r"checkpoint (?:of size [\d.]+ GiB )?saved to (\S+)")
 _STEP_DIR = re.compile(r"(?:^|/)step_(\d+)(?:/|$)")
 _VALIDATION = re.compile(r"Validation loss: (\S+)")
 _EPOCHS = re.compile(r"^epochs: (\d+)\s*$")
-_SNIFF_BAR = re.compile(r"\d+\|\d+\|Loss: \S+: +\d+%\|")
+# (?<!\d): a search starts only at the head of a digit run (linear on a line of digits).
+_SNIFF_BAR = re.compile(r"(?<!\d)\d+\|\d+\|Loss: \S+: +\d+%\|")
 # The knowledge-distillation recipes put class_loss and kd_loss between loss and lr.
 _SNIFF_DISK = re.compile(r"(?<![\w|])Step \d+ \| loss:\S+ (?:\w+:\S+ ){0,8}(?:lr|tokens_per_second_per_gpu):")
 # srun --label's bare "0: " (text.clean leaves it; no line read here starts with a number and ": ").
