@@ -24,8 +24,9 @@ WATCH_USAGE = """trainwatch [PATH ...] [options]
 WATCH_DESCRIPTION = """\
 A live terminal monitor for LLM training runs: one row per run (progress,
 loss, s/iter, tokens/hour, MFU, ETA, finish time), updated as its log grows.
-Reads nanoGPT and its forks, HF Trainer, Megatron-LM, torchtitan, OLMo,
-Composer, llm.c, LLaMA-Factory and Lightning logs as they are."""
+Reads nanoGPT and its forks, HF Trainer, Megatron-LM, torchtitan, MaxText,
+OLMo, Composer, litgpt, torchtune, llm.c, LLaMA-Factory, ms-swift and
+Lightning logs and TensorBoard event files as they are."""
 
 
 def watch_epilog(config_file: str) -> str:

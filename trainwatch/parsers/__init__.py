@@ -22,10 +22,12 @@ from trainwatch.parsers import (
     hf_trainer_state,
     jsonl_metrics,
     lightning_csv,
+    litgpt,
     llamafactory,
     llm_tii_json,
     llmc,
     llmc_main,
+    maxtext,
     megatron,
     modded_nanogpt,
     nanochat,
@@ -34,6 +36,7 @@ from trainwatch.parsers import (
     swift_jsonl,
     tfevents,
     torchtitan,
+    torchtune,
     wandb_files,
 )
 from trainwatch.parsers.base import LineParser, ParserSpec
@@ -57,6 +60,9 @@ PARSERS: tuple[ParserSpec, ...] = (
     nanochat.SPEC,
     nanogpt_stdout.SPEC,
     torchtitan.SPEC,
+    maxtext.SPEC,
+    litgpt.SPEC,
+    torchtune.SPEC,
     buildnanogpt.SPEC,
     # Any console with an HF Trainer dict or an unnamed tqdm bar counting
     # iterations: after the formats with markers of their own.
