@@ -26,7 +26,6 @@ mean over the logging interval, at one-second resolution.
 from __future__ import annotations
 
 import re
-from operator import methodcaller
 from typing import Any
 
 import orjson
@@ -156,11 +155,12 @@ class LlamaFactoryParser:
             return None  # (a bare NaN, which ``loads`` reads line by line; a cut-off line)
         if len(objs) != block.count("\n") or set(map(type, objs)) != {dict}:
             return None
-        totals = list(map(methodcaller("get", "total_steps"), objs))
+        get = llamafactory_bulk.columns_of(objs)
+        totals = get("total_steps")
         if totals.count(self._target) != len(totals):
             return None  # (another target: the general path says so, line by line)
         self._trained = True
-        fast = llamafactory_bulk.columns(objs, self._last_iter, self._clock)
+        fast = llamafactory_bulk.columns(objs, get, self._last_iter, self._clock)
         if fast is not None:
             columns, elapsed = fast
             self._last_iter, self._last_time_ms = columns.iters[-1], columns.times_ms[-1]

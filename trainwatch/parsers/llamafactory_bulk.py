@@ -22,12 +22,11 @@ from trainwatch.parsers.elapsed import ElapsedClock
 
 
 def columns(
-    objs: list[dict[str, Any]], last: int | None, clock: ElapsedClock
+    objs: list[dict[str, Any]], get: Callable[[str], list[Any]], last: int | None, clock: ElapsedClock
 ) -> tuple[IterationColumns, list[float]] | None:
     """The records of train logs ``objs`` as columns, and each one's elapsed
     time, the clock advanced past them; ``None`` (nothing changed) if they are
-    not the usual case."""
-    get = _columns_of(objs)
+    not the usual case. ``get``: ``columns_of(objs)``."""
     steps = get("current_steps")
     if not _ints(steps) or (last is not None and steps[0] <= last) or not _rising(steps):
         return None
@@ -59,7 +58,7 @@ def columns(
     return IterationColumns(steps, losses, times, none, tokens_per_sec=rates, lr=lrs, tokens_seen=seen), elapsed
 
 
-def _columns_of(objs: list[dict[str, Any]]) -> Callable[[str], list[Any]]:
+def columns_of(objs: list[dict[str, Any]]) -> Callable[[str], list[Any]]:
     """``key`` -> the column of ``obj.get(key)`` over ``objs``. Where every
     object has the first one's keys (the same count, and all of them), one
     ``itemgetter`` call a row takes them all, three times cheaper than a
