@@ -13,8 +13,10 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
+from textual.geometry import Size
 from textual.screen import ModalScreen
 from textual.validation import Function
+from textual.widget import Widget
 from textual.widgets import Input, Static
 
 from trainwatch.core import fmt
@@ -66,11 +68,12 @@ KEYS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 
 @functools.cache
-def help_text() -> Text:
-    """``help_table`` laid out once, as styled text: a Rich ``Table`` is laid
-    out again at every render of its widget (a dozen times as the help screen
-    opens and closes), which cost most of the time ``?`` took."""
-    console = Console(width=HELP_WIDTH, file=io.StringIO(), color_system=None)
+def help_text(width: int) -> Text:
+    """``help_table`` laid out once for a width, as styled text: a Rich
+    ``Table`` is laid out again at every render of its widget (a dozen times
+    as the help screen opens and closes), which cost most of the time ``?``
+    took."""
+    console = Console(width=max(width, 20), file=io.StringIO(), color_system=None)
     text = Text(end="")
     for index, line in enumerate(console.render_lines(help_table(), pad=False)):
         if index:
@@ -81,8 +84,17 @@ def help_text() -> Text:
     return text
 
 
-#: The help's text width: the dialog's 78 columns less its border and padding.
-HELP_WIDTH = 72
+class HelpBody(Widget):
+    """``help_text`` at the width the dialog gives it: less a scrollbar's
+    columns when the help is taller than the terminal, more on none."""
+
+    DEFAULT_CSS = "HelpBody { height: auto; }"
+
+    def render(self) -> Text:
+        return help_text(self.size.width)
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return help_text(width).plain.count("\n") + 1
 
 
 def help_table() -> Table:
@@ -105,7 +117,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box", classes="dialog"):
-            yield Static(help_text())
+            yield HelpBody()
 
     def on_mount(self) -> None:
         self.query_one("#help-box").border_title = "trainwatch · keys"
