@@ -176,6 +176,19 @@ def test_a_burst_beyond_the_limit_goes_out_as_a_digest(tmp_path: Path) -> None:
     assert len(notifier.sent) == 5
 
 
+def test_snapshots_of_the_first_read_send_nothing(tmp_path: Path) -> None:
+    # A job's .err read before its .out: stalled for a moment, then finished.
+    outbox = Outbox()
+    notifier = Notifier(["json://a"], ledger=Ledger(["json://a"], tmp_path), send=outbox)
+    row = base_row(tmp_path)
+    notifier.observe(snap(with_(row, status="running")))
+    notifier.observe(replace(snap(with_(row, status="stalled", last_update_at=START)), loading=True))
+    notifier.observe(snap(with_(row, status="running")))
+    notifier.start()
+    notifier.stop()
+    assert outbox.sent == [] and notifier.sent == []
+
+
 def test_failed_delivery_is_a_problem_line(tmp_path: Path) -> None:
     notifier = Notifier(["json://a"], ledger=Ledger(["json://a"], tmp_path), send=lambda t, b, k: False)
     row = base_row(tmp_path)

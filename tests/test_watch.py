@@ -334,6 +334,16 @@ def test_idle_when_every_run_is_over(tmp_path: Path, start: Callable[..., tuple[
     assert rec.count == before
 
 
+def test_snapshots_of_the_first_read_say_so(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
+    for k in range(3):
+        write_log(tmp_path / f"run{k}" / "train.log", range(0, 30, 10))
+    _, rec = start([tmp_path])
+    done = rec.wait(lambda s: len(s.rows) == 3 and not s.loading)
+    first = rec.snapshots[0]
+    assert first.loading and len(first.rows) < 3  # (published after the first file: the rest still unread)
+    assert rec.snapshots[-1] is done or not rec.snapshots[-1].loading
+
+
 def test_running_run_ticks(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:
     write_log(tmp_path / "live.log", range(0, 30, 10))
     now = [datetime.now()]
@@ -825,6 +835,24 @@ def test_records_a_parser_holds_back_reach_the_screen_once_the_log_goes_quiet(
     assert row_now is not None and row_now.format == "llmc_stdout"
     shown = recorder.wait(lambda s: (r := row(s, log)) is not None and r.stats.val_loss == 3.25)
     assert (shown.generated_at - first.generated_at).total_seconds() < 2 * watch.FLUSH_AFTER_S + 2
+
+
+def test_a_log_quiet_when_found_shows_its_held_back_end_with_the_first_read(
+    tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]
+) -> None:
+    """The same llm.c log, last written an hour ago: it has been quiet far
+    longer than FLUSH_AFTER_S, so its val loss is there as soon as the first
+    read is over, not two seconds later as news (a status alert at startup)."""
+    log = tmp_path / "train.log"
+    step = "step {:4d}/100 | loss 3.500000 (+nanz)| norm 1.0000 (+nanz)| lr 1.00e-04 | 100.00 ms | 20.0% bf16 MFU"
+    step += " | 1000 tok/s\n"
+    log.write_text("".join(step.format(i) for i in range(1, 6)) + "val loss 3.25\n")
+    hour_ago = time.time() - 3600
+    os.utime(log, (hour_ago, hour_ago))
+    _, recorder = start([tmp_path])
+    recorder.wait(lambda s: not s.loading and row(s, log) is not None)
+    loaded = next(s for s in recorder.snapshots if not s.loading)  # the first after the load
+    assert row(loaded, log).stats.val_loss == 3.25  # type: ignore[union-attr]
 
 
 def test_a_file_that_is_no_log_says_what_it_is(tmp_path: Path, start: Callable[..., tuple[Watcher, Recorder]]) -> None:

@@ -48,6 +48,9 @@ class Snapshot:
     generated_at: datetime
     rows: tuple[RunRow, ...]
     unrecognised: tuple[tuple[str, str], ...] = ()  # (path, reason)
+    #: The first read of the logs found at the start is still going: rows may
+    #: be missing, and a run's status may still move as its other files are read.
+    loading: bool = False
 
 
 def disambiguate(rows: list[RunRow]) -> list[RunRow]:

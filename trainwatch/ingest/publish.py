@@ -166,12 +166,14 @@ class Publisher:
         unrecognised: tuple[tuple[str, str], ...] = (),
         quiet: bool = False,
         groups: Groups | None = None,
+        loading: bool = False,
     ) -> None:
         """Derive and hand over a new snapshot. ``quiet`` (a clock tick, no
         file changed): skip it when every figure is as before, up to
         ``QUIET_REPUBLISH`` seconds (a stalled run's age, shown in minutes,
         and finish dates still follow the clock). ``groups``: the runs'
-        files, as the watcher places them (default: grouped here as found)."""
+        files, as the watcher places them (default: grouped here as found).
+        ``loading``: the first read is not over (``Snapshot.loading``)."""
         now = self._clock()
         clock = time.monotonic()
         ready = [s for k, s in sources.items() if k not in unread]
@@ -184,7 +186,7 @@ class Publisher:
         rows = tuple(
             _annotate(row, [sources[p] for p in row.sources or (row.path,) if p in sources]) for row in snapshot.rows
         )
-        snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised + unrecognised)
+        snapshot = Snapshot(snapshot.generated_at, rows, snapshot.unrecognised + unrecognised, loading)
         self.live = any(row.stats.status in _LIVE for row in rows)
         self.next_tick = clock + self._tick
         self._published_at = clock

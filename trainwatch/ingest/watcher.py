@@ -315,6 +315,7 @@ class Watcher:
             if done == 1 or time.monotonic() - last >= LOAD_PUBLISH_INTERVAL:
                 self._publish()
                 last = time.monotonic()
+        self._flush_quiet()  # (logs quiet when found: their statuses are known before the load ends)
         self._loading = None
         self._look_box(set(self._sources))
         self._publish()
@@ -377,6 +378,16 @@ class Watcher:
             self._publish()
         elif self._publisher.live and time.monotonic() >= self._publisher.next_tick:
             self._publish(quiet=True)
+
+    def _quiet_since_found(self, source: LogSource) -> float:
+        """Seconds a log found at the start had been quiet by its modification
+        time, up to FLUSH_AFTER_S: one quiet long enough is flushed with the
+        first read, so its held-back end (a finish, a failure) does not come
+        as news two seconds after it."""
+        seen = source.agg.observed
+        if not seen:
+            return 0.0
+        return min(max((self._clock() - seen[-1]).total_seconds(), 0.0), FLUSH_AFTER_S)
 
     def _flush_quiet(self) -> bool:
         """Hand over the records held back by the parsers of logs quiet for
@@ -470,7 +481,7 @@ class Watcher:
             self._publisher.forget(source)
             return True
         if changed:
-            self._unflushed[key] = time.monotonic()
+            self._unflushed[key] = time.monotonic() - (self._quiet_since_found(source) if first else 0.0)
         elif source.mid_write:
             self._mid_write = True
         return changed or first or had_problem or source.problem != before
@@ -531,7 +542,12 @@ class Watcher:
 
     def _publish(self, quiet: bool = False) -> None:
         self._publisher.publish(
-            self._sources, self._unread, tuple(self._remote.unrecognised()), quiet, groups=self._groups
+            self._sources,
+            self._unread,
+            tuple(self._remote.unrecognised()),
+            quiet,
+            groups=self._groups,
+            loading=self._loading is not None,
         )
 
     # ------------------------------------------------------------ grouping

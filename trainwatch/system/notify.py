@@ -224,6 +224,8 @@ class Notifier:
 
     def observe(self, snapshot: Snapshot) -> None:
         """Note ``snapshot`` (from the watcher's thread): new events are queued for sending."""
+        if snapshot.loading:
+            return  # (a partial picture: a job's status moves as its other files are read)
         if self._previous is None:
             self._previous = self._ledger.previous()
         events, now = detect(snapshot, self._previous, self._since)

@@ -191,7 +191,7 @@ class SlurmWatch:
                 rows.append(self._attached(row, self._jobs.get(job_id) if job_id else None))
             if self._pending:
                 self._wake.set()
-        return Snapshot(snapshot.generated_at, tuple(rows), snapshot.unrecognised)
+        return Snapshot(snapshot.generated_at, tuple(rows), snapshot.unrecognised, snapshot.loading)
 
     def _attached(self, row: RunRow, job: SlurmJob | None) -> RunRow:
         """``attach``, reusing the last row while neither the run nor its job changed:

@@ -35,10 +35,12 @@ class Alert:
 def status_alerts(old: Snapshot | None, new: Snapshot) -> list[Alert]:
     """Runs whose status changed into stalled, diverged, failed, exited or finished.
 
-    Nothing on first display (``old`` is ``None``) and nothing for runs that
-    just appeared: an alert reports a change someone could have missed.
+    Nothing on first display (``old`` is ``None``), nothing while the logs
+    found at the start are read (``loading``: a job's status moves as its
+    other files join it) and nothing for runs that just appeared: an alert
+    reports a change someone could have missed.
     """
-    if old is None:
+    if old is None or old.loading or new.loading:
         return []
     before = {row.key: row.stats.status for row in old.rows}
     alerts = []
