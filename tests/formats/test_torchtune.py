@@ -176,10 +176,11 @@ def test_distributed_console_with_rank_prefix_validation_and_crash() -> None:
 _SAMPLES = {"console": _console_run(), "disk": DISK_LOG}
 
 
-@pytest.mark.parametrize("prefix", ["[1,0]<stdout>:", "3: [default3]:", "[rank0]:", "0: "])
+@pytest.mark.parametrize("prefix", ["[1,0]<stdout>:", "3: [default3]:", "[rank0]:", "0: ", "[trainer0|0]:"])
 @pytest.mark.parametrize("name", sorted(_SAMPLES))
 def test_launcher_prefix_changes_nothing(name: str, prefix: str) -> None:
-    """mpirun --tag-output, srun --label (alone or before torchrun's tag), torchrun's tee."""
+    """mpirun --tag-output, srun --label (alone or before torchrun's tag), torchrun's tee,
+    TorchX's "[role|replica]:" (the multi-node log in meta-pytorch/torchtune PR 2620)."""
     text = _SAMPLES[name]
     tagged = "\n".join(prefix + line if line else line for line in text.split("\n"))
     assert detect(tagged.encode(), "x.log") is torchtune.SPEC

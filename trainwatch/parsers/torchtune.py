@@ -60,8 +60,10 @@ _EPOCHS = re.compile(r"^epochs: (\d+)\s*$")
 _SNIFF_BAR = re.compile(r"(?<!\d)\d+\|\d+\|Loss: \S+: +\d+%\|")
 # The knowledge-distillation recipes put class_loss and kd_loss between loss and lr.
 _SNIFF_DISK = re.compile(r"(?<![\w|])Step \d+ \| loss:\S+ (?:\w+:\S+ ){0,8}(?:lr|tokens_per_second_per_gpu):")
-# srun --label's bare "0: " (text.clean leaves it; no line read here starts with a number and ": ").
-_LABEL = re.compile(r"^\d{1,6}: ")
+# srun --label's bare "0: " (text.clean leaves it; no line read here starts with a number and ": "),
+# and TorchX's "[trainer0|0]:" (role|replica), which torchtune's multi-node runs go through
+# (meta-pytorch/torchtune PR 2620's log).
+_LABEL = re.compile(r"^(?:\d{1,6}: |\[[\w.-]{1,64}\|\d{1,6}\]:)")
 
 
 def sniff(head: str, filename: str) -> bool:
@@ -105,7 +107,7 @@ class TorchtuneParser:
         if records:
             return records
         text = clean(line)
-        if text[:1].isdigit():
+        if text[:1].isdigit() or text[:1] == "[":
             text = _LABEL.sub("", text, count=1)
         if "aved to " in text and (m := _SAVED.search(text)) is not None:
             return self._checkpoint(m.group(1))
