@@ -173,6 +173,32 @@ def test_distributed_console_with_rank_prefix_validation_and_crash() -> None:
     assert st.target == 2000  # no "epochs:" line: the target is not stated (the default)
 
 
+def test_bare_bar_under_torchx_tags() -> None:
+    """Newer recipes create the bar with no description (``tqdm(total=steps_per_epoch)``):
+    its initial frame and its first update's are bare, and set_description names the
+    step after. A multi-node run through TorchX tags every line "[role|replica]:" and
+    leaves a tag after a frame. Grammar as in the log pasted in meta-pytorch/torchtune
+    PR 2620 (LoRA tested on multi-node)::
+
+        [trainer0|0]:  0%|          | 0/101 [00:00<?, ?it/s][trainer0|0]:
+        [trainer0|0]:  1%|          | 1/101 [00:20<34:51, 20.91s/it]
+        [trainer0|0]:1|1|Loss: 2.7997918128967285:   1%|          | 1/101 [00:20<34:51, 20.91s/it][trainer0|0]:
+    """
+    times, losses = [20.91, 17.5, 15.0], [2.7997918128967285, 2.764298677444458, 2.7012]
+    frames = [f for f in _epoch(Bar(total=101), 1, 1, times, losses, fmt="").split("\r") if f]
+    text = "\n".join(f"[trainer0|0]:{f}" + ("[trainer0|0]:" if k % 2 == 0 else "") for k, f in enumerate(frames))
+    assert frames[0].startswith("  0%|") and frames[1].startswith("  1%|")  # bare, as in the PR's log
+    assert detect(text.encode(), "x.log") is torchtune.SPEC
+    crash = "\n[trainer0|0]:Traceback (most recent call last):\n[trainer0|0]:torch.OutOfMemoryError: CUDA OOM"
+    its = [r for r in _feed_text(text) if isinstance(r, Iteration)]
+    assert [(i.iter, i.loss) for i in its] == [(1, 2.7997918128967285), (2, 2.764298677444458), (3, 2.7012)]
+    # the first step's time is the first update's own (1 / the shown rate); the
+    # bare frames start the clock, so the next ones come from the EMA as well
+    assert [i.time_ms for i in its] == [pytest.approx(s * 1000, rel=0.01) for s in times]
+    st = _stats(_feed_text(text + crash))
+    assert (st.iter, st.status) == (3, "failed")  # the tag does not hide the crash
+
+
 _SAMPLES = {"console": _console_run(), "disk": DISK_LOG}
 
 

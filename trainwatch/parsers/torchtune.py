@@ -8,7 +8,9 @@ Written from torchtune's own printing code (pytorch/torchtune):
   ``tqdm(initial=inner_step, total=steps_per_epoch, desc=f"{epochs_run}|{global_step}")``
   and, after each optimizer step, ``pbar.update(1)`` then
   ``pbar.set_description(f"{curr_epoch + 1}|{self.global_step}|Loss: {loss}")``
-  (``{loss:.4f}`` in the single-device recipe, the bare float elsewhere). A
+  (``{loss:.4f}`` in the single-device recipe, the bare float elsewhere;
+  newer recipes create the bar with no description, so its first frames are
+  bare until the first step names it). A
   frame reads ``1|5|Loss: 2.3450:  10%|█         | 5/50 [00:05<00:45,  1.00it/s]``,
   ``\\r``-separated; one bar per epoch. The step is the global step of the
   description; the bar's total is the steps per epoch; each step's time comes
@@ -45,7 +47,7 @@ from trainwatch.core.records import Checkpoint, Eval, Iteration, Record, RunInfo
 from trainwatch.parsers.base import ParserSpec, line_failed
 from trainwatch.parsers.crash import CrashWatch
 from trainwatch.parsers.text import clean, finite, strip_ansi, strip_prefixes, to_float, to_int
-from trainwatch.parsers.tqdm_bar import BarClock, parse_frame
+from trainwatch.parsers.tqdm_bar import BarClock, Frame, parse_frame
 
 FORMAT = "torchtune"
 
@@ -82,6 +84,7 @@ class TorchtuneParser:
         self._bar_steps = False  # the progress bar has given steps: it is their record
         self._last_step: int | None = None
         self._clock: BarClock | None = None
+        self._clock_total = 0  # the total of the bar the clock follows
         self._bar_n = 0
         self._pending_s: float | None = None  # the time of the update not yet matched to its step
         self._epochs: int | None = None
@@ -134,22 +137,19 @@ class TorchtuneParser:
 
     def _frame(self, segment: str) -> list[Record]:
         frame = parse_frame(segment) if "%|" in segment else None
-        m = _DESC.match(frame.desc) if frame is not None else None
-        if frame is None or m is None:
+        if frame is None:
             return []
+        m = _DESC.match(frame.desc)
+        if m is None:
+            if not frame.desc:
+                self._tick(frame)  # the bar before set_description first names it (see _tick)
+            return []  # else another tool's bar (datasets, downloads): it names itself
         step, loss = int(m.group(2)), m.group(3)
         records: list[Record] = []
-        new_bar = self._clock is None or frame.n < self._bar_n or frame.total != self._per_epoch
         if frame.total != self._per_epoch:
             self._per_epoch = frame.total
             records.extend(self._target())
-        if new_bar:
-            # One bar per epoch, drawn first at its initial count under "<epochs_run>|<global_step>"
-            # (no loss), which its first update's frame still shows.
-            self._clock, self._pending_s = BarClock.starting_at(frame), None
-        elif self._clock is not None and (seconds := self._clock.update(frame)) is not None:
-            self._pending_s = seconds  # pbar.update(1) draws before set_description names the step
-        self._bar_n = frame.n
+        self._tick(frame)
         if loss is None or (self._bar_steps and step == self._last_step):
             return records  # no step yet, or the same step redrawn
         self._bar_steps = True
@@ -160,6 +160,20 @@ class TorchtuneParser:
             Iteration(iter=step, loss=to_float(loss), time_ms=seconds * 1000 if seconds is not None else None)
         )
         return records
+
+    def _tick(self, frame: Frame) -> None:
+        """Follow the bar's clock through one frame.
+
+        One bar per epoch. Older recipes draw it first at its initial count
+        under "<epochs_run>|<global_step>" (no loss); newer ones create it with
+        no description (``tqdm(total=steps_per_epoch)``), so its initial frame
+        and its first update's are bare, "  0%|   | 0/101 [00:00<?, ?it/s]"
+        (meta-pytorch/torchtune PR 2620's log): both start the clock."""
+        if self._clock is None or frame.n < self._bar_n or frame.total != self._clock_total:
+            self._clock, self._clock_total, self._pending_s = BarClock.starting_at(frame), frame.total, None
+        elif (seconds := self._clock.update(frame)) is not None:
+            self._pending_s = seconds  # pbar.update(1) draws before set_description names the step
+        self._bar_n = frame.n
 
     def _target(self) -> list[Record]:
         if self._epochs and self._per_epoch:
