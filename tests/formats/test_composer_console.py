@@ -184,6 +184,26 @@ def test_rank_prefixes_and_a_crash_mid_block() -> None:
     assert records[-1] == Outcome("failed", "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
 
 
+@pytest.mark.parametrize("tab", ["\t", " " * 7])
+def test_srun_label_before_every_line(tab: str) -> None:
+    """A multi-node run under srun --label: "0: " before the marker and each metric line, as in
+    the LLM Foundry log of aws-samples' llm-foundry test case README (there with the tab
+    expanded)::
+
+        0: [batch=1/300000000]:
+        0:       Train time/batch: 0
+        0:       Train loss/train/total: 12.0000
+    """
+    lines = console("[batch=1/300000000]", {"time/batch": 0, "time/token": 0, "loss/train/total": 12.0})
+    lines += console("[batch=2/300000000]", {"time/batch": 1, "time/token": 8192, "loss/train/total": 11.25})
+    tagged = ["0: " + line.replace("\t", tab) for line in lines]
+    head = ("\n".join(tagged) + "\n").encode()
+    assert detect(head, "slurm-1234.out") is composer_console.SPEC
+    records = feed(tagged)
+    assert [(i.iter, i.loss, i.tokens_seen) for i in its(records)] == [(1, 12.0, 0), (2, 11.25, 8192)]
+    assert stats(records).target == 300000000  # "[batch=N/300000000]"
+
+
 def test_autoresume_starts_a_new_segment() -> None:
     lines = console("[batch=30/100]", train(30, 4.5))
     lines += ["Traceback (most recent call last):", "RuntimeError: NCCL timeout"]

@@ -66,9 +66,12 @@ _RULE = "*" * 30
 _YAML = re.compile(r"^(\w{1,60}): *(\S{1,200})\s*$")
 _TIME_UNIT = re.compile(r"^\s+time_unit: *(\w+)")
 _SECONDS = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0, "days": 86400.0}
+# A launcher's tag may come first: text.PREFIX, or srun --label's bare "0: " (the
+# multi-node LLM Foundry log in aws-samples' llm-foundry test case README).
+_TAG = rf"(?:{PREFIX}|\d{{1,6}}:[ \t])?"
 _SNIFF = re.compile(
-    rf"^(?:{PREFIX})?(?:\[epoch=\d+\])?\[(?:batch|token|sample)=\d+(?:/\d+)?\]:[ \t]*\r?\n"
-    rf"(?:{PREFIX})?\s*\t? ?Train \S",
+    rf"^{_TAG}(?:\[epoch=\d+\])?\[(?:batch|token|sample)=\d+(?:/\d+)?\]:[ \t]*\r?\n"
+    rf"{_TAG}\s*\t? ?Train \S",
     re.MULTILINE,
 )
 MAX_METRICS = 500
