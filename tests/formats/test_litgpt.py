@@ -192,6 +192,36 @@ def test_early_2024_and_2023_grammars_with_rank_prefix_and_ansi() -> None:
     assert detect("\n".join(old).encode(), "log.txt") is litgpt.SPEC
 
 
+def test_2023_finetune_counts_iter_from_zero() -> None:
+    """lit-gpt's 2023 fine-tuning scripts print the 0-based ``iter_num``, so at accumulation 2
+    the optimizer steps at odd iters (Lightning-AI/litgpt issue 689)::
+
+        iter 77 step 39: loss 10.8259, iter time: 214.40ms (optimizer.step)
+        iter 78 step 39: loss 10.8259, iter time: 198.00ms
+    """
+    lines = [
+        "iter 0 step 0: loss 10.9012, iter time: 1510.20ms",
+        "iter 1 step 1: loss 10.8877, iter time: 214.40ms (optimizer.step)",
+        "iter 2 step 1: loss 10.8702, iter time: 198.00ms",
+        "iter 3 step 2: loss 10.8591, iter time: 215.31ms (optimizer.step)",
+    ]
+    its = [r for r in _feed(lines) if isinstance(r, Iteration)]
+    # accumulation (1 + 1) / 1 = 2 from "iter 1 step 1 (optimizer.step)": each time is 2 x the micro-batch's
+    assert [(i.iter, i.loss, i.time_ms) for i in its] == [
+        (0, 10.9012, None),
+        (1, 10.8877, pytest.approx(428.8)),
+        (1, 10.8702, pytest.approx(396.0)),
+        (2, 10.8591, pytest.approx(430.62)),
+    ]
+    # a capture that starts mid-run (no "iter 0" line) finds it from the first step past 1
+    tail = [
+        "iter 77 step 39: loss 10.8259, iter time: 214.40ms (optimizer.step)",
+        "iter 78 step 39: loss 10.8259, iter time: 198.00ms",
+    ]
+    its = [r for r in _feed(tail) if isinstance(r, Iteration)]
+    assert [(i.iter, i.time_ms) for i in its] == [(39, pytest.approx(428.8)), (39, pytest.approx(396.0))]
+
+
 def test_resume_goes_back_a_segment() -> None:
     steps = [line for line in PRETRAIN if line.startswith("Epoch ")]  # steps 1..4
     lines = [

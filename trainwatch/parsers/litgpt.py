@@ -82,6 +82,7 @@ class LitgptParser:
         self._crash = CrashWatch()
         self._started = False
         self._accum: int | None = None  # micro-batches per optimizer step, once a "(step)" line shows it
+        self._from_zero = False  # "iter" is the 0-based iter_num (lit-gpt 2023), see _accumulation
         self._last: tuple[int, int] | None = None  # (iter, step) of the newest training line
         self._hparams: dict[str, int] = {}
         self._pretrain = False
@@ -127,13 +128,29 @@ class LitgptParser:
             records.append(self._run_info())
         if self._last is not None and step < self._last[1]:
             self._crash.reset()  # a resume from an earlier checkpoint, or a new run
-        if optimizer_step and step > 0 and it % step == 0:
-            self._accum = it // step
+        if it == 0:
+            self._from_zero = True
+        if optimizer_step and step > 0:
+            self._accumulation(it, step)
         self._last = (it, step)
         micro_ms = to_float(iter_ms)
         time_ms = micro_ms * self._accum if micro_ms is not None and self._accum is not None else None
         records.append(Iteration(iter=step, loss=to_float(loss), time_ms=time_ms))
         return records
+
+    def _accumulation(self, it: int, step: int) -> None:
+        """Micro-batches per optimizer step, from an optimizer step's line.
+
+        ``iter`` counts micro-batches done (the step ran at ``iter = accum x step``),
+        except in lit-gpt's 2023 fine-tuning scripts, which print the 0-based
+        ``iter_num`` ("iter 77 step 39: ... (optimizer.step)" at accumulation 2:
+        Lightning-AI/litgpt issue 689): there ``iter + 1 = accum x step``.
+        """
+        done = it + 1 if self._from_zero else it
+        if done % step and (it + 1) % step == 0:
+            self._from_zero, done = True, it + 1
+        if done >= step and done % step == 0:
+            self._accum = done // step
 
     def _eval(self, it: int, loss: float | None) -> list[Record]:
         """``iter N: val loss``: at the optimizer step that iteration ended."""
