@@ -222,6 +222,22 @@ def test_2023_finetune_counts_iter_from_zero() -> None:
     assert [(i.iter, i.time_ms) for i in its] == [(39, pytest.approx(428.8)), (39, pytest.approx(396.0))]
 
 
+def test_2023_val_line_names_the_iter_as_step() -> None:
+    """lit-gpt 2023's finetune/lora.py and pretrain/tinyllama.py print the evaluation as
+    f"step {iter_num}: val loss {val_loss:.4f}, val time: {t1 * 1000:.2f}ms" (the iter, not the step)."""
+    lines = [
+        "iter 0 step 0: loss 3.5551, iter time: 1069.53ms",
+        "iter 1 step 1: loss 3.3320, iter time: 765.52ms (optimizer.step)",
+        "step 1: val loss 3.2104, val time: 5012.33ms",  # after iter 1 (0-based): step (1 + 1) / 2
+        "iter 2 step 1: loss 3.1906, iter time: 537.32ms",
+        "iter 3 step 2: loss 3.8844, iter time: 710.44ms (optimizer.step)",
+        "iter 4 step 2: loss 3.5345, iter time: 551.50ms",
+        "step 3: val loss 3.1010, val time: 4987.02ms",  # no line of iter 3 just before: (3 + 1) / 2
+    ]
+    evals = [(e.iter, e.val_loss) for e in _feed(lines) if isinstance(e, Eval)]
+    assert evals == [(1, 3.2104), (2, 3.101)]
+
+
 def test_resume_goes_back_a_segment() -> None:
     steps = [line for line in PRETRAIN if line.startswith("Epoch ")]  # steps 1..4
     lines = [

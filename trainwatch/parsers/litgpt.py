@@ -56,7 +56,9 @@ _LINE = re.compile(
 # Before: "iter 10 | step 5: loss 2.3456, iter time: 512.34 ms (optimizer.step)" and 2023's
 # "iter 10 step 5: loss 2.3456, iter time: 512.34ms (optimizer.step)".
 _OLD = re.compile(r"^iter (\d+) \|? ?step (\d+): loss " + _NUM + r", iter time: ([\d.]+) ?ms( \(optimizer\.step\))?")
-_VAL = re.compile(r"^iter (\d+): val loss " + _NUM + r", val time: ([\d.]+) ?ms")
+# "iter N: val loss" since 2024; lit-gpt 2023 (finetune/*.py, pretrain/tinyllama.py) printed
+# f"step {iter_num}: val loss {val_loss:.4f}, val time: {t1 * 1000:.2f}ms", N still the iter.
+_VAL = re.compile(r"^(?:iter|step) (\d+): val loss " + _NUM + r", val time: ([\d.]+) ?ms")
 _FINAL = re.compile(r"^Final evaluation \| val loss: " + _NUM + r" \| val ppl: ")
 _SAVE = re.compile(r"^Saving (?:checkpoint|LoRA weights|adapter(?: v2)? weights) to (['\"])(.*)\1")
 _STEP_DIR = re.compile(r"step-(\d+)")
@@ -106,7 +108,7 @@ class LitgptParser:
             m = _OLD.match(line)
             if m is not None:
                 return self._step(int(m.group(1)), int(m.group(2)), m.group(3), m.group(4), m.group(5) is not None)
-        if line.startswith("iter ") and (m := _VAL.match(line)) is not None:
+        if line.startswith(("iter ", "step ")) and (m := _VAL.match(line)) is not None:
             return self._eval(int(m.group(1)), to_float(m.group(2)))
         if line.startswith("Final evaluation") and (m := _FINAL.match(line)) is not None:
             step = self._last[1] if self._last is not None else None
@@ -154,10 +156,11 @@ class LitgptParser:
 
     def _eval(self, it: int, loss: float | None) -> list[Record]:
         """``iter N: val loss``: at the optimizer step that iteration ended."""
+        done = it + 1 if self._from_zero else it
         if self._last is not None and self._last[0] == it:
             step: int | None = self._last[1]
-        elif self._accum and it % self._accum == 0:
-            step = it // self._accum
+        elif self._accum and done % self._accum == 0:
+            step = done // self._accum
         else:
             return []  # the step is not known: none is made up
         return [Eval(iter=step, val_loss=loss)] if step is not None else []
