@@ -131,7 +131,7 @@ def _big_rows(ctx: Context) -> None:
         full = ctx.sizes.big_bytes >= 1_000_000_000
         note = f"streamed with one regex a line and nothing kept: {stream_floor(path):.0f} MiB peak"
         if len(peaks) == 2:
-            note += f"; {peaks[1] - peaks[0]:+.1f} MiB over the log half as long"
+            note += f"; {round(peaks[1] - peaks[0], 1) + 0.0:+.1f} MiB over the log half as long"
         ctx.add(
             Row(
                 "memory",
