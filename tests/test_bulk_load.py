@@ -348,6 +348,20 @@ def test_columns_equal_their_rows(records: list[BulkRecord], one_by_one: bool) -
     assert_same(bulk, reference)
 
 
+def test_columns_sent_row_by_row_take_their_wall_times_once() -> None:
+    """Columns whose times sum past MAX_TIME_MS (one is 1e12 ms, in range on
+    its own) go through the row loop whole, wall-clock times included: the
+    bulk path once added those times a second time (Hypothesis found it)."""
+    times: list[float | None] = [100.0] * 7 + [1e12]
+    walls: list[datetime | None] = [None] * 7 + [datetime(2025, 1, 1)]
+    records: list[BulkRecord] = [IterationColumns(list(range(1, 9)), [2.0] * 8, times, [None] * 8, wall_time=walls)]
+    bulk, reference = RunAggregator(), RunAggregator()
+    bulk.add_all(records)
+    reference.add_all(expanded(records))
+    assert list(bulk.wall_series.points().xs) == [8.0]
+    assert_same(bulk, reference)
+
+
 def _plain_columns(steps: list[int]) -> IterationColumns:
     return IterationColumns(steps, [2.0] * len(steps), [100.0 + s % 7 for s in steps], [30.0] * len(steps))
 

@@ -60,8 +60,8 @@ def column_pieces(columns: IterationColumns, start: int, stop: int) -> list[tupl
 def take_timed(agg: RunState, columns: IterationColumns, start: int, stop: int) -> None:
     """Rows ``start:stop``, each with a logged time and no wall-clock time."""
     before = len(agg.iters)
-    take_columns(agg, columns, start, stop)
-    take_optional(agg, columns, start, stop, before)
+    if take_columns(agg, columns, start, stop):  # (else taken row by row, optional columns and all)
+        take_optional(agg, columns, start, stop, before)
 
 
 def take_untimed(agg: RunState, columns: IterationColumns, start: int, stop: int) -> None:

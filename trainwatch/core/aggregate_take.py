@@ -206,7 +206,7 @@ def take_iterations(agg: RunState, batch: Sequence[Iteration], start: int) -> in
     return stop
 
 
-def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int) -> None:
+def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int) -> bool:
     """Take rows ``start:stop`` of ``columns``: what ``take_iterations`` does with them, in C passes.
 
     The caller (``RunAggregator._add_columns``) has dropped rows whose
@@ -217,6 +217,9 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
     in C (the builtin ``sum`` is not: Python 3.12 made it compensated). A
     row is either a training step (most) or an eval step; the training
     steps between two eval steps are taken a slice at a time.
+
+    ``False``: the rows went to ``take_iterations`` whole (a time no log can
+    mean), their optional columns included.
     """
     steps = columns.iters[start:stop]
     times = cast("list[float]", columns.times_ms[start:stop])
@@ -224,7 +227,7 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
     if not _all_in(times, 0.0, MAX_TIME_MS):
         # A time no log can mean (an overflowed number): the row-by-row loop knows what to do.
         take_iterations(agg, columns.iterations(start, stop), 0)
-        return
+        return False
     losses = columns.losses[start:stop]
     mfus, all_mfus = _mfus(columns.mfu_pct[start:stop])
     count = len(steps)
@@ -331,6 +334,7 @@ def take_columns(agg: RunState, columns: IterationColumns, start: int, stop: int
         if valid:
             agg.last_mfu = valid[-1]
             agg.mfu_series.extend_steps(list(compress(steps, keep)), valid)
+    return True
 
 
 def _hang(hangs: list[tuple[int, float]], step: int, seconds: float) -> None:
