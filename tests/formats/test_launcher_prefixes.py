@@ -41,7 +41,7 @@ def _same(a: object, b: object) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize("prefix", ["[1,0]<stdout>:", "[1,12]<stderr>: ", "3: [default3]:"])
+@pytest.mark.parametrize("prefix", ["[1,0]<stdout>:", "[1,12]<stderr>: ", "3: [default3]:", "0: ", " 3: "])
 @pytest.mark.parametrize("folder", CONSOLE)
 def test_tagged_console_log_reads_as_the_bare_one(corpus: Path, tmp_path: Path, folder: str, prefix: str) -> None:
     for path in sorted((corpus / folder).iterdir()):

@@ -28,6 +28,7 @@ from trainwatch import parsers
 from trainwatch.core.aggregate import RunAggregator
 from trainwatch.core.options import RunOptions
 from trainwatch.core.records import BulkRecord
+from trainwatch.ingest import labels
 from trainwatch.ingest.documents import DocumentReader
 from trainwatch.ingest.files import NotRegularFile, data_from, from_timestamp, open_regular, past_nuls, read_regular
 from trainwatch.ingest.lines import TAIL, LineBuffer, Print
@@ -87,6 +88,7 @@ class LogSource:
         # Its ``feed_text``, if it reads many lines at once (looked up once:
         # an isinstance of a Protocol costs ~20 µs, as much as a short append).
         self._feed_text: Callable[[str], Sequence[BulkRecord]] | None = None
+        self._labelled = False  # srun's --label before every line (``ingest.labels``)
         self._record_parser: RecordParser | None = None  # a record log's (binary, append-only)
         self._document = DocumentReader()
         # A W&B run's console: its config, summary and metadata add facts, whatever the format.
@@ -262,13 +264,13 @@ class LogSource:
             self.problem = filekind.describe(head, self.path.name) or "binary file"
             return False
         full = len(head) == parsers.SNIFF_BYTES
-        head = head.replace(b"\0", b"")
+        head = self._unlabelled(head.replace(b"\0", b""))
         jsonl = jsonl_metrics.make_spec(dict(self.options.jsonl_keys)) if self.options.jsonl_keys else None
         self.spec = parsers.detect(head, self.path.name, replacing=jsonl)
         if self.spec is None and full:
-            head += handle.read(parsers.SNIFF_BYTES_MORE - parsers.SNIFF_BYTES).replace(b"\0", b"")
+            head += self._unlabelled(handle.read(parsers.SNIFF_BYTES_MORE - parsers.SNIFF_BYTES).replace(b"\0", b""))
             self.spec = parsers.detect(head, self.path.name, lines_only=True, replacing=jsonl)
-        tail = _tail_window(handle, handle.tell()).replace(b"\0", b"") if self.spec is None else b""
+        tail = self._unlabelled(_tail_window(handle, handle.tell()).replace(b"\0", b"")) if self.spec is None else b""
         if self.spec is None and tail:
             # Past a long preamble (compile warnings, dataset samples, install
             # bars) the metric lines may start only beyond the head: look at
@@ -289,6 +291,12 @@ class LogSource:
             self._feed_text = parser.feed_text if isinstance(parser, BulkLineParser) else None
         self.problem = None
         return True
+
+    def _unlabelled(self, data: bytes) -> bytes:
+        """``data`` without srun's labels once the log is seen to carry them (``ingest.labels``)."""
+        if not self._labelled and labels.labelled(data):
+            self._labelled = True
+        return labels.unlabel_bytes(data) if self._labelled else data
 
     def _make_line_parser(self, spec: ParserSpec) -> LineParser:
         """The spec's line parser, given its sidecar's text if one is beside the log."""
@@ -400,7 +408,12 @@ class LogSource:
         if not data:
             return False
         records: Sequence[BulkRecord]
+        if not self._labelled and labels.may_be_labelled(data):
+            # (a log whose labels began after its head: the batch script's own lines first)
+            self._labelled = labels.labelled(bytes(data[: labels.LOOK]))
         text = str(data, "utf-8", "replace")
+        if self._labelled:
+            text = labels.unlabel(text)
         if self._feed_text is not None:
             # The whole lines as one text: runs of plain iteration lines are
             # parsed in C and come back as columns (a nanoGPT log loads 3-4x faster).
