@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from trainwatch.ingest import labels
+from trainwatch.ingest.labels import Labels
 from trainwatch.ingest.source import LogSource
 
 NOW = datetime(2030, 1, 1)
@@ -24,8 +25,8 @@ def test_labelled_by_most_lines_and_repeating_task_ids() -> None:
     # A step counter printed first on each line is no label: each number once.
     steps = "".join(f"{k}: loss 2.3\n" for k in range(20)).encode()
     assert not labels.labelled(steps)
-    # Too few lines, or most without one.
-    assert not labels.labelled(b"0: a\n0: b\n")
+    # The batch script's lines before the first label do not count; most after it must carry one.
+    assert labels.labelled(b"Starting job\nmodule load cuda\n0: a\n0: b\n")
     assert not labels.labelled(b"0: a\nplain\nplain\nplain\n")
     assert labels.unlabel(" 3: iter 1\n10: iter 2\nplain 4: x\n") == "iter 1\niter 2\nplain 4: x\n"
 
@@ -57,3 +58,24 @@ def test_labels_that_start_after_the_head_are_stripped_as_they_come(tmp_path: Pa
     source.refresh()
     stats = source.agg.stats(NOW)
     assert (source.format, stats.iter, stats.loss) == ("nanogpt_stdout", 90, 3.91)
+
+
+def test_a_live_labelled_log_written_line_by_line(tmp_path: Path) -> None:
+    """flush=True prints through srun: one labelled line an append, the preamble first."""
+    log = tmp_path / "slurm-9.out"
+    log.write_text("Starting job\n")
+    source = LogSource(log)
+    source.refresh()
+    for line in _nanogpt(range(0, 130, 10)):
+        with log.open("a") as out:
+            out.write(f"0: {line}\n")
+        source.refresh()
+    stats = source.agg.stats(NOW)
+    assert (source.format, stats.iter, stats.loss, stats.tokens_per_iter) == ("nanogpt_stdout", 120, 3.88, 8192)
+
+
+def test_a_step_counter_stops_being_taken_for_a_label() -> None:
+    steps = Labels()
+    for k in range(0, 200, 10):
+        steps.see(f"{k}: loss 2.3\n")
+    assert not steps.on

@@ -5,43 +5,61 @@ width of the largest) before each line of each task's output, so a whole
 log reads ``0: iter 10: loss 3.2…``. No parser's sniff or line grammar
 expects it, and a bare number and a colon cannot be told from a line's own
 text line by line (``100: loss 2.3`` may be a step). A log is taken as
-labelled from what most of its lines share: nearly every line labelled, and
-the labels repeat (task ids, unlike steps). Once a log is, every line loses
-its label before any parser sees it; the lines the batch script printed
-itself (no label) go through as they are.
+labelled from the lines seen so far, counted from its first labelled line
+(the batch script's own lines come before): at least half of them labelled,
+and the labels repeat (a few task ids, unlike steps). The count goes on as
+lines come, one at a time in a live log, so the first labelled line already
+counts and a log whose numbers turn out to be steps stops being labelled a
+few lines on. A labelled log's lines lose their label before any parser sees
+them; the lines the batch script printed itself go through as they are.
 """
 
 from __future__ import annotations
 
 import re
 
-_LABEL = re.compile(r"^ *[0-9]{1,6}: ", re.MULTILINE)
+_LABEL = re.compile(r"^ *([0-9]{1,6}): ", re.MULTILINE)
 _LABEL_BYTES = re.compile(rb"^ *([0-9]{1,6}): ", re.MULTILINE)
-#: Lines looked at, and the share of them that must carry a label.
-MIN_LINES = 3
-SHARE = 0.9
-#: Bytes of a chunk looked at (the decision is the same on its first lines).
-LOOK = 1 << 16
+#: The share of lines (from the first labelled one) that must carry a label.
+SHARE = 0.5
+#: Task ids that may show before their repeats say they are not steps.
+FEW_IDS = 8
+#: Non-blank lines counted before the decision is kept for good.
+TRACKED_LINES = 10_000
+
+
+class Labels:
+    """Whether one log carries srun's labels, from the lines it has shown."""
+
+    __slots__ = ("_ids", "_labelled", "_lines", "_seen", "on")
+
+    def __init__(self) -> None:
+        self.on = False
+        self._seen = 0  # lines, all of them
+        self._lines = 0  # non-blank lines from the first labelled one
+        self._labelled = 0
+        self._ids: set[str] = set()
+
+    def see(self, text: str) -> None:
+        """Count the whole lines of ``text`` (the next ones of the log)."""
+        if self._seen >= TRACKED_LINES:
+            return  # (decided for good: no more counting on the hot path)
+        self._seen += text.count("\n")
+        ids = _LABEL.findall(text)
+        if not ids and not self._labelled:
+            return  # (the batch script's own lines, before any label)
+        self._lines += sum(1 for line in text.split("\n") if line.strip())
+        self._labelled += len(ids)
+        if len(self._ids) <= FEW_IDS * 4:
+            self._ids.update(ids)
+        self.on = self._labelled >= SHARE * self._lines and len(self._ids) <= max(FEW_IDS, self._labelled // 3)
 
 
 def labelled(head: bytes) -> bool:
-    """Whether the whole lines of ``head`` carry srun's label: at least
-    MIN_LINES non-blank lines, SHARE of them labelled, and no more distinct
-    labels than a third of the labelled lines (each task prints several)."""
-    end = head.rfind(b"\n")
-    if end < 0:
-        return False
-    whole = head[:end]
-    lines = sum(1 for line in whole.split(b"\n") if line.strip())
-    labels = _LABEL_BYTES.findall(whole)
-    if lines < MIN_LINES or len(labels) < SHARE * lines:
-        return False
-    return len(set(labels)) <= max(1, len(labels) // 3)
-
-
-def may_be_labelled(data: bytes | memoryview) -> bool:
-    """A cheap first look at a chunk: a label on one of its first lines."""
-    return _LABEL_BYTES.search(data[:4096]) is not None
+    """Whether a log starting with ``head`` (whole lines) is labelled: ``Labels`` on it."""
+    labels = Labels()
+    labels.see(head.decode("utf-8", "replace"))
+    return labels.on
 
 
 def unlabel(text: str) -> str:

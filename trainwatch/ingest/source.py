@@ -88,7 +88,7 @@ class LogSource:
         # Its ``feed_text``, if it reads many lines at once (looked up once:
         # an isinstance of a Protocol costs ~20 µs, as much as a short append).
         self._feed_text: Callable[[str], Sequence[BulkRecord]] | None = None
-        self._labelled = False  # srun's --label before every line (``ingest.labels``)
+        self._labels = labels.Labels()  # srun's --label before every line
         self._record_parser: RecordParser | None = None  # a record log's (binary, append-only)
         self._document = DocumentReader()
         # A W&B run's console: its config, summary and metadata add facts, whatever the format.
@@ -294,9 +294,7 @@ class LogSource:
 
     def _unlabelled(self, data: bytes) -> bytes:
         """``data`` without srun's labels once the log is seen to carry them (``ingest.labels``)."""
-        if not self._labelled and labels.labelled(data):
-            self._labelled = True
-        return labels.unlabel_bytes(data) if self._labelled else data
+        return labels.unlabel_bytes(data) if self._labels.on or labels.labelled(data) else data
 
     def _make_line_parser(self, spec: ParserSpec) -> LineParser:
         """The spec's line parser, given its sidecar's text if one is beside the log."""
@@ -408,11 +406,9 @@ class LogSource:
         if not data:
             return False
         records: Sequence[BulkRecord]
-        if not self._labelled and labels.may_be_labelled(data):
-            # (a log whose labels began after its head: the batch script's own lines first)
-            self._labelled = labels.labelled(bytes(data[: labels.LOOK]))
         text = str(data, "utf-8", "replace")
-        if self._labelled:
+        self._labels.see(text)  # (labels may begin after the head: the batch script's own lines first)
+        if self._labels.on:
             text = labels.unlabel(text)
         if self._feed_text is not None:
             # The whole lines as one text: runs of plain iteration lines are
