@@ -14,28 +14,22 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
-from trainwatch import __version__
-from trainwatch.core import fmt
+from trainwatch import __version__, argtypes
 
 if TYPE_CHECKING:
-    from trainwatch.core.box import BoxFacts
     from trainwatch.core.names import Names
     from trainwatch.core.options import RunOptions
     from trainwatch.core.rows import Snapshot
-    from trainwatch.ingest.grouping import GroupRules, Groups
-    from trainwatch.ingest.source import LogSource
+    from trainwatch.ingest.grouping import GroupRules
     from trainwatch.outputs.prometheus import MetricsServer
     from trainwatch.usage import Parsers
 
 EXIT_OK, EXIT_NO_RUNS, EXIT_USAGE = 0, 1, 2
-#: How long ``snapshot`` waits for a document caught mid-rewrite (the seed's
-#: logger rewrites its JSON in place, not atomically), and how often it looks.
-REWRITE_WAIT_S, REWRITE_POLL_S = 2.0, 0.02
 SUBCOMMANDS = ("watch", "snapshot", "serve-metrics", "alert", "demo", "completion")
 #: Columns of the ``snapshot`` table when it is not printed to a terminal
 #: (a pipe, a file): what a mail, a pager or a review diff shows whole.
@@ -109,7 +103,9 @@ def parsers() -> Parsers:
     watch.add_argument("--version", action="version", version=f"trainwatch {__version__}")
     _run_options(watch)
     _watch_options(watch)
-    watch.add_argument("--metrics-port", type=_port, metavar="PORT", help="also serve Prometheus metrics on PORT")
+    watch.add_argument(
+        "--metrics-port", type=argtypes.port, metavar="PORT", help="also serve Prometheus metrics on PORT"
+    )
     watch.add_argument("--bell", action="store_true", help="ring the terminal bell on alerts")
     watch.add_argument(
         "--ascii", action="store_true", help="ASCII glyphs only (the default where the terminal cannot show ✓ ● ⚑)"
@@ -141,7 +137,7 @@ def parsers() -> Parsers:
         help="table for people (fits the terminal, 100 columns when piped); json is the stable contract "
         "(docs/SNAPSHOT.md); md, csv and html for reports (default: table)",
     )
-    snap.add_argument("--now", type=_moment, metavar="ISO", help="evaluate ETA/stall as of this time")
+    snap.add_argument("--now", type=argtypes.moment, metavar="ISO", help="evaluate ETA/stall as of this time")
     snap.add_argument("-o", "--output", type=Path, metavar="FILE", help="write here (atomically)")
     snap.add_argument(
         "--ascii", action="store_true", help="ASCII glyphs only (the default where the terminal cannot show ✓ ● ⚑)"
@@ -153,7 +149,9 @@ def parsers() -> Parsers:
     paths.append(serve.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=SOME_PATHS_HELP))
     _run_options(serve)
     _watch_options(serve)
-    serve.add_argument("--metrics-port", type=_port, metavar="PORT", help="port to serve /metrics on (default 9184)")
+    serve.add_argument(
+        "--metrics-port", type=argtypes.port, metavar="PORT", help="port to serve /metrics on (default 9184)"
+    )
     _notify_option(serve)
     serve.set_defaults(run=_cmd_serve_metrics)
 
@@ -165,10 +163,10 @@ def parsers() -> Parsers:
     alert.set_defaults(run=_cmd_alert)
 
     demo = sub.add_parser("demo", help="simulate four training runs and watch them")
-    demo.add_argument("--speed", type=_positive_float, default=60.0, help="simulated seconds per second")
+    demo.add_argument("--speed", type=argtypes.positive_float, default=60.0, help="simulated seconds per second")
     demo.add_argument("--dir", type=Path, metavar="DIR", help="write the demo runs here (default: a temp dir)")
     demo.add_argument("--headless", action="store_true", help="only write the runs; do not open the app")
-    demo.add_argument("--duration", type=_positive_float, metavar="SECONDS", help="stop after this long")
+    demo.add_argument("--duration", type=argtypes.positive_float, metavar="SECONDS", help="stop after this long")
     demo.set_defaults(run=_cmd_demo)
 
     completion = sub.add_parser(
@@ -195,14 +193,17 @@ SNAPSHOT_DESCRIPTION = (
 def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--target",
-        type=_count,
+        type=argtypes.count,
         metavar="N",
         help="iterations to count progress and ETA to (default: what each log says, else 2,000)",
     )
     parser.add_argument(
-        "--tokens-per-iter", type=_positive_int, metavar="N", help="tokens per iteration, over what the log shows"
+        "--tokens-per-iter",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="tokens per iteration, over what the log shows",
     )
-    parser.add_argument("--params", type=_positive_int, metavar="N", help="parameter count, for derived MFU")
+    parser.add_argument("--params", type=argtypes.positive_int, metavar="N", help="parameter count, for derived MFU")
     parser.add_argument("--gpu", metavar="NAME", help="GPU model, for derived MFU (e.g. H100)")
     parser.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run names (and [jsonl] keys)")
     parser.add_argument(
@@ -225,13 +226,13 @@ def _notify_option(parser: argparse.ArgumentParser) -> None:
 def _watch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--poll",
-        type=_positive_float,
+        type=argtypes.positive_float,
         metavar="SECONDS",
         help="poll files every SECONDS instead of filesystem events (NFS, Lustre, sshfs)",
     )
     parser.add_argument(
         "--poll-network",
-        type=_positive_float,
+        type=argtypes.positive_float,
         metavar="SECONDS",
         help="polling interval for network mounts and [user@]host:/path roots (default 2)",
     )
@@ -252,9 +253,11 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
     from trainwatch.outputs.reasons import no_runs_reason
 
     names = _names(args.config)
-    sources, problems, groups = _load(args)
+    from trainwatch.oneoff import box_facts, load
+
+    sources, problems, groups = load(args.paths, _options(args), _grouping(args.config))
     # Who writes each log is a fact of now: not looked up for a snapshot "as of" another moment.
-    facts = _box_facts(sources) if args.now is None else None
+    facts = box_facts(sources) if args.now is None else None
     snapshot = build(sources, names, args.now or datetime.now(), groups=groups, facts=facts)
     if args.now is None:  # Slurm knows the present only: a snapshot "as of" another time goes without
         from trainwatch.system.slurm import lookup_once
@@ -430,52 +433,6 @@ def _missing(paths: list[Path]) -> Path | None:
     return next((p for p in split_roots(paths)[1] if not p.exists()), None)
 
 
-def _load(args: argparse.Namespace) -> tuple[list[LogSource], list[str], Groups]:
-    """Every file under the paths read once, grouped into runs as the live app groups them."""
-    from trainwatch.ingest import grouping, remote
-    from trainwatch.ingest.discover import discover
-    from trainwatch.ingest.rotation import read_copies
-    from trainwatch.ingest.source import LogSource, SourceError
-
-    options = _options(args)
-    groups = grouping.Groups(_grouping(args.config))
-    remote_roots, local = remote.split_roots(args.paths)
-    files, problems = discover(local)
-    chains = grouping.rotation_chains([str(p) for p in files], _mtime, groups.rules)
-    copies = {copy for chain in chains.values() for copy in chain}
-    groups.read_with.update(chains)
-    sources = []
-    for path in files:
-        if str(path) in copies:
-            continue  # read with its log, below
-        source = LogSource(path, options)
-        try:
-            problems += read_copies(source, chains.get(str(path), ()))
-            source.refresh()
-            source.flush()
-        except SourceError as exc:
-            problems.append(str(exc))
-            continue
-        sources.append(source)
-    problems += _await_rewrites(sources)
-    if remote_roots:
-        far, far_problems = remote.load(remote_roots, options)
-        sources += far
-        problems += far_problems
-    for source in sources:
-        groups.add(str(source.path))
-    for source in sources:  # (once every file is placed: a log's .err follows it)
-        groups.claim(str(source.path), grouping.named_folders(source.agg))
-    return sources, problems, groups
-
-
-def _mtime(path: str) -> float | None:
-    try:
-        return os.stat(path).st_mtime
-    except OSError:
-        return None
-
-
 def _grouping(config: Path | None) -> GroupRules:
     """The config's ``[[group]]`` / ``[[split]]`` overrides (a bad entry is a usage error)."""
     from trainwatch.config import ConfigError, load_grouping
@@ -502,40 +459,6 @@ def _options(args: argparse.Namespace) -> RunOptions:
         except KeyMappingError as exc:
             raise UsageError(f"--jsonl-keys: {exc}") from exc
     return RunOptions(args.target, args.tokens_per_iter, args.params, args.gpu, tuple(keys.items()))
-
-
-def _box_facts(sources: list[LogSource]) -> Mapping[str, BoxFacts]:
-    """The writers (and their GPUs) of the local logs, looked up once."""
-    from trainwatch.ingest import remote
-    from trainwatch.system.probe import BoxWatch
-
-    local = [str(s.path) for s in sources if remote.host_of(str(s.path)) is None]
-    probe = BoxWatch()
-    try:
-        return probe.look(local, local)
-    finally:
-        probe.close()
-
-
-def _await_rewrites(sources: list[LogSource]) -> list[str]:
-    """Read again, for up to REWRITE_WAIT_S, the documents caught mid-rewrite;
-    a problem for each still half-written (a snapshot must not say "no runs"
-    of a run whose log was being rewritten at that instant)."""
-    import time
-
-    from trainwatch.ingest.source import SourceError
-
-    pending = [source for source in sources if source.being_written]
-    deadline = time.monotonic() + REWRITE_WAIT_S
-    while pending and time.monotonic() < deadline:
-        time.sleep(REWRITE_POLL_S)
-        for source in pending:
-            try:
-                source.refresh()
-            except SourceError:
-                continue  # (gone, or unreadable now: reported as still being written)
-        pending = [source for source in pending if source.being_written]
-    return [f"{source.path}: being written, try again" for source in pending]
 
 
 def _names(config: Path | None) -> Names:
@@ -616,59 +539,6 @@ def _lenient(error: UnicodeError) -> tuple[str | bytes, int]:
     if all("\udc80" <= c <= "\udcff" for c in bad):
         return bytes(ord(c) - 0xDC00 for c in bad), error.end
     return "?" * len(bad), error.end
-
-
-def _count(text: str) -> int:
-    try:
-        return fmt.parse_count(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-#: The largest count an option takes: the largest integer a float (every
-#: derived figure) holds exactly. 400 digits overflowed float() in a figure.
-MAX_COUNT = 2**53
-#: The longest time in seconds an option takes (a year): a timeout of 1e308 s overflows.
-MAX_SECONDS = 365 * 86400.0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace(",", "").replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text[:40]!r}") from None
-    if not 0 < value <= MAX_COUNT:
-        raise argparse.ArgumentTypeError(f"expected a number from 1 to {MAX_COUNT:,}, got {text[:40]!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text[:40]!r}") from None
-    if not 0 < value <= MAX_SECONDS:
-        raise argparse.ArgumentTypeError(f"expected a number above 0 and up to {MAX_SECONDS:g}, got {text[:40]!r}")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
-    return value
-
-
-def _moment(text: str) -> datetime:
-    """An ISO time; with a zone it is converted to local time (logs are local)."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an ISO time like 2025-11-14T06:38:59, got {text!r}") from None
-    return moment.astimezone().replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _warn(message: str) -> None:
